@@ -1,0 +1,150 @@
+//! The one table of Azure clouds. No Azure host name is written anywhere else in the code, so that a
+//! sovereign cloud or the local sandbox is a row here and not a search through the code base.
+
+use serde::{Deserialize, Serialize};
+
+/// The Azure cloud an environment lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// Azure public cloud.
+    Public,
+    /// Azure Government (GCC High).
+    Usgov,
+    /// Azure operated by 21Vianet.
+    China,
+    /// The local emulator that ships with `provision`.
+    Sandbox,
+}
+
+/// Endpoints of one cloud that the policy and (later) the wire layer need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudEndpoints {
+    /// Entra ID authority host, without a trailing slash.
+    pub login: String,
+    /// Microsoft Graph host.
+    pub graph: String,
+    /// Azure Resource Manager host; also the ARM token audience.
+    pub arm: String,
+    /// The token resource that Azure AI Foundry / Azure OpenAI accept (`authentication-managed-identity`).
+    pub cognitive_services_resource: String,
+    /// The value of `authentication-endpoint` on `validate-azure-ad-token`, when the cloud needs one.
+    /// The public cloud is APIM's default, so it renders nothing.
+    pub apim_authentication_endpoint: Option<String>,
+}
+
+/// Where the sandbox listens when an environment does not say otherwise.
+pub const DEFAULT_SANDBOX_ADDRESS: &str = "127.0.0.1:7171";
+
+impl Cloud {
+    /// Every cloud, in the order they are documented.
+    pub const ALL: [Cloud; 4] = [Cloud::Public, Cloud::Usgov, Cloud::China, Cloud::Sandbox];
+
+    /// The name used in environment files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cloud::Public => "public",
+            Cloud::Usgov => "usgov",
+            Cloud::China => "china",
+            Cloud::Sandbox => "sandbox",
+        }
+    }
+
+    /// The endpoints of this cloud. `sandbox_address` is only read for [`Cloud::Sandbox`], whose
+    /// surfaces all live on one loopback origin.
+    pub fn endpoints(self, sandbox_address: &str) -> CloudEndpoints {
+        let fixed =
+            |login: &str, graph: &str, arm: &str, cog: &str, auth: Option<&str>| CloudEndpoints {
+                login: login.to_owned(),
+                graph: graph.to_owned(),
+                arm: arm.to_owned(),
+                cognitive_services_resource: cog.to_owned(),
+                apim_authentication_endpoint: auth.map(str::to_owned),
+            };
+        match self {
+            Cloud::Public => fixed(
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com",
+                "https://management.azure.com",
+                "https://cognitiveservices.azure.com",
+                None,
+            ),
+            Cloud::Usgov => fixed(
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+                "https://management.usgovcloudapi.net",
+                "https://cognitiveservices.azure.us",
+                Some("https://login.microsoftonline.us"),
+            ),
+            Cloud::China => fixed(
+                "https://login.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+                "https://management.chinacloudapi.cn",
+                "https://cognitiveservices.azure.cn",
+                Some("https://login.chinacloudapi.cn"),
+            ),
+            Cloud::Sandbox => {
+                // The sandbox serves login, Graph and ARM from one origin; tokens for the model are
+                // minted for the public cloud's resource so policies stay identical to production.
+                let origin = format!("http://{sandbox_address}");
+                CloudEndpoints {
+                    login: origin.clone(),
+                    graph: origin.clone(),
+                    arm: origin.clone(),
+                    cognitive_services_resource: "https://cognitiveservices.azure.com".to_owned(),
+                    apim_authentication_endpoint: Some(origin),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_cloud_needs_no_authentication_endpoint() {
+        let e = Cloud::Public.endpoints(DEFAULT_SANDBOX_ADDRESS);
+        assert_eq!(e.apim_authentication_endpoint, None);
+        assert_eq!(
+            e.cognitive_services_resource,
+            "https://cognitiveservices.azure.com"
+        );
+    }
+
+    #[test]
+    fn sovereign_clouds_pin_their_own_authority() {
+        assert_eq!(
+            Cloud::Usgov
+                .endpoints("")
+                .apim_authentication_endpoint
+                .as_deref(),
+            Some("https://login.microsoftonline.us")
+        );
+        assert_eq!(
+            Cloud::China
+                .endpoints("")
+                .apim_authentication_endpoint
+                .as_deref(),
+            Some("https://login.chinacloudapi.cn")
+        );
+        assert_eq!(
+            Cloud::China.endpoints("").cognitive_services_resource,
+            "https://cognitiveservices.azure.cn"
+        );
+    }
+
+    #[test]
+    fn sandbox_lives_on_its_loopback_origin() {
+        let e = Cloud::Sandbox.endpoints("127.0.0.1:9000");
+        assert_eq!(e.login, "http://127.0.0.1:9000");
+        assert_eq!(e.arm, "http://127.0.0.1:9000");
+    }
+}

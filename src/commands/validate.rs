@@ -1,0 +1,203 @@
+//! `provision validate`: load and check environments, render their policies, lint the result.
+
+use serde_json::json;
+
+use super::{ExitStatus, load_templates, render::render_blueprint};
+use crate::cli::{GlobalArgs, ValidateArgs};
+use crate::config::{self, Blueprint, Environment};
+use crate::output::{DIM, ERROR, GOOD, Printer, WARNING};
+use crate::policy::{Finding, LintContext, Severity, lint};
+use crate::render::{self, TemplateSet};
+
+#[derive(Default)]
+struct Tally {
+    errors: usize,
+    warnings: usize,
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    args: ValidateArgs,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let names = match (&args.env, args.all) {
+        (Some(env), _) => vec![env.clone()],
+        (None, _) => config::list(&global.env_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot list environments in {}: {e}",
+                global.env_dir.display()
+            )
+        })?,
+    };
+    if names.is_empty() {
+        return Err(crate::output::Hinted::error(
+            format!("no environments in {}", global.env_dir.display()),
+            "environments are files named <name>.yaml; see --env-dir",
+        ));
+    }
+    let mut total = Tally::default();
+    for name in &names {
+        let tally = validate_one(global, name, printer);
+        total.errors += tally.errors;
+        total.warnings += tally.warnings;
+    }
+    if printer.json() {
+        printer.emit(&json!({
+            "type": "summary",
+            "environments": names.len(),
+            "errors": total.errors,
+            "warnings": total.warnings,
+        }));
+    } else if names.len() > 1 {
+        printer.note(&format!(
+            "{} environments: {} error(s), {} warning(s)",
+            names.len(),
+            total.errors,
+            total.warnings
+        ));
+    }
+    Ok(if total.errors > 0 {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn validate_one(global: &GlobalArgs, name: &str, printer: &Printer) -> Tally {
+    let mut tally = Tally::default();
+    let blueprint = match config::load(&global.env_dir, name) {
+        Ok(Environment::Target(b)) => *b,
+        Ok(Environment::Abstract { file, .. }) => {
+            if printer.json() {
+                printer.emit(&json!({ "type": "environment", "env": name, "file": file, "status": "abstract" }));
+            } else {
+                printer.out(&format!(
+                    "{name}: {} (abstract: checked through the environments that extend it)",
+                    printer.paint(GOOD, "ok")
+                ));
+            }
+            return tally;
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                tally.errors += 1;
+                if printer.json() {
+                    let (file, line, column) = match &d.location {
+                        Some(l) => (Some(l.file.clone()), Some(l.line), Some(l.column)),
+                        None => (d.file.clone(), None, None),
+                    };
+                    printer.emit(&json!({
+                        "type": "finding", "env": name, "file": file, "line": line, "column": column,
+                        "severity": "error", "rule": "environment", "path": d.path, "message": d.message, "hint": d.hint,
+                    }));
+                } else {
+                    printer.out(&format!("{}: {d}", printer.paint(ERROR, "error")));
+                    if let Some(hint) = &d.hint {
+                        printer.out(&format!("  {}: {hint}", printer.paint(GOOD, "hint")));
+                    }
+                }
+            }
+            return tally;
+        }
+    };
+    let rendered = match render_blueprint(global, &blueprint, true) {
+        Ok(r) => r.xml,
+        Err(e) => {
+            tally.errors += 1;
+            printer.error(&e);
+            return tally;
+        }
+    };
+    let templates = load_templates(&global.templates_dir, &blueprint).ok();
+    let file = render::output_file(&blueprint);
+    let findings = lint_rendered(&blueprint, &rendered);
+    for finding in &findings {
+        match finding.severity {
+            Severity::Error => tally.errors += 1,
+            Severity::Warning => tally.warnings += 1,
+        }
+        let origin = templates.as_ref().and_then(|t| template_origin(t, finding));
+        if printer.json() {
+            printer.emit(&json!({
+                "type": "finding", "env": name, "file": file, "line": finding.line, "column": finding.column,
+                "severity": finding.severity, "rule": finding.rule, "message": finding.message,
+                "template": origin.as_ref().map(|(f, l)| json!({ "file": f, "line": l })),
+            }));
+        } else {
+            let style = if finding.severity == Severity::Error {
+                ERROR
+            } else {
+                WARNING
+            };
+            printer.out(&format!(
+                "{file}:{}:{}: {}: {} [{}]",
+                finding.line,
+                finding.column,
+                printer.paint(style, &finding.severity.to_string()),
+                finding.message,
+                finding.rule
+            ));
+            if let Some((f, l)) = origin {
+                printer.out(&format!("  {} {f}:{l}", printer.paint(DIM, "--> template")));
+            }
+        }
+    }
+    if printer.json() {
+        printer.emit(&json!({
+            "type": "environment", "env": name, "file": blueprint.file,
+            "status": if tally.errors > 0 { "failed" } else { "ok" },
+            "errors": tally.errors, "warnings": tally.warnings,
+        }));
+    } else if tally.errors == 0 {
+        let detail = if tally.warnings > 0 {
+            format!(" ({} warning(s))", tally.warnings)
+        } else {
+            String::new()
+        };
+        printer.out(&format!("{name}: {}{detail}", printer.paint(GOOD, "ok")));
+    }
+    tally
+}
+
+/// Lints a rendered policy against the environment it was rendered for.
+pub(super) fn lint_rendered(blueprint: &Blueprint, xml: &str) -> Vec<Finding> {
+    let id = |id: &Option<config::Guid>, unique_name: &str| match id {
+        Some(g) => g.to_string(),
+        None => format!("{}appId of {unique_name})", render::PLACEHOLDER_PREFIX),
+    };
+    let api = id(
+        &blueprint.entra.api.app_id,
+        &blueprint.entra.api.unique_name,
+    );
+    let clients: Vec<String> = blueprint
+        .entra
+        .clients
+        .iter()
+        .map(|c| id(&c.app_id, &c.unique_name))
+        .collect();
+    let ctx = LintContext {
+        tenant_id: blueprint.tenant_id.as_str(),
+        api_app_id: &api,
+        client_app_ids: &clients,
+    };
+    lint(xml, &ctx)
+}
+
+/// The template line that wrote the element a finding is about, when exactly one template line
+/// opens that element. Tera keeps no source map, so this is a search, and says nothing when unsure.
+fn template_origin(templates: &TemplateSet, finding: &Finding) -> Option<(String, usize)> {
+    let element = finding.element.as_ref()?;
+    let opening = format!("<{element}");
+    let mut hits = Vec::new();
+    for (file, text) in templates.sources() {
+        for (i, line) in text.lines().enumerate() {
+            if let Some(at) = line.find(&opening) {
+                let next = line[at + opening.len()..].chars().next();
+                if next.is_none_or(|c| c.is_whitespace() || c == '>' || c == '/') {
+                    hits.push((file.to_owned(), i + 1));
+                }
+            }
+        }
+    }
+    (hits.len() == 1).then(|| hits.remove(0))
+}

@@ -1,0 +1,707 @@
+//! The Blueprint: an environment fully resolved and validated. Everything downstream (rendering,
+//! planning, applying) takes a Blueprint and never looks at YAML again, so every rule about what a
+//! valid environment is lives here, and all of its violations are reported together.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use marked_yaml::Node;
+use serde::Serialize;
+
+use super::diagnostic::Diagnostic;
+use super::model::*;
+use super::naming;
+use super::tree::{self, KeyPath, Sources};
+use crate::cloud::{Cloud, DEFAULT_SANDBOX_ADDRESS};
+
+/// A GUID, validated and lower-cased, so comparisons with what Azure returns are exact.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Guid(String);
+
+impl Guid {
+    pub fn parse(text: &str) -> Result<Guid, String> {
+        naming::guid(text)?;
+        Ok(Guid(text.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Guid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Blueprint {
+    /// The environment's name (its file stem).
+    pub env: String,
+    /// The environment's own file, for messages.
+    pub file: String,
+    pub cloud: Cloud,
+    /// Loopback `host:port` of the sandbox; only meaningful for `cloud: sandbox`.
+    pub sandbox_address: String,
+    pub tenant_id: Guid,
+    pub subscription_id: Guid,
+    pub location: String,
+    pub resource_group: String,
+    pub tags: BTreeMap<String, String>,
+    pub protected: bool,
+    pub entra: Entra,
+    pub foundry: Foundry,
+    pub apim: Apim,
+    pub api: Api,
+    pub policy: PolicySpec,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entra {
+    pub api: ApiApp,
+    pub clients: Vec<ClientApp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiApp {
+    pub unique_name: String,
+    pub display_name: String,
+    /// The delegated scope value clients request (`api://<appId>/<scope>`).
+    pub scope: String,
+    /// Pinned when the app already exists; otherwise learnt from Graph.
+    pub app_id: Option<Guid>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientApp {
+    pub unique_name: String,
+    pub display_name: String,
+    pub redirect_uris: Vec<String>,
+    pub app_id: Option<Guid>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Foundry {
+    /// Account name, also its custom subdomain.
+    pub account: String,
+    pub kind: String,
+    pub sku: String,
+    pub deployments: Vec<Deployment>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployment {
+    pub name: String,
+    pub model: Model,
+    pub sku: DeploymentSku,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    pub name: String,
+    pub version: Option<String>,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentSku {
+    pub name: String,
+    /// Thousands of tokens per minute for Standard/GlobalStandard.
+    pub capacity: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Apim {
+    pub service: ApimService,
+    pub backend_id: String,
+    pub named_values: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum ApimService {
+    /// A gateway someone else runs; we only add our API to it.
+    Existing {
+        name: String,
+        resource_group: String,
+    },
+    /// A gateway created for this environment (demo environments).
+    Create {
+        name: String,
+        sku: String,
+        capacity: u32,
+        publisher_email: String,
+        publisher_name: String,
+    },
+}
+
+impl ApimService {
+    pub fn name(&self) -> &str {
+        match self {
+            ApimService::Existing { name, .. } | ApimService::Create { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Api {
+    pub id: String,
+    pub path: String,
+    pub display_name: String,
+    pub subscription_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySpec {
+    /// Template name without extension, under `policies/` of the template directory.
+    pub template: String,
+    /// The environment's own template directory, relative to the working directory.
+    pub templates_dir: Option<String>,
+    pub vars: BTreeMap<String, PolicyValue>,
+}
+
+/// A typed template variable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PolicyValue {
+    Bool(bool),
+    Integer(i64),
+    Text(String),
+    List(Vec<String>),
+}
+
+/// Tags this tool sets itself to find what it manages; users may not set them.
+pub const RESERVED_TAGS: [&str; 2] = ["managed-by", "provision-env"];
+
+/// APIM tiers that can be created from a `create:` block.
+const APIM_SKUS: [&str; 8] = [
+    "Developer",
+    "Basic",
+    "Standard",
+    "Premium",
+    "Consumption",
+    "BasicV2",
+    "StandardV2",
+    "PremiumV2",
+];
+
+/// Collects diagnostics while converting, pointing each at the file and line behind its key path.
+pub(super) struct Checker<'a> {
+    pub root: &'a Node,
+    pub sources: &'a Sources,
+    pub leaf_file: &'a str,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn diagnostic(&self, path: &KeyPath, message: String) -> Diagnostic {
+        let diagnostic = Diagnostic::new(message).path(path.to_string());
+        // Point at the key when it exists, else at the nearest enclosing key; a key missing at the
+        // top level has no line to point at, only the environment's own file.
+        if existing_depth(self.root, path) > 0 {
+            if let Some(location) = self.sources.location(tree::locate(self.root, path)) {
+                return diagnostic.at(Some(location));
+            }
+        }
+        diagnostic.in_file(self.leaf_file)
+    }
+
+    pub fn error(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let d = self.diagnostic(path, message.into());
+        self.diagnostics.push(d);
+    }
+
+    pub fn error_hint(
+        &mut self,
+        path: &KeyPath,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let d = self.diagnostic(path, message.into()).hint(hint);
+        self.diagnostics.push(d);
+    }
+
+    fn required<T>(&mut self, value: Option<T>, path: &KeyPath) -> Option<T> {
+        if value.is_none() {
+            let key = match path.0.last() {
+                Some(tree::Segment::Key(k)) => k.clone(),
+                _ => path.to_string(),
+            };
+            self.error(path, format!("missing required key `{key}`"));
+        }
+        value
+    }
+
+    fn rule(&mut self, path: &KeyPath, result: Result<(), String>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(message) => {
+                self.error(path, message);
+                false
+            }
+        }
+    }
+
+    fn guid(&mut self, path: &KeyPath, value: Option<String>) -> Option<Guid> {
+        let value = self.required(value, path)?;
+        self.optional_guid(path, Some(value))
+    }
+
+    fn optional_guid(&mut self, path: &KeyPath, value: Option<String>) -> Option<Guid> {
+        match Guid::parse(&value?) {
+            Ok(g) => Some(g),
+            Err(message) => {
+                self.error(path, message);
+                None
+            }
+        }
+    }
+
+    /// A plain scalar `true`/`false`/integer is typed; quoted scalars stay text.
+    fn var(&self, path: &KeyPath, raw: RawVar) -> PolicyValue {
+        match raw {
+            RawVar::List(items) => PolicyValue::List(items),
+            RawVar::Scalar(text) => {
+                let plain =
+                    matches!(tree::get(self.root, path), Some(Node::Scalar(s)) if s.may_coerce());
+                match (plain, text.as_str()) {
+                    (true, "true") => PolicyValue::Bool(true),
+                    (true, "false") => PolicyValue::Bool(false),
+                    (true, t) if t.parse::<i64>().is_ok() => {
+                        PolicyValue::Integer(t.parse().unwrap_or_default())
+                    }
+                    _ => PolicyValue::Text(text),
+                }
+            }
+        }
+    }
+}
+
+/// How many leading segments of `path` exist in the tree.
+fn existing_depth(root: &Node, path: &KeyPath) -> usize {
+    (1..=path.0.len())
+        .rev()
+        .find(|&n| tree::get(root, &KeyPath(path.0[..n].to_vec())).is_some())
+        .unwrap_or(0)
+}
+
+/// Validates a deserialised environment into a Blueprint, or returns every problem found.
+pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Option<Blueprint> {
+    let root = KeyPath::default();
+    let cloud = c.required(raw.cloud, &root.key("cloud"));
+    let tenant_id = c.guid(&root.key("tenant_id"), raw.tenant_id);
+    let subscription_id = c.guid(&root.key("subscription_id"), raw.subscription_id);
+    let location = c.required(raw.location, &root.key("location"));
+    if let Some(l) = &location {
+        c.rule(&root.key("location"), naming::location(l));
+    }
+    let resource_group = c.required(raw.resource_group, &root.key("resource_group"));
+    if let Some(rg) = &resource_group {
+        c.rule(&root.key("resource_group"), naming::resource_group(rg));
+    }
+    check_tags(c, &raw.tags);
+
+    let sandbox_address = match (&raw.sandbox, cloud) {
+        (Some(_), Some(cloud)) if cloud != Cloud::Sandbox => {
+            c.error(
+                &root.key("sandbox"),
+                format!(
+                    "`sandbox:` only applies to `cloud: sandbox` (this environment is `{cloud}`)"
+                ),
+            );
+            DEFAULT_SANDBOX_ADDRESS.to_owned()
+        }
+        (
+            Some(RawSandbox {
+                address: Some(address),
+            }),
+            _,
+        ) => {
+            if let Err(message) = loopback_address(address) {
+                c.error_hint(
+                    &root.key("sandbox").key("address"),
+                    message,
+                    "the sandbox holds test credentials and listens on loopback only, e.g. 127.0.0.1:7171",
+                );
+            }
+            address.clone()
+        }
+        _ => DEFAULT_SANDBOX_ADDRESS.to_owned(),
+    };
+
+    let entra = build_entra(c, raw.entra);
+    let foundry = build_foundry(c, raw.foundry);
+    let apim = build_apim(c, raw.apim);
+    let api = build_api(c, raw.api);
+    let policy = build_policy(c, raw.policy);
+
+    Some(Blueprint {
+        env: env.to_owned(),
+        file: c.leaf_file.to_owned(),
+        cloud: cloud?,
+        sandbox_address,
+        tenant_id: tenant_id?,
+        subscription_id: subscription_id?,
+        location: location?,
+        resource_group: resource_group?,
+        tags: raw.tags,
+        protected: raw.protected.unwrap_or(false),
+        entra: entra?,
+        foundry: foundry?,
+        apim: apim?,
+        api: api?,
+        policy: policy?,
+    })
+}
+
+fn check_tags(c: &mut Checker<'_>, tags: &BTreeMap<String, String>) {
+    let path = KeyPath::default().key("tags");
+    for (key, value) in tags {
+        let here = path.key(key);
+        if RESERVED_TAGS.contains(&key.to_ascii_lowercase().as_str()) {
+            c.error_hint(&here, format!("tag `{key}` is reserved"), "provision sets `managed-by` and `provision-env` itself to find what it manages; remove it");
+        } else if key.is_empty()
+            || key.len() > 512
+            || key.contains(['<', '>', '%', '&', '\\', '?', '/'])
+        {
+            c.error(
+                &here,
+                "tag names are 1-512 characters without < > % & \\ ? /",
+            );
+        } else if value.len() > 256 {
+            c.error(&here, "tag values are at most 256 characters");
+        }
+    }
+}
+
+fn loopback_address(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{address}` is not host:port"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("`{port}` in `{address}` is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!("`{host}` is not a loopback address"))
+    }
+}
+
+fn build_entra(c: &mut Checker<'_>, raw: Option<RawEntra>) -> Option<Entra> {
+    let path = KeyPath::default().key("entra");
+    let raw = c.required(raw, &path)?;
+    let api = build_api_app(c, &path.key("api"), raw.api);
+    let clients_path = path.key("clients");
+    let clients_raw = c.required(raw.clients, &clients_path).unwrap_or_default();
+    if clients_raw.is_empty() && tree::get(c.root, &clients_path).is_some() {
+        c.error_hint(
+            &clients_path,
+            "at least one client application is required",
+            "the policy pins client application ids, and APIM rejects validate-azure-ad-token without one",
+        );
+    }
+    let mut clients = Vec::new();
+    let mut seen = BTreeSet::new();
+    if let Some(api) = &api {
+        seen.insert(api.unique_name.clone());
+    }
+    for (i, client) in clients_raw.into_iter().enumerate() {
+        let here = clients_path.index(i);
+        let unique_name = c.required(client.unique_name, &here.key("unique_name"));
+        if let Some(name) = &unique_name {
+            if c.rule(&here.key("unique_name"), naming::unique_name(name))
+                && !seen.insert(name.clone())
+            {
+                c.error(
+                    &here.key("unique_name"),
+                    format!(
+                        "uniqueName `{name}` is used twice; every app registration needs its own"
+                    ),
+                );
+            }
+        }
+        let redirect_uris = client
+            .redirect_uris
+            .unwrap_or_else(|| vec!["http://localhost".to_owned()]);
+        for (j, uri) in redirect_uris.iter().enumerate() {
+            c.rule(&here.key("redirect_uris").index(j), redirect_uri(uri));
+        }
+        let app_id = c.optional_guid(&here.key("app_id"), client.app_id);
+        if let Some(unique_name) = unique_name {
+            clients.push(ClientApp {
+                display_name: client.display_name.unwrap_or_else(|| unique_name.clone()),
+                unique_name,
+                redirect_uris,
+                app_id,
+            });
+        }
+    }
+    Some(Entra { api: api?, clients })
+}
+
+fn build_api_app(c: &mut Checker<'_>, path: &KeyPath, raw: Option<RawApiApp>) -> Option<ApiApp> {
+    let raw = c.required(raw, path)?;
+    let unique_name = c.required(raw.unique_name, &path.key("unique_name"));
+    if let Some(name) = &unique_name {
+        c.rule(&path.key("unique_name"), naming::unique_name(name));
+    }
+    let scope = raw.scope.unwrap_or_else(|| "llm.invoke".to_owned());
+    c.rule(&path.key("scope"), naming::scope_value(&scope));
+    let app_id = c.optional_guid(&path.key("app_id"), raw.app_id);
+    let unique_name = unique_name?;
+    Some(ApiApp {
+        display_name: raw.display_name.unwrap_or_else(|| unique_name.clone()),
+        unique_name,
+        scope,
+        app_id,
+    })
+}
+
+/// Public clients may redirect to loopback over http; anything else must be https or a custom scheme.
+fn redirect_uri(uri: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(format!("redirect URI `{uri}` is not an absolute URI"));
+    };
+    if scheme.eq_ignore_ascii_case("http") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        if !(host == "localhost" || host == "127.0.0.1") {
+            return Err(format!(
+                "redirect URI `{uri}` uses http for a non-loopback host; use https"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn build_foundry(c: &mut Checker<'_>, raw: Option<RawFoundry>) -> Option<Foundry> {
+    let path = KeyPath::default().key("foundry");
+    let raw = c.required(raw, &path)?;
+    let account = c.required(raw.account, &path.key("account"));
+    if let Some(account) = &account {
+        let _ = c.rule(
+            &path.key("account"),
+            naming::cognitive_name("Cognitive Services account name", account),
+        ) && c.rule(&path.key("account"), naming::custom_subdomain(account));
+    }
+    let deployments_path = path.key("deployments");
+    let raw_deployments = c
+        .required(raw.deployments, &deployments_path)
+        .unwrap_or_default();
+    if raw_deployments.is_empty() && tree::get(c.root, &deployments_path).is_some() {
+        c.error(
+            &deployments_path,
+            "at least one model deployment is required",
+        );
+    }
+    let mut deployments = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, d) in raw_deployments.into_iter().enumerate() {
+        let here = deployments_path.index(i);
+        let name = c.required(d.name, &here.key("name"));
+        if let Some(name) = &name {
+            if c.rule(
+                &here.key("name"),
+                naming::cognitive_name("deployment name", name),
+            ) && !seen.insert(name.clone())
+            {
+                c.error(
+                    &here.key("name"),
+                    format!("deployment `{name}` is declared twice"),
+                );
+            }
+        }
+        let model = c.required(d.model, &here.key("model")).and_then(|m| {
+            let name = c.required(m.name, &here.key("model").key("name"))?;
+            Some(Model {
+                name,
+                version: m.version,
+                format: m.format.unwrap_or_else(|| "OpenAI".to_owned()),
+            })
+        });
+        let sku = c.required(d.sku, &here.key("sku")).and_then(|s| {
+            let name = c.required(s.name, &here.key("sku").key("name"));
+            let capacity_path = here.key("sku").key("capacity");
+            let capacity =
+                c.required(s.capacity, &capacity_path)
+                    .and_then(|n| match u32::try_from(n) {
+                        Ok(n) if n > 0 => Some(n),
+                        _ => {
+                            c.error(&capacity_path, "expected a positive integer");
+                            None
+                        }
+                    });
+            Some(DeploymentSku {
+                name: name?,
+                capacity: capacity?,
+            })
+        });
+        if let (Some(name), Some(model), Some(sku)) = (name, model, sku) {
+            deployments.push(Deployment { name, model, sku });
+        }
+    }
+    Some(Foundry {
+        account: account?,
+        kind: raw.kind.unwrap_or_else(|| "AIServices".to_owned()),
+        sku: raw.sku.unwrap_or_else(|| "S0".to_owned()),
+        deployments,
+    })
+}
+
+fn build_apim(c: &mut Checker<'_>, raw: Option<RawApim>) -> Option<Apim> {
+    let path = KeyPath::default().key("apim");
+    let raw = c.required(raw, &path)?;
+    let service = match (raw.existing, raw.create) {
+        (Some(_), Some(_)) => {
+            c.error_hint(&path.key("create"), "`existing` and `create` are mutually exclusive", "use `existing:` for a shared gateway, `create:` for a gateway owned by this environment");
+            None
+        }
+        (None, None) => {
+            c.error_hint(&path, "missing `existing` or `create`", "name an existing API Management service, or add a `create:` block for a demo environment");
+            None
+        }
+        (Some(e), None) => {
+            let here = path.key("existing");
+            let name = c.required(e.name, &here.key("name"));
+            if let Some(n) = &name {
+                c.rule(&here.key("name"), naming::apim_service(n));
+            }
+            let resource_group = c.required(e.resource_group, &here.key("resource_group"));
+            if let Some(rg) = &resource_group {
+                c.rule(&here.key("resource_group"), naming::resource_group(rg));
+            }
+            Some(ApimService::Existing {
+                name: name?,
+                resource_group: resource_group?,
+            })
+        }
+        (None, Some(create)) => {
+            let here = path.key("create");
+            let name = c.required(create.name, &here.key("name"));
+            if let Some(n) = &name {
+                c.rule(&here.key("name"), naming::apim_service(n));
+            }
+            let sku = create.sku.unwrap_or_else(|| "Developer".to_owned());
+            if !APIM_SKUS.contains(&sku.as_str()) {
+                c.error(
+                    &here.key("sku"),
+                    format!(
+                        "unknown API Management tier `{sku}`; one of {}",
+                        APIM_SKUS.join(", ")
+                    ),
+                );
+            }
+            let default_capacity = if sku == "Consumption" { 0 } else { 1 };
+            let capacity = match u32::try_from(create.capacity.unwrap_or(default_capacity)) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    c.error(&here.key("capacity"), "expected a non-negative integer");
+                    None
+                }
+            };
+            let email = c.required(create.publisher_email, &here.key("publisher_email"));
+            if let Some(e) = &email {
+                if !e.contains('@') || e.starts_with('@') || e.ends_with('@') {
+                    c.error(
+                        &here.key("publisher_email"),
+                        format!("`{e}` is not an e-mail address"),
+                    );
+                }
+            }
+            let publisher_name = create
+                .publisher_name
+                .unwrap_or_else(|| "provision".to_owned());
+            Some(ApimService::Create {
+                name: name?,
+                sku,
+                capacity: capacity?,
+                publisher_email: email?,
+                publisher_name,
+            })
+        }
+    };
+    let backend_id = raw.backend_id.unwrap_or_else(|| "foundry".to_owned());
+    c.rule(
+        &path.key("backend_id"),
+        naming::apim_id("backend id", &backend_id, 80),
+    );
+    for (name, value) in &raw.named_values {
+        let here = path.key("named_values").key(name);
+        c.rule(&here, naming::named_value(name));
+        if value.trim().is_empty() || value.len() > 4096 {
+            c.error(
+                &here,
+                "named value must be non-blank and at most 4096 characters",
+            );
+        }
+    }
+    Some(Apim {
+        service: service?,
+        backend_id,
+        named_values: raw.named_values,
+    })
+}
+
+fn build_api(c: &mut Checker<'_>, raw: Option<RawApi>) -> Option<Api> {
+    let path = KeyPath::default().key("api");
+    let raw = c.required(raw, &path)?;
+    let id = c.required(raw.id, &path.key("id"));
+    if let Some(id) = &id {
+        c.rule(&path.key("id"), naming::apim_id("API id", id, 256));
+    }
+    let api_path = c.required(raw.path, &path.key("path"));
+    if let Some(p) = &api_path {
+        c.rule(&path.key("path"), naming::apim_path(p));
+    }
+    let id = id?;
+    Some(Api {
+        display_name: raw.display_name.unwrap_or_else(|| id.clone()),
+        id,
+        path: api_path?,
+        subscription_required: raw.subscription_required.unwrap_or(false),
+    })
+}
+
+fn build_policy(c: &mut Checker<'_>, raw: Option<RawPolicy>) -> Option<PolicySpec> {
+    let path = KeyPath::default().key("policy");
+    let raw = raw.unwrap_or(RawPolicy {
+        template: None,
+        templates_dir: None,
+        vars: BTreeMap::new(),
+    });
+    let template = raw.template.unwrap_or_else(|| "llm-api".to_owned());
+    if template.is_empty() || template.contains(['/', '\\']) || template.starts_with('.') {
+        c.error(&path.key("template"), format!("template name `{template}` must be a plain name (it is looked up as policies/<name>.xml.tera)"));
+    }
+    let mut vars = BTreeMap::new();
+    for (name, value) in raw.vars {
+        let here = path.key("vars").key(&name);
+        let identifier = name
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+        if !identifier {
+            c.error_hint(
+                &here,
+                format!("`{name}` cannot be used in a template"),
+                "template variable names are letters, digits and `_` (e.g. tokens_per_minute)",
+            );
+            continue;
+        }
+        let typed = c.var(&here, value);
+        vars.insert(name, typed);
+    }
+    Some(PolicySpec {
+        template,
+        templates_dir: raw.templates_dir,
+        vars,
+    })
+}

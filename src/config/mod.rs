@@ -1,0 +1,332 @@
+//! Environments: `environments/<name>.yaml` files, `extends:` inheritance, and their validation into
+//! a [`Blueprint`]. Pure except for [`load`], the one explicit loader that reads files.
+
+mod blueprint;
+mod diagnostic;
+mod model;
+pub mod naming;
+mod tree;
+
+use std::io;
+use std::path::Path;
+
+use marked_yaml::{LoadError, LoaderOptions, Node};
+
+pub use blueprint::{
+    Api, ApiApp, Apim, ApimService, Blueprint, ClientApp, Deployment, DeploymentSku, Entra,
+    Foundry, Guid, Model, PolicySpec, PolicyValue, RESERVED_TAGS,
+};
+pub use diagnostic::{ConfigError, Diagnostic, Location};
+pub use tree::KeyPath;
+
+use blueprint::Checker;
+use model::RawEnvironment;
+use tree::Sources;
+
+/// An environment as loaded: either a target that can be rendered and deployed, or an abstract
+/// parent (`abstract: true`) that exists only to be extended.
+#[derive(Debug, Clone)]
+pub enum Environment {
+    Target(Box<Blueprint>),
+    Abstract { name: String, file: String },
+}
+
+/// Reads one environment file: its display path and text.
+pub type ReadFile<'a> = dyn Fn(&str) -> io::Result<(String, String)> + 'a;
+
+/// Loads `<dir>/<name>.yaml` and its parents from disk.
+pub fn load(dir: &Path, name: &str) -> Result<Environment, ConfigError> {
+    let read = |env: &str| {
+        let path = dir.join(format!("{env}.yaml"));
+        let display = path.display().to_string();
+        std::fs::read_to_string(&path).map(|text| (display, text))
+    };
+    resolve(name, &read)
+}
+
+/// The names of all environments in `dir` (files ending in `.yaml`), sorted.
+pub fn list(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                names.push(stem.to_owned());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Resolves an environment through `read`: follows `extends:`, merges, scans for secrets, checks
+/// every key and value. Pure given `read`, which makes it testable on in-memory files.
+pub fn resolve(name: &str, read: &ReadFile<'_>) -> Result<Environment, ConfigError> {
+    if !valid_env_name(name) {
+        return Err(Diagnostic::new(format!("`{name}` is not a valid environment name"))
+            .hint("environment names are lower-case letters, digits, `-` and `_` (the file is environments/<name>.yaml)")
+            .into());
+    }
+    let mut sources = Sources::default();
+    // (name, display path, tree without `extends`/`abstract`), child first.
+    let mut chain: Vec<(String, String, Node)> = Vec::new();
+    let mut leaf_abstract = false;
+    let mut current = name.to_owned();
+    let mut referenced_at: Option<Location> = None;
+    loop {
+        if let Some(pos) = chain.iter().position(|(n, _, _)| *n == current) {
+            let mut cycle: Vec<&str> = chain[pos..].iter().map(|(n, _, _)| n.as_str()).collect();
+            cycle.push(&current);
+            return Err(Diagnostic::new(format!("`extends` cycle: {}", cycle.join(" → ")))
+                .at(referenced_at)
+                .path("extends")
+                .hint("an environment cannot extend itself, directly or through its parents; remove one `extends:`")
+                .into());
+        }
+        let (display, text) = match read(&current) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let diagnostic = match referenced_at.take() {
+                    Some(at) => Diagnostic::new(format!(
+                        "parent environment `{current}` does not exist"
+                    ))
+                    .at(Some(at))
+                    .path("extends")
+                    .hint(format!(
+                        "create environments/{current}.yaml or fix the name after `extends:`"
+                    )),
+                    None => Diagnostic::new(format!("environment `{current}` does not exist"))
+                        .hint(
+                            "environments are files named environments/<name>.yaml; see --env-dir",
+                        ),
+                };
+                return Err(diagnostic.into());
+            }
+            Err(e) => {
+                return Err(
+                    Diagnostic::new(format!("cannot read environment `{current}`: {e}")).into(),
+                );
+            }
+        };
+        let source = sources.add(&display);
+        let options = LoaderOptions::default()
+            .error_on_duplicate_keys(true)
+            .toplevel_mapping();
+        let mut node = marked_yaml::parse_yaml_with_options(source, &text, options)
+            .map_err(|e| load_error(&sources, &display, e))?;
+        let map = node.as_mapping_mut().expect("top level is a mapping");
+        let parent = match tree::take_scalar(map, "extends") {
+            Some(Ok(scalar)) => {
+                referenced_at = sources.location(scalar.span().start());
+                Some(scalar.as_str().to_owned())
+            }
+            Some(Err(marker)) => {
+                return Err(
+                    Diagnostic::new("`extends` takes the name of one environment")
+                        .at(sources.location(marker.as_ref()))
+                        .path("extends")
+                        .into(),
+                );
+            }
+            None => None,
+        };
+        let is_abstract = match tree::take_scalar(map, "abstract") {
+            Some(Ok(scalar)) => match scalar.as_bool() {
+                Some(b) => b,
+                None => {
+                    return Err(Diagnostic::new("expected `true` or `false`")
+                        .at(sources.location(scalar.span().start()))
+                        .path("abstract")
+                        .into());
+                }
+            },
+            Some(Err(marker)) => {
+                return Err(Diagnostic::new("expected `true` or `false`")
+                    .at(sources.location(marker.as_ref()))
+                    .path("abstract")
+                    .into());
+            }
+            None => false,
+        };
+        if chain.is_empty() {
+            leaf_abstract = is_abstract;
+        }
+        chain.push((current.clone(), display, node));
+        match parent {
+            Some(p) if valid_env_name(&p) => current = p,
+            Some(p) => {
+                return Err(
+                    Diagnostic::new(format!("`{p}` is not a valid environment name"))
+                        .at(referenced_at)
+                        .path("extends")
+                        .into(),
+                );
+            }
+            None => break,
+        }
+    }
+
+    let leaf_file = chain[0].1.clone();
+    let merged = chain
+        .into_iter()
+        .rev()
+        .map(|(_, _, node)| node)
+        .reduce(tree::merge)
+        .expect("the chain holds at least the environment itself");
+
+    let secrets = tree::find_secrets(&merged);
+    if !secrets.is_empty() {
+        let diagnostics = secrets
+            .into_iter()
+            .map(|s| {
+                Diagnostic::new(s.reason)
+                    .at(sources.location(s.marker.as_ref()))
+                    .path(s.path.to_string())
+                    .hint("remove it; provision authenticates through the credential chain (Azure CLI login, workload identity, managed identity, or AZURE_CLIENT_SECRET in the environment)")
+            })
+            .collect();
+        return Err(ConfigError { diagnostics });
+    }
+
+    let raw: RawEnvironment = marked_yaml::from_node(&merged).map_err(|e| {
+        let path = KeyPath::parse(e.path().unwrap_or(""));
+        let message = serde_message(&e);
+        let (path, message) = match unknown_field(&e) {
+            Some(field) => (path_with_leaf(path, &field), message),
+            None => (path, message),
+        };
+        let location = sources
+            .location(tree::locate(&merged, &path))
+            .or_else(|| sources.location(e.start_mark().as_ref()));
+        let mut d = Diagnostic::new(message).at(location).path(path.to_string());
+        if let Some(hint) = unknown_field_hint(&e) {
+            d = d.hint(hint);
+        }
+        ConfigError::one(d)
+    })?;
+
+    if leaf_abstract {
+        return Ok(Environment::Abstract {
+            name: name.to_owned(),
+            file: leaf_file,
+        });
+    }
+    let mut checker = Checker {
+        root: &merged,
+        sources: &sources,
+        leaf_file: &leaf_file,
+        diagnostics: Vec::new(),
+    };
+    let blueprint = blueprint::build(name, raw, &mut checker);
+    match blueprint {
+        Some(b) if checker.diagnostics.is_empty() => Ok(Environment::Target(Box::new(b))),
+        _ => {
+            let mut diagnostics = checker.diagnostics;
+            if diagnostics.is_empty() {
+                diagnostics.push(Diagnostic::new("environment is incomplete").in_file(&leaf_file));
+            }
+            Err(ConfigError { diagnostics })
+        }
+    }
+}
+
+fn load_error(sources: &Sources, file: &str, error: LoadError) -> ConfigError {
+    let (marker, message) = match &error {
+        LoadError::TopLevelMustBeMapping(m) => (
+            Some(*m),
+            "an environment file is a mapping of keys to values".to_owned(),
+        ),
+        LoadError::TopLevelMustBeSequence(m) => {
+            (Some(*m), "unexpected top-level sequence".to_owned())
+        }
+        LoadError::UnexpectedAnchor(m) => (
+            Some(*m),
+            "YAML anchors and aliases are not supported; use `extends:` to share settings"
+                .to_owned(),
+        ),
+        LoadError::MappingKeyMustBeScalar(m) => (Some(*m), "keys must be plain names".to_owned()),
+        LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported".to_owned()),
+        LoadError::ScanError(m, e) => (Some(*m), format!("invalid YAML: {}", e.info())),
+        LoadError::DuplicateKey(d) => (
+            d.key.span().start().copied(),
+            format!("key `{}` appears twice", d.key.as_str()),
+        ),
+    };
+    let location = sources.location(marker.as_ref());
+    let mut d = Diagnostic::new(message).at(location);
+    if d.location.is_none() {
+        d = d.in_file(file);
+    }
+    ConfigError::one(d)
+}
+
+fn unknown_field(e: &marked_yaml::FromNodeError) -> Option<String> {
+    match &**e {
+        marked_yaml::Error::UnknownFieldError(field, _, _) => Some(field.clone()),
+        _ => None,
+    }
+}
+
+/// serde's path for an unknown field stops at the enclosing map; name the key itself.
+fn path_with_leaf(path: KeyPath, field: &str) -> KeyPath {
+    match path.0.last() {
+        Some(tree::Segment::Key(k)) if k == field => path,
+        _ => path.key(field),
+    }
+}
+
+fn unknown_field_hint(e: &marked_yaml::FromNodeError) -> Option<String> {
+    match &**e {
+        marked_yaml::Error::UnknownFieldError(field, expected, _) => {
+            let close = expected.iter().find(|k| similar(field, k));
+            Some(match close {
+                Some(k) => format!("did you mean `{k}`?"),
+                None => format!("known keys here: {}", expected.join(", ")),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Cheap typo detection: same letters modulo `-`/`_` and case, or an edit distance of one or two.
+fn similar(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    if norm(a) == norm(b) {
+        return true;
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            row.push(
+                (prev[j] + usize::from(ca != cb))
+                    .min(prev[j + 1] + 1)
+                    .min(row[j] + 1),
+            );
+        }
+        prev = row;
+    }
+    prev[b.len()] <= 2
+}
+
+fn serde_message(e: &marked_yaml::FromNodeError) -> String {
+    match &**e {
+        marked_yaml::Error::NotBoolean(_) => "expected `true` or `false`".to_owned(),
+        marked_yaml::Error::IntegerParseFailure(_, _) => "expected an integer".to_owned(),
+        marked_yaml::Error::FloatParseFailure(_, _) => "expected a number".to_owned(),
+        marked_yaml::Error::UnknownFieldError(field, _, _) => format!("unknown key `{field}`"),
+        marked_yaml::Error::Other(message, _) => message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,45 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use provision::cli::Cli;
+use provision::commands::{self, ExitStatus};
+use provision::output::Printer;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are successes; usage errors exit 1, never 2, because 2 means
+            // "changes present" to pipelines gating on `plan --detailed-exitcode`.
+            return ExitCode::from(u8::from(e.use_stderr()));
+        }
+    };
+    init_tracing(cli.global.verbose, cli.global.quiet);
+    let printer = Printer::new(cli.global.output, cli.global.color, cli.global.quiet);
+    let status = match commands::run(cli, &printer) {
+        Ok(status) => status,
+        Err(error) => {
+            printer.error(&error);
+            ExitStatus::Failure
+        }
+    };
+    ExitCode::from(status.code() as u8)
+}
+
+/// Diagnostics go to stderr; `-v` shows debug, `-vv` trace, `-q` only errors. `RUST_LOG` wins.
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "provision=debug",
+        (false, _) => "provision=trace",
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,201 @@
+//! Rendering the APIM policy XML from Tera templates and a Blueprint.
+//!
+//! Two products, two types: a [`DeployablePolicy`] can only be built from [`ResolvedAppIds`], where
+//! every app id is a real GUID, while `render --offline` yields a [`PreviewPolicy`] whose unknown app
+//! ids are placeholders. Nothing converts a preview into a deployable policy, so the compiler, not a
+//! review, keeps a placeholder from ever reaching Azure.
+
+mod templates;
+
+use serde_json::{Value, json};
+
+pub use templates::{RenderError, TemplateSet};
+
+use crate::config::{Blueprint, Guid, PolicyValue};
+
+/// Placeholders start with this, which is neither a GUID nor anything Azure would accept.
+pub const PLACEHOLDER_PREFIX: &str = "PLACEHOLDER(";
+
+/// Whether a value in rendered XML is an offline placeholder.
+pub fn is_placeholder(value: &str) -> bool {
+    value.starts_with(PLACEHOLDER_PREFIX) && value.ends_with(')')
+}
+
+fn placeholder(unique_name: &str) -> String {
+    format!("{PLACEHOLDER_PREFIX}appId of {unique_name})")
+}
+
+/// The app ids of every app registration in an environment, all known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedAppIds {
+    pub api: Guid,
+    /// In the order of `entra.clients`.
+    pub clients: Vec<Guid>,
+}
+
+impl ResolvedAppIds {
+    /// The ids pinned in the environment file, if every app has one.
+    pub fn pinned(blueprint: &Blueprint) -> Option<ResolvedAppIds> {
+        Some(ResolvedAppIds {
+            api: blueprint.entra.api.app_id.clone()?,
+            clients: blueprint
+                .entra
+                .clients
+                .iter()
+                .map(|c| c.app_id.clone())
+                .collect::<Option<_>>()?,
+        })
+    }
+
+    /// Unique names of the apps whose id is not pinned, for "cannot render" messages.
+    pub fn missing(blueprint: &Blueprint) -> Vec<(String, String)> {
+        let mut missing = Vec::new();
+        if blueprint.entra.api.app_id.is_none() {
+            missing.push((
+                "entra.api.app_id".to_owned(),
+                blueprint.entra.api.unique_name.clone(),
+            ));
+        }
+        for (i, c) in blueprint.entra.clients.iter().enumerate() {
+            if c.app_id.is_none() {
+                missing.push((format!("entra.clients[{i}].app_id"), c.unique_name.clone()));
+            }
+        }
+        missing
+    }
+}
+
+/// A policy with real app ids: the only kind that may be sent to Azure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployablePolicy {
+    xml: String,
+}
+
+impl DeployablePolicy {
+    pub fn xml(&self) -> &str {
+        &self.xml
+    }
+}
+
+/// A policy for review, where unknown app ids are placeholders. It has no way to become deployable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewPolicy {
+    xml: String,
+    /// The placeholder values it contains.
+    pub placeholders: Vec<String>,
+}
+
+impl PreviewPolicy {
+    pub fn xml(&self) -> &str {
+        &self.xml
+    }
+}
+
+/// The template name for an environment's policy.
+pub fn template_name(blueprint: &Blueprint) -> String {
+    format!("policies/{}.xml.tera", blueprint.policy.template)
+}
+
+/// The file a rendered policy is written to under `render --out DIR`.
+pub fn output_file(blueprint: &Blueprint) -> String {
+    format!("{}/{}.policy.xml", blueprint.env, blueprint.api.id)
+}
+
+/// Renders the deployable policy.
+pub fn render(
+    blueprint: &Blueprint,
+    templates: &TemplateSet,
+    ids: &ResolvedAppIds,
+) -> Result<DeployablePolicy, RenderError> {
+    let api = ids.api.to_string();
+    let clients: Vec<String> = ids.clients.iter().map(Guid::to_string).collect();
+    let xml = templates.render(
+        &template_name(blueprint),
+        &context(blueprint, &api, &clients),
+    )?;
+    Ok(DeployablePolicy { xml })
+}
+
+/// Renders for review: pinned ids where known, placeholders elsewhere.
+pub fn render_preview(
+    blueprint: &Blueprint,
+    templates: &TemplateSet,
+) -> Result<PreviewPolicy, RenderError> {
+    let mut placeholders = Vec::new();
+    let mut id_or_placeholder = |id: &Option<Guid>, unique_name: &str| match id {
+        Some(id) => id.to_string(),
+        None => {
+            let p = placeholder(unique_name);
+            placeholders.push(p.clone());
+            p
+        }
+    };
+    let api = id_or_placeholder(
+        &blueprint.entra.api.app_id,
+        &blueprint.entra.api.unique_name,
+    );
+    let clients: Vec<String> = blueprint
+        .entra
+        .clients
+        .iter()
+        .map(|c| id_or_placeholder(&c.app_id, &c.unique_name))
+        .collect();
+    let xml = templates.render(
+        &template_name(blueprint),
+        &context(blueprint, &api, &clients),
+    )?;
+    Ok(PreviewPolicy { xml, placeholders })
+}
+
+/// What templates see. Documented in templates/README.md; keep the two in step.
+fn context(blueprint: &Blueprint, api_app_id: &str, client_app_ids: &[String]) -> Value {
+    let endpoints = blueprint.cloud.endpoints(&blueprint.sandbox_address);
+    let clients: Vec<Value> = blueprint
+        .entra
+        .clients
+        .iter()
+        .zip(client_app_ids)
+        .map(|(c, id)| json!({ "unique_name": c.unique_name, "display_name": c.display_name, "app_id": id }))
+        .collect();
+    let vars: serde_json::Map<String, Value> = blueprint
+        .policy
+        .vars
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                PolicyValue::Bool(b) => json!(b),
+                PolicyValue::Integer(i) => json!(i),
+                PolicyValue::Text(t) => json!(t),
+                PolicyValue::List(l) => json!(l),
+            };
+            (k.clone(), value)
+        })
+        .collect();
+    json!({
+        "env": blueprint.env,
+        "cloud": blueprint.cloud.name(),
+        "tenant_id": blueprint.tenant_id.as_str(),
+        "authentication_endpoint": endpoints.apim_authentication_endpoint,
+        "cognitive_services_resource": endpoints.cognitive_services_resource,
+        "api": {
+            "id": blueprint.api.id,
+            "path": blueprint.api.path,
+            "display_name": blueprint.api.display_name,
+        },
+        "api_app": {
+            "unique_name": blueprint.entra.api.unique_name,
+            "display_name": blueprint.entra.api.display_name,
+            "scope": blueprint.entra.api.scope,
+            "app_id": api_app_id,
+            // v2 tokens (requestedAccessTokenVersion = 2) carry the API's client id as `aud`.
+            "audience": api_app_id,
+        },
+        "clients": clients,
+        "backend_id": blueprint.apim.backend_id,
+        "foundry": {
+            "account": blueprint.foundry.account,
+            "deployments": blueprint.foundry.deployments.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
+        },
+        "vars": vars,
+    })
+}

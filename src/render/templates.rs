@@ -1,0 +1,271 @@
+//! The template set: every `*.tera` file under a directory, loaded into one Tera instance with XML
+//! escaping, plus the source text kept for mapping findings back to template lines.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tera::Tera;
+
+/// A template could not be loaded or rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read templates in {dir}: {message}")]
+    Read { dir: String, message: String },
+    #[error("{file}:{line}:{column}: template syntax error: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: template error: {message}")]
+    Template { file: String, message: String },
+    #[error("template `{name}` not found in {dir}")]
+    Missing { name: String, dir: String },
+    #[error("{file}: the rendered policy is not well-formed XML: {message}")]
+    Malformed { file: String, message: String },
+}
+
+impl RenderError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RenderError::Missing { name, dir } => Some(format!(
+                "`policy.template` names a file {dir}/{name}; check the name or `policy.templates_dir`"
+            )),
+            RenderError::Syntax { .. } => Some(
+                "APIM named values `{{name}}` must be wrapped in {% raw %}…{% endraw %}, since Tera uses the same braces".to_owned(),
+            ),
+            RenderError::Template { .. } => Some("template variables are listed in templates/README.md".to_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// Loaded templates and their sources.
+pub struct TemplateSet {
+    tera: Tera,
+    dir: PathBuf,
+    /// Template name → (display path, text).
+    sources: BTreeMap<String, (String, String)>,
+}
+
+/// Escapes text for XML attribute values and element content alike. Unlike Tera's HTML escaper it
+/// leaves `/` alone, so URLs stay readable in reviewed policies.
+fn escape_xml(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    for c in input.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl TemplateSet {
+    /// Reads every `*.tera` file under `dir` (the explicit loader of this module).
+    pub fn load(dir: &Path) -> Result<TemplateSet, RenderError> {
+        let read_err = |e: std::io::Error| RenderError::Read {
+            dir: dir.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut files = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(d) = pending.pop() {
+            for entry in std::fs::read_dir(&d).map_err(read_err)? {
+                let path = entry.map_err(read_err)?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "tera") {
+                    let name = path
+                        .strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    let text = std::fs::read_to_string(&path).map_err(read_err)?;
+                    files.push((name, path.display().to_string(), text));
+                }
+            }
+        }
+        files.sort();
+        TemplateSet::from_sources(dir, files)
+    }
+
+    /// Builds a set from (name, display path, text) triples.
+    pub fn from_sources(
+        dir: &Path,
+        files: Vec<(String, String, String)>,
+    ) -> Result<TemplateSet, RenderError> {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![".xml.tera"]);
+        tera.set_escape_fn(escape_xml);
+        let sources: BTreeMap<String, (String, String)> = files
+            .into_iter()
+            .map(|(name, path, text)| (name, (path, text)))
+            .collect();
+        // Parse one by one first so a syntax error names its own file; then add all together so
+        // includes and inheritance resolve.
+        for (name, (path, text)) in &sources {
+            if let Err(e) = Tera::default().add_raw_template(name, text) {
+                if let Some(err) = syntax_error(path, &e) {
+                    return Err(err);
+                }
+            }
+        }
+        tera.add_raw_templates(
+            sources
+                .iter()
+                .map(|(name, (_, text))| (name.as_str(), text.as_str())),
+        )
+        .map_err(|e| RenderError::Template {
+            file: dir.display().to_string(),
+            message: chain(&e),
+        })?;
+        Ok(TemplateSet {
+            tera,
+            dir: dir.to_path_buf(),
+            sources,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Renders one template with a JSON context.
+    pub fn render(&self, name: &str, context: &Value) -> Result<String, RenderError> {
+        let Some((path, _)) = self.sources.get(name) else {
+            return Err(RenderError::Missing {
+                name: name.to_owned(),
+                dir: self.dir.display().to_string(),
+            });
+        };
+        let context =
+            tera::Context::from_value(context.clone()).map_err(|e| RenderError::Template {
+                file: path.clone(),
+                message: chain(&e),
+            })?;
+        let text = self
+            .tera
+            .render(name, &context)
+            .map_err(|e| RenderError::Template {
+                file: path.clone(),
+                message: chain(&e),
+            })?;
+        Ok(tidy(&text))
+    }
+
+    /// The templates' sources, for mapping rendered lines back: (display path, text).
+    pub fn sources(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.sources.values().map(|(p, t)| (p.as_str(), t.as_str()))
+    }
+}
+
+/// Rendered policies have `\n` line endings, no blank lines and one final newline, whatever the
+/// templates' whitespace control: reviewers see stable diffs and template authors need no `{%-`.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A parse error's file, line and column, from the pest report Tera wraps (`--> 3:17`).
+fn syntax_error(path: &str, error: &tera::Error) -> Option<RenderError> {
+    use std::error::Error;
+    let mut source: Option<&(dyn Error + 'static)> = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if let Some(arrow) = text.find("--> ") {
+            let rest = &text[arrow + 4..];
+            let position: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ':')
+                .collect();
+            let mut parts = position.split(':').filter_map(|p| p.parse::<usize>().ok());
+            let (line, column) = (parts.next()?, parts.next().unwrap_or(1));
+            let message = text
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix("= "))
+                .unwrap_or("invalid template syntax")
+                .to_owned();
+            return Some(RenderError::Syntax {
+                file: path.to_owned(),
+                line,
+                column,
+                message,
+            });
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// Tera's errors nest the useful part; join the chain into one line.
+fn chain(error: &tera::Error) -> String {
+    use std::error::Error;
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(e) = source {
+        parts.push(e.to_string());
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(files: &[(&str, &str)]) -> Result<TemplateSet, RenderError> {
+        TemplateSet::from_sources(
+            Path::new("t"),
+            files
+                .iter()
+                .map(|(n, t)| (n.to_string(), format!("t/{n}"), t.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn values_are_xml_escaped_and_named_values_survive() {
+        let s = set(&[(
+            "p.xml.tera",
+            "<a n=\"{{ v }}\">{% raw %}{{tenant-id}}{% endraw %} @(context.Variables[\"x\"])</a>",
+        )])
+        .unwrap();
+        let out = s
+            .render("p.xml.tera", &serde_json::json!({"v": "<&\"'>/"}))
+            .unwrap();
+        assert_eq!(
+            out,
+            "<a n=\"&lt;&amp;&quot;&apos;&gt;/\">{{tenant-id}} @(context.Variables[\"x\"])</a>"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column() {
+        let err = set(&[
+            ("ok.xml.tera", "fine"),
+            ("bad.xml.tera", "line one\n<a>{{ x </a>\n"),
+        ])
+        .err()
+        .unwrap();
+        match err {
+            RenderError::Syntax { file, line, .. } => {
+                assert_eq!(file, "t/bad.xml.tera");
+                assert_eq!(line, 2);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
