@@ -302,7 +302,7 @@ mod tests {
             x.attribute("b").unwrap().position,
             Position {
                 line: 3,
-                column: 23
+                column: 27
             }
         );
         assert_eq!(x.text(), ">t");

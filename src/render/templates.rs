@@ -248,7 +248,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             out,
-            "<a n=\"&lt;&amp;&quot;&apos;&gt;/\">{{tenant-id}} @(context.Variables[\"x\"])</a>"
+            "<a n=\"&lt;&amp;&quot;&apos;&gt;/\">{{tenant-id}} @(context.Variables[\"x\"])</a>\n"
         );
     }
 
