@@ -51,7 +51,7 @@ fn load_target(env_dir: &Path, name: &str) -> anyhow::Result<Blueprint> {
 }
 
 /// The environment's own template directory wins over `--templates-dir`.
-fn templates_dir(global_dir: &Path, blueprint: &Blueprint) -> PathBuf {
+pub(super) fn templates_dir(global_dir: &Path, blueprint: &Blueprint) -> PathBuf {
     blueprint
         .policy
         .templates_dir

@@ -54,20 +54,22 @@ pub(super) fn render_blueprint(
             ));
         }
     };
-    // Values are escaped, so only a template can break the XML; say so before anyone deploys it.
-    if let Err(e) = Document::parse(&rendered.xml) {
-        return Err(RenderError::Malformed {
-            file: render::template_name(blueprint),
-            message: e.to_string(),
-        }
-        .into());
-    }
     Ok(rendered)
 }
 
 pub fn run(global: &GlobalArgs, args: RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let blueprint = load_target(&global.env_dir, &args.env)?;
     let rendered = render_blueprint(global, &blueprint, args.offline)?;
+    // Values are escaped, so only a template can break the XML; refuse to hand it on.
+    if let Err(e) = Document::parse(&rendered.xml) {
+        let template = super::templates_dir(&global.templates_dir, &blueprint)
+            .join(render::template_name(&blueprint));
+        return Err(RenderError::Malformed {
+            file: template.display().to_string(),
+            message: format!("rendered line {}: {}", e.position, e.message),
+        }
+        .into());
+    }
     if !rendered.placeholders.is_empty() {
         let note = format!(
             "note: {} app id(s) rendered as placeholders; this policy is for review only",

@@ -155,6 +155,13 @@ fn validate_one(global: &GlobalArgs, name: &str, printer: &Printer) -> Tally {
             String::new()
         };
         printer.out(&format!("{name}: {}{detail}", printer.paint(GOOD, "ok")));
+    } else {
+        printer.out(&format!(
+            "{name}: {} ({} error(s), {} warning(s))",
+            printer.paint(ERROR, "failed"),
+            tally.errors,
+            tally.warnings
+        ));
     }
     tally
 }

@@ -23,7 +23,7 @@ pub enum RenderError {
     Template { file: String, message: String },
     #[error("template `{name}` not found in {dir}")]
     Missing { name: String, dir: String },
-    #[error("{file}: the rendered policy is not well-formed XML: {message}")]
+    #[error("{file}: the rendered policy is not well-formed XML ({message})")]
     Malformed { file: String, message: String },
 }
 
@@ -37,6 +37,9 @@ impl RenderError {
                 "APIM named values `{{name}}` must be wrapped in {% raw %}…{% endraw %}, since Tera uses the same braces".to_owned(),
             ),
             RenderError::Template { .. } => Some("template variables are listed in templates/README.md".to_owned()),
+            RenderError::Malformed { .. } => {
+                Some("`provision validate` shows the position in the rendered policy; check the template's tags".to_owned())
+            }
             _ => None,
         }
     }
