@@ -319,12 +319,14 @@ impl Lint<'_> {
             );
         } else {
             for (value, element) in &clients {
-                if !self
-                    .ctx
-                    .client_app_ids
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(value))
-                    && !is_named_value(value)
+                // Expressions and malformed ids were reported above; named values resolve in APIM.
+                let comparable = naming::guid(value).is_ok() || is_placeholder(value);
+                if comparable
+                    && !self
+                        .ctx
+                        .client_app_ids
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(value))
                 {
                     self.error(
                         "token-check-clients",
