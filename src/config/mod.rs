@@ -119,6 +119,8 @@ pub fn resolve(name: &str, read: &ReadFile<'_>) -> Result<Environment, ConfigErr
         let source = sources.add(&display);
         let options = LoaderOptions::default()
             .error_on_duplicate_keys(true)
+            // Quoted scalars stay text: `capacity: "5"` is an error, `version: "2024-07-18"` a string.
+            .prevent_coercion(true)
             .toplevel_mapping();
         let mut node = marked_yaml::parse_yaml_with_options(source, &text, options)
             .map_err(|e| load_error(&sources, &display, e))?;
