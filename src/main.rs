@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use provision::cli::Cli;
+use std::io::IsTerminal;
+
+use provision::cli::{Cli, ColorChoice};
 use provision::commands::{self, ExitStatus};
 use provision::output::Printer;
 
@@ -15,7 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::from(e.use_stderr()));
         }
     };
-    init_tracing(cli.global.verbose, cli.global.quiet);
+    init_tracing(cli.global.verbose, cli.global.quiet, cli.global.color);
     let printer = Printer::new(cli.global.output, cli.global.color, cli.global.quiet);
     let status = match commands::run(cli, &printer) {
         Ok(status) => status,
@@ -28,7 +30,7 @@ fn main() -> ExitCode {
 }
 
 /// Diagnostics go to stderr; `-v` shows debug, `-vv` trace, `-q` only errors. `RUST_LOG` wins.
-fn init_tracing(verbose: u8, quiet: bool) {
+fn init_tracing(verbose: u8, quiet: bool, color: ColorChoice) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -37,9 +39,17 @@ fn init_tracing(verbose: u8, quiet: bool) {
     };
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    let ansi = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
 }

@@ -40,7 +40,10 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
 /// Loads a target environment; an abstract one is an error here because it cannot be deployed.
 fn load_target(env_dir: &Path, name: &str) -> anyhow::Result<Blueprint> {
     match config::load(env_dir, name)? {
-        Environment::Target(b) => Ok(*b),
+        Environment::Target(b) => {
+            tracing::debug!(env = %b.env, file = %b.file, cloud = %b.cloud, "environment resolved");
+            Ok(*b)
+        }
         Environment::Abstract { file, .. } => Err(Hinted::error(
             format!(
                 "{file}: environment `{name}` is abstract (`abstract: true`): it exists to be extended"
@@ -60,5 +63,8 @@ pub(super) fn templates_dir(global_dir: &Path, blueprint: &Blueprint) -> PathBuf
 }
 
 fn load_templates(global_dir: &Path, blueprint: &Blueprint) -> anyhow::Result<TemplateSet> {
-    Ok(TemplateSet::load(&templates_dir(global_dir, blueprint))?)
+    let dir = templates_dir(global_dir, blueprint);
+    let templates = TemplateSet::load(&dir)?;
+    tracing::debug!(dir = %dir.display(), templates = templates.sources().count(), "templates loaded");
+    Ok(templates)
 }
