@@ -7,7 +7,7 @@ use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::config::{self, Blueprint, Environment};
 use crate::output::{DIM, ERROR, GOOD, Printer, WARNING};
 use crate::policy::{Finding, LintContext, Severity, lint};
-use crate::render::{self, TemplateSet};
+use crate::render::{self, RenderError, TemplateSet};
 
 #[derive(Default)]
 struct Tally {
@@ -65,6 +65,82 @@ pub fn run(
 
 fn validate_one(global: &GlobalArgs, name: &str, printer: &Printer) -> Tally {
     let mut tally = Tally::default();
+    let file = match check_one(global, name, printer, &mut tally) {
+        Some(file) => file,
+        None => return tally,
+    };
+    if printer.json() {
+        printer.emit(&json!({
+            "type": "environment", "env": name, "file": file,
+            "status": if tally.errors > 0 { "failed" } else { "ok" },
+            "errors": tally.errors, "warnings": tally.warnings,
+        }));
+    } else if tally.errors == 0 {
+        let detail = if tally.warnings > 0 {
+            format!(" ({} warning(s))", tally.warnings)
+        } else {
+            String::new()
+        };
+        printer.out(&format!("{name}: {}{detail}", printer.paint(GOOD, "ok")));
+    } else {
+        printer.out(&format!(
+            "{name}: {} ({} error(s), {} warning(s))",
+            printer.paint(ERROR, "failed"),
+            tally.errors,
+            tally.warnings
+        ));
+    }
+    tally
+}
+
+/// A problem that is not a lint finding (environment or template), printed like one: on stdout,
+/// because findings are what `validate` produces.
+struct Problem<'a> {
+    file: Option<String>,
+    line: Option<usize>,
+    column: Option<usize>,
+    rule: &'static str,
+    path: Option<&'a str>,
+    message: String,
+    hint: Option<String>,
+}
+
+fn report_problem(printer: &Printer, env: &str, p: &Problem<'_>) {
+    if printer.json() {
+        printer.emit(&json!({
+            "type": "finding", "env": env, "file": p.file, "line": p.line, "column": p.column,
+            "severity": "error", "rule": p.rule, "path": p.path, "message": p.message, "hint": p.hint,
+        }));
+        return;
+    }
+    let mut location = String::new();
+    if let Some(f) = &p.file {
+        location.push_str(f);
+        if let (Some(l), Some(c)) = (p.line, p.column) {
+            location.push_str(&format!(":{l}:{c}"));
+        }
+        location.push_str(": ");
+    }
+    if let Some(path) = p.path {
+        location.push_str(&format!("{path}: "));
+    }
+    printer.out(&format!(
+        "{}: {location}{}",
+        printer.paint(ERROR, "error"),
+        p.message
+    ));
+    if let Some(hint) = &p.hint {
+        printer.out(&format!("  {}: {hint}", printer.paint(GOOD, "hint")));
+    }
+}
+
+/// Checks one environment; returns its file for the summary, or `None` for an abstract one.
+fn check_one(
+    global: &GlobalArgs,
+    name: &str,
+    printer: &Printer,
+    tally: &mut Tally,
+) -> Option<String> {
     let blueprint = match config::load(&global.env_dir, name) {
         Ok(Environment::Target(b)) => *b,
         Ok(Environment::Abstract { file, .. }) => {
@@ -76,36 +152,75 @@ fn validate_one(global: &GlobalArgs, name: &str, printer: &Printer) -> Tally {
                     printer.paint(GOOD, "ok")
                 ));
             }
-            return tally;
+            return None;
         }
         Err(e) => {
             for d in &e.diagnostics {
                 tally.errors += 1;
-                if printer.json() {
-                    let (file, line, column) = match &d.location {
-                        Some(l) => (Some(l.file.clone()), Some(l.line), Some(l.column)),
-                        None => (d.file.clone(), None, None),
-                    };
-                    printer.emit(&json!({
-                        "type": "finding", "env": name, "file": file, "line": line, "column": column,
-                        "severity": "error", "rule": "environment", "path": d.path, "message": d.message, "hint": d.hint,
-                    }));
-                } else {
-                    printer.out(&format!("{}: {d}", printer.paint(ERROR, "error")));
-                    if let Some(hint) = &d.hint {
-                        printer.out(&format!("  {}: {hint}", printer.paint(GOOD, "hint")));
-                    }
-                }
+                let (file, line, column) = match &d.location {
+                    Some(l) => (Some(l.file.clone()), Some(l.line), Some(l.column)),
+                    None => (d.file.clone(), None, None),
+                };
+                let problem = Problem {
+                    file,
+                    line,
+                    column,
+                    rule: "environment",
+                    path: d.path.as_deref(),
+                    message: d.message.clone(),
+                    hint: d.hint.clone(),
+                };
+                report_problem(printer, name, &problem);
             }
-            return tally;
+            return Some(
+                global
+                    .env_dir
+                    .join(format!("{name}.yaml"))
+                    .display()
+                    .to_string(),
+            );
         }
     };
     let rendered = match render_blueprint(global, &blueprint, true) {
         Ok(r) => r.xml,
         Err(e) => {
             tally.errors += 1;
-            printer.error(&e);
-            return tally;
+            let problem = match e.downcast_ref::<RenderError>() {
+                Some(RenderError::Syntax {
+                    file,
+                    line,
+                    column,
+                    message,
+                }) => Problem {
+                    file: Some(file.clone()),
+                    line: Some(*line),
+                    column: Some(*column),
+                    rule: "template",
+                    path: None,
+                    message: format!("template syntax error: {message}"),
+                    hint: e.downcast_ref::<RenderError>().and_then(RenderError::hint),
+                },
+                Some(other) => Problem {
+                    file: None,
+                    line: None,
+                    column: None,
+                    rule: "template",
+                    path: None,
+                    message: other.to_string(),
+                    hint: other.hint(),
+                },
+                None => Problem {
+                    file: None,
+                    line: None,
+                    column: None,
+                    rule: "template",
+                    path: None,
+                    message: e.to_string(),
+                    hint: None,
+                },
+            };
+            report_problem(printer, name, &problem);
+            return Some(blueprint.file);
         }
     };
     let templates = load_templates(&global.templates_dir, &blueprint).ok();
@@ -142,28 +257,7 @@ fn validate_one(global: &GlobalArgs, name: &str, printer: &Printer) -> Tally {
             }
         }
     }
-    if printer.json() {
-        printer.emit(&json!({
-            "type": "environment", "env": name, "file": blueprint.file,
-            "status": if tally.errors > 0 { "failed" } else { "ok" },
-            "errors": tally.errors, "warnings": tally.warnings,
-        }));
-    } else if tally.errors == 0 {
-        let detail = if tally.warnings > 0 {
-            format!(" ({} warning(s))", tally.warnings)
-        } else {
-            String::new()
-        };
-        printer.out(&format!("{name}: {}{detail}", printer.paint(GOOD, "ok")));
-    } else {
-        printer.out(&format!(
-            "{name}: {} ({} error(s), {} warning(s))",
-            printer.paint(ERROR, "failed"),
-            tally.errors,
-            tally.warnings
-        ));
-    }
-    tally
+    Some(blueprint.file)
 }
 
 /// Lints a rendered policy against the environment it was rendered for.

@@ -34,7 +34,7 @@ impl RenderError {
                 "`policy.template` names a file {dir}/{name}; check the name or `policy.templates_dir`"
             )),
             RenderError::Syntax { .. } => Some(
-                "APIM named values `{{name}}` must be wrapped in {% raw %}…{% endraw %}, since Tera uses the same braces".to_owned(),
+                "check the tag at that position; if it is an APIM named value `{{name}}`, wrap it in {% raw %}…{% endraw %} (Tera uses the same braces)".to_owned(),
             ),
             RenderError::Template { .. } => Some("template variables are listed in templates/README.md".to_owned()),
             RenderError::Malformed { .. } => {

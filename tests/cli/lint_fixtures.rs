@@ -89,3 +89,27 @@ fn json_findings_are_one_object_per_line() {
     assert_eq!(lines.last().unwrap()["type"], "summary");
     assert_eq!(lines.last().unwrap()["warnings"], 5);
 }
+
+#[test]
+fn template_errors_are_findings_of_the_environment() {
+    let project = crate::project::Project::new();
+    project.write(
+        "templates/policies/llm-api.xml.tera",
+        "<policies>\n  {% if vars.x %}\n</policies>\n",
+    );
+    let out = project
+        .provision()
+        .args(["validate", "--env", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with("error: templates/policies/llm-api.xml.tera:"),
+        "{stdout}"
+    );
+    assert!(lines[1].starts_with("  hint: "), "{stdout}");
+    assert_eq!(lines[2], "dev: failed (1 error(s), 0 warning(s))");
+}
