@@ -99,6 +99,44 @@ impl Cloud {
     }
 }
 
+/// The two issuer forms of Entra access tokens for one tenant: v1 (`ver: 1.0`) and v2 (`ver: 2.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuers {
+    pub v1: String,
+    pub v2: String,
+}
+
+impl Cloud {
+    /// The issuers of tokens for `tenant` in this cloud (entra.md §4): v1 tokens come from the STS
+    /// host, v2 tokens from the login host with a `/v2.0` suffix.
+    pub fn issuers(self, sandbox_address: &str, tenant: &str) -> Issuers {
+        let v1_host = match self {
+            Cloud::Public | Cloud::Usgov => "https://sts.windows.net".to_owned(),
+            Cloud::China => "https://sts.chinacloudapi.cn".to_owned(),
+            Cloud::Sandbox => format!("http://{sandbox_address}"),
+        };
+        let login = self.endpoints(sandbox_address).login;
+        Issuers {
+            v1: format!("{v1_host}/{tenant}/"),
+            v2: format!("{login}/{tenant}/v2.0"),
+        }
+    }
+
+    /// The cloud whose Entra authority is `endpoint` (a policy's `authentication-endpoint`), and for
+    /// the sandbox its `host:port`.
+    pub fn from_authority(endpoint: &str) -> Option<(Cloud, String)> {
+        let endpoint = endpoint.trim_end_matches('/');
+        for cloud in [Cloud::Public, Cloud::Usgov, Cloud::China] {
+            if cloud.endpoints("").login.eq_ignore_ascii_case(endpoint) {
+                return Some((cloud, DEFAULT_SANDBOX_ADDRESS.to_owned()));
+            }
+        }
+        endpoint
+            .strip_prefix("http://")
+            .map(|address| (Cloud::Sandbox, address.to_owned()))
+    }
+}
+
 impl std::fmt::Display for Cloud {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -139,6 +177,38 @@ mod tests {
             Cloud::China.endpoints("").cognitive_services_resource,
             "https://cognitiveservices.azure.cn"
         );
+    }
+
+    #[test]
+    fn issuers_follow_the_token_version_and_cloud() {
+        let t = "7e5a0000-0000-4000-8000-000000000a01";
+        let public = Cloud::Public.issuers("", t);
+        assert_eq!(public.v1, format!("https://sts.windows.net/{t}/"));
+        assert_eq!(
+            public.v2,
+            format!("https://login.microsoftonline.com/{t}/v2.0")
+        );
+        assert_eq!(
+            Cloud::China.issuers("", t).v1,
+            format!("https://sts.chinacloudapi.cn/{t}/")
+        );
+        assert_eq!(
+            Cloud::Sandbox.issuers("127.0.0.1:7171", t).v2,
+            format!("http://127.0.0.1:7171/{t}/v2.0")
+        );
+    }
+
+    #[test]
+    fn authorities_map_back_to_clouds() {
+        assert_eq!(
+            Cloud::from_authority("https://login.microsoftonline.us/").map(|c| c.0),
+            Some(Cloud::Usgov)
+        );
+        assert_eq!(
+            Cloud::from_authority("http://127.0.0.1:9000"),
+            Some((Cloud::Sandbox, "127.0.0.1:9000".to_owned()))
+        );
+        assert_eq!(Cloud::from_authority("https://example.com"), None);
     }
 
     #[test]

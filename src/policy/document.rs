@@ -130,139 +130,445 @@ impl Lines {
 }
 
 impl Document {
+    /// Parses a policy the way APIM reads both of its formats. An attribute value that starts
+    /// with `@(` or `@{` is a policy expression and runs to its matching bracket, as in APIM's
+    /// `rawxml` format, so its C# may hold the raw `"`, `<` and `&&` that XML forbids there;
+    /// positions still point into `text`.
+    ///
+    /// This is not "strict XML first, lenient on failure": `condition="@(x == ">")">…` is
+    /// well-formed XML that means something else (an attribute `@(x == ` and text `")">…`).
+    /// Reading expressions by their brackets changes the tree of a well-formed document only when
+    /// one of its expression attributes, read as XML, is not complete C# (no matching close, an
+    /// unterminated string literal), which APIM rejects anyway; a well-formed policy whose
+    /// expressions are valid parses exactly as strict XML, positions included.
     pub fn parse(text: &str) -> Result<Document, ParseError> {
         let lines = Lines::new(text);
-        let error = |offset: usize, message: String| ParseError {
-            position: lines.position(text, offset),
-            message,
+        let as_written = Origin {
+            original: text,
+            lines: &lines,
+            edits: &[],
         };
-        let mut reader = Reader::from_str(text);
-        reader.config_mut().trim_text(false);
-        reader.config_mut().check_end_names = true;
-        let mut stack: Vec<Element> = Vec::new();
-        let mut root: Option<Element> = None;
-        loop {
-            let start = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
-            let event = reader.read_event().map_err(|e| {
-                error(
-                    usize::try_from(reader.error_position()).unwrap_or(start),
-                    e.to_string(),
-                )
-            })?;
-            let text_node = |s: String, stack: &mut Vec<Element>| -> Result<(), ParseError> {
-                match stack.last_mut() {
-                    Some(parent) => {
-                        if let Some(Node::Text(prev)) = parent.children.last_mut() {
-                            prev.push_str(&s);
-                        } else {
-                            parent.children.push(Node::Text(s));
-                        }
-                        Ok(())
+        // Fast path: without an attribute value starting like an expression there is nothing to
+        // re-encode, and the text is read as it is.
+        let expressions = ["\"@(", "\"@{", "'@(", "'@{"];
+        if expressions.iter().any(|e| text.contains(e))
+            && let Some((encoded, edits)) = encode_raw_expressions(text)
+        {
+            let lenient = parse_xml(
+                &encoded,
+                &Origin {
+                    edits: &edits,
+                    ..as_written
+                },
+            );
+            // A broken expression (say, an unterminated string) reads past its attribute and
+            // breaks the markup; if the text is well-formed as it stands, that reading is the
+            // better guess. Otherwise the bracket reading's error is the one about the raw text.
+            return lenient.or_else(|e| parse_xml(text, &as_written).map_err(|_| e));
+        }
+        parse_xml(text, &as_written)
+    }
+}
+
+/// Reads well-formed XML into a tree; `origin` turns offsets in `text` into positions in what the
+/// user wrote, which differ when `text` is the pre-pass's re-encoding.
+fn parse_xml(text: &str, origin: &Origin<'_>) -> Result<Document, ParseError> {
+    let error = |offset: usize, message: String| ParseError {
+        position: origin.position(offset),
+        message,
+    };
+    let mut reader = Reader::from_str(text);
+    reader.config_mut().trim_text(false);
+    reader.config_mut().check_end_names = true;
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let start = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let event = reader.read_event().map_err(|e| {
+            error(
+                usize::try_from(reader.error_position()).unwrap_or(start),
+                e.to_string(),
+            )
+        })?;
+        let text_node = |s: String, stack: &mut Vec<Element>| -> Result<(), ParseError> {
+            match stack.last_mut() {
+                Some(parent) => {
+                    if let Some(Node::Text(prev)) = parent.children.last_mut() {
+                        prev.push_str(&s);
+                    } else {
+                        parent.children.push(Node::Text(s));
                     }
-                    None if s.trim().is_empty() => Ok(()),
-                    None => Err(error(start, "text outside the root element".to_owned())),
+                    Ok(())
                 }
-            };
-            match event {
-                Event::Start(ref e) | Event::Empty(ref e) => {
-                    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                    let mut attributes = Vec::new();
-                    let tag_text = &text[start
-                        ..usize::try_from(reader.buffer_position())
-                            .unwrap_or(text.len())
-                            .min(text.len())];
-                    for attr in e.attributes() {
-                        let attr = attr.map_err(|err| error(start, err.to_string()))?;
-                        let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
-                        if attributes.iter().any(|a: &Attribute| a.name == key) {
-                            return Err(error(
-                                start,
-                                format!("attribute `{key}` appears twice on <{name}>"),
-                            ));
-                        }
-                        let value = attr
-                            .unescape_value()
-                            .map_err(|err| error(start, err.to_string()))?
-                            .into_owned();
-                        let offset = find_attribute(tag_text, &key).map_or(start, |o| start + o);
-                        attributes.push(Attribute {
-                            name: key,
-                            value,
-                            position: lines.position(text, offset),
-                        });
-                    }
-                    let element = Element {
-                        name,
-                        attributes,
-                        children: Vec::new(),
-                        position: lines.position(text, start),
-                    };
-                    if root.is_some() && stack.is_empty() {
+                None if s.trim().is_empty() => Ok(()),
+                None => Err(error(start, "text outside the root element".to_owned())),
+            }
+        };
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                let mut attributes = Vec::new();
+                let tag_text = &text[start
+                    ..usize::try_from(reader.buffer_position())
+                        .unwrap_or(text.len())
+                        .min(text.len())];
+                for attr in e.attributes() {
+                    let attr = attr.map_err(|err| error(start, err.to_string()))?;
+                    let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+                    if attributes.iter().any(|a: &Attribute| a.name == key) {
                         return Err(error(
                             start,
-                            format!("a second root element <{}>", element.name),
+                            format!("attribute `{key}` appears twice on <{name}>"),
                         ));
                     }
-                    if matches!(event, Event::Empty(_)) {
-                        close(element, &mut stack, &mut root);
-                    } else {
-                        stack.push(element);
-                    }
-                }
-                Event::End(_) => {
-                    let element = stack.pop().ok_or_else(|| {
-                        error(start, "closing tag without an opening tag".to_owned())
-                    })?;
-                    close(element, &mut stack, &mut root);
-                }
-                Event::Text(t) => {
-                    let s = t
-                        .decode()
-                        .map_err(|e| error(start, e.to_string()))?
+                    let value = attr
+                        .unescape_value()
+                        .map_err(|err| error(start, err.to_string()))?
                         .into_owned();
-                    text_node(s, &mut stack)?;
+                    let offset = find_attribute(tag_text, &key).map_or(start, |o| start + o);
+                    attributes.push(Attribute {
+                        name: key,
+                        value,
+                        position: origin.position(offset),
+                    });
                 }
-                Event::CData(c) => {
-                    let s = c
-                        .decode()
-                        .map_err(|e| error(start, e.to_string()))?
-                        .into_owned();
-                    text_node(s, &mut stack)?;
-                }
-                Event::GeneralRef(r) => {
-                    let resolved = match r
-                        .resolve_char_ref()
-                        .map_err(|e| error(start, e.to_string()))?
-                    {
-                        Some(c) => c.to_string(),
-                        None => {
-                            let name = r.decode().map_err(|e| error(start, e.to_string()))?;
-                            quick_xml::escape::resolve_predefined_entity(&name)
-                                .ok_or_else(|| error(start, format!("unknown entity `&{name};`")))?
-                                .to_owned()
-                        }
-                    };
-                    text_node(resolved, &mut stack)?;
-                }
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
-                Event::DocType(_) => {
+                let element = Element {
+                    name,
+                    attributes,
+                    children: Vec::new(),
+                    position: origin.position(start),
+                };
+                if root.is_some() && stack.is_empty() {
                     return Err(error(
                         start,
-                        "DOCTYPE is not allowed in a policy".to_owned(),
+                        format!("a second root element <{}>", element.name),
                     ));
                 }
-                Event::Eof => break,
+                if matches!(event, Event::Empty(_)) {
+                    close(element, &mut stack, &mut root);
+                } else {
+                    stack.push(element);
+                }
             }
+            Event::End(_) => {
+                let element = stack
+                    .pop()
+                    .ok_or_else(|| error(start, "closing tag without an opening tag".to_owned()))?;
+                close(element, &mut stack, &mut root);
+            }
+            Event::Text(t) => {
+                let s = t
+                    .decode()
+                    .map_err(|e| error(start, e.to_string()))?
+                    .into_owned();
+                text_node(s, &mut stack)?;
+            }
+            Event::CData(c) => {
+                let s = c
+                    .decode()
+                    .map_err(|e| error(start, e.to_string()))?
+                    .into_owned();
+                text_node(s, &mut stack)?;
+            }
+            Event::GeneralRef(r) => {
+                let resolved = match r
+                    .resolve_char_ref()
+                    .map_err(|e| error(start, e.to_string()))?
+                {
+                    Some(c) => c.to_string(),
+                    None => {
+                        let name = r.decode().map_err(|e| error(start, e.to_string()))?;
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| error(start, format!("unknown entity `&{name};`")))?
+                            .to_owned()
+                    }
+                };
+                text_node(resolved, &mut stack)?;
+            }
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            Event::DocType(_) => {
+                return Err(error(
+                    start,
+                    "DOCTYPE is not allowed in a policy".to_owned(),
+                ));
+            }
+            Event::Eof => break,
         }
-        if let Some(open) = stack.last() {
-            return Err(ParseError {
-                position: open.position,
-                message: format!("<{}> is never closed", open.name),
+    }
+    if let Some(open) = stack.last() {
+        return Err(ParseError {
+            position: open.position,
+            message: format!("<{}> is never closed", open.name),
+        });
+    }
+    root.map(|root| Document { root })
+        .ok_or_else(|| error(0, "the document has no root element".to_owned()))
+}
+
+/// Where the text that quick-xml reads came from. The pre-pass re-encodes single characters as
+/// entities, so every later offset shifts; `edits` undoes that so errors and elements point at the
+/// characters the user wrote.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    original: &'a str,
+    lines: &'a Lines,
+    edits: &'a [Edit],
+}
+
+/// One original character (always ASCII, one byte) that the pre-pass replaced with an entity of
+/// `len` bytes starting at `parsed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Edit {
+    parsed: usize,
+    original: usize,
+    len: usize,
+}
+
+impl Origin<'_> {
+    fn position(&self, parsed: usize) -> Position {
+        self.lines
+            .position(self.original, self.original_offset(parsed))
+    }
+
+    fn original_offset(&self, parsed: usize) -> usize {
+        let before = self.edits.partition_point(|e| e.parsed <= parsed);
+        let Some(edit) = before.checked_sub(1).map(|i| self.edits[i]) else {
+            return parsed;
+        };
+        if parsed < edit.parsed + edit.len {
+            edit.original
+        } else {
+            edit.original + 1 + (parsed - edit.parsed - edit.len)
+        }
+    }
+}
+
+/// APIM's `rawxml` leniency as a pre-pass: inside start tags, an attribute value that is a policy
+/// expression runs to its matching `)`/`}` (C# string and char literals skipped), not to the next
+/// quote, and the characters in it that XML forbids there are encoded. Returns the re-encoded text
+/// and its edits, or `None` when there is nothing to encode and the text can be read as it is.
+fn encode_raw_expressions(text: &str) -> Option<(String, Vec<Edit>)> {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut edits = Vec::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        let rest = &text[i..];
+        let skip_to = |end: &str| rest.find(end).map_or(bytes.len(), |e| i + e + end.len());
+        if rest.starts_with("<!--") {
+            i = skip_to("-->");
+        } else if rest.starts_with("<![CDATA[") {
+            i = skip_to("]]>");
+        } else if rest.starts_with("<?") {
+            i = skip_to("?>");
+        } else if rest.starts_with("<!") || rest.starts_with("</") {
+            i = skip_to(">");
+        } else {
+            i = start_tag(bytes, i + 1, &mut |from, to, quote| {
+                out.push_str(&text[copied..from]);
+                encode_expression(text, from, to, quote, &mut out, &mut edits);
+                copied = to;
             });
         }
-        root.map(|root| Document { root })
-            .ok_or_else(|| error(0, "the document has no root element".to_owned()))
     }
+    if edits.is_empty() {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some((out, edits))
+}
+
+/// Walks one start tag from just after its `<`, calling `expression(from, to, quote)` for each
+/// attribute value that is a complete policy expression ending right at its closing quote; returns
+/// the offset after the tag. Anything malformed ends the walk early and is left for the XML parser
+/// to report.
+fn start_tag(bytes: &[u8], mut i: usize, expression: &mut dyn FnMut(usize, usize, u8)) -> usize {
+    let is_space = |b: u8| b.is_ascii_whitespace();
+    let name_end = |b: u8| is_space(b) || b == b'=' || b == b'/' || b == b'>';
+    while i < bytes.len() && !name_end(bytes[i]) {
+        i += 1;
+    }
+    loop {
+        while i < bytes.len() && is_space(bytes[i]) {
+            i += 1;
+        }
+        match bytes.get(i) {
+            None => return i,
+            Some(b'>') => return i + 1,
+            Some(b'/') => return i + 1,
+            Some(_) => {}
+        }
+        while i < bytes.len() && !name_end(bytes[i]) {
+            i += 1;
+        }
+        while i < bytes.len() && is_space(bytes[i]) {
+            i += 1;
+        }
+        if bytes.get(i) != Some(&b'=') {
+            return i;
+        }
+        i += 1;
+        while i < bytes.len() && is_space(bytes[i]) {
+            i += 1;
+        }
+        let Some(&quote) = bytes.get(i).filter(|&&b| b == b'"' || b == b'\'') else {
+            return i;
+        };
+        let value = i + 1;
+        let opens_expression =
+            bytes.get(value) == Some(&b'@') && matches!(bytes.get(value + 1), Some(b'(' | b'{'));
+        match opens_expression
+            .then(|| expression_end(bytes, value))
+            .flatten()
+            .filter(|&end| bytes.get(end) == Some(&quote))
+        {
+            Some(end) => {
+                expression(value, end, quote);
+                i = end + 1;
+            }
+            None => match bytes[value..].iter().position(|&b| b == quote) {
+                Some(close) => i = value + close + 1,
+                None => return bytes.len(),
+            },
+        }
+    }
+}
+
+/// One character of an expression as C# sees it: entities already in the text count as the
+/// character they stand for, so `&quot;x&quot;` is a string literal just like `"x"`.
+fn logical_char(bytes: &[u8], i: usize) -> (u8, usize) {
+    if bytes[i] == b'&'
+        && let Some(len) = entity_len(&bytes[i..])
+    {
+        let entity = &bytes[i + 1..i + len - 1];
+        let c = match entity {
+            b"quot" => b'"',
+            b"apos" => b'\'',
+            b"lt" => b'<',
+            b"gt" => b'>',
+            b"amp" => b'&',
+            _ => std::str::from_utf8(entity)
+                .ok()
+                .and_then(|e| e.strip_prefix('#'))
+                .and_then(|n| match n.strip_prefix('x') {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                    None => n.parse().ok(),
+                })
+                .and_then(|n| u8::try_from(n).ok())
+                .filter(u8::is_ascii)
+                .unwrap_or(b'_'),
+        };
+        return (c, len);
+    }
+    (bytes[i], 1)
+}
+
+/// Length of the predefined entity or character reference at the start of `bytes`, if there is
+/// one: those are left alone, every other `&` is a C# operator to encode.
+fn entity_len(bytes: &[u8]) -> Option<usize> {
+    let end = bytes.iter().take(12).position(|&b| b == b';')?;
+    let name = &bytes[1..end];
+    let valid = match name {
+        b"quot" | b"apos" | b"lt" | b"gt" | b"amp" => true,
+        [b'#', b'x', hex @ ..] => !hex.is_empty() && hex.iter().all(u8::is_ascii_hexdigit),
+        [b'#', dec @ ..] => !dec.is_empty() && dec.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    valid.then_some(end + 1)
+}
+
+/// The offset just after the `)`/`}` that closes the expression opened by `@(`/`@{` at `start`,
+/// counting nesting of that bracket and skipping string literals (`"…"` with backslash escapes,
+/// verbatim `@"…"` with doubled quotes) and char literals, whose brackets do not count.
+fn expression_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let (open, close) = match bytes.get(start + 1)? {
+        b'(' => (b'(', b')'),
+        _ => (b'{', b'}'),
+    };
+    let mut depth = 0usize;
+    let mut i = start + 1;
+    let mut previous = b'@';
+    while i < bytes.len() {
+        let (c, len) = logical_char(bytes, i);
+        i += len;
+        match c {
+            b'"' | b'\'' => {
+                let verbatim = c == b'"' && previous == b'@';
+                loop {
+                    if i >= bytes.len() {
+                        return None;
+                    }
+                    let (d, len) = logical_char(bytes, i);
+                    i += len;
+                    if d == b'\\' && !verbatim {
+                        if i >= bytes.len() {
+                            return None;
+                        }
+                        i += logical_char(bytes, i).1;
+                    } else if d == c {
+                        if verbatim && i < bytes.len() && logical_char(bytes, i).0 == b'"' {
+                            i += logical_char(bytes, i).1;
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            c if c == open => depth += 1,
+            c if c == close => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    None
+}
+
+/// Copies `bytes[from..to]` (one expression) to `out`, encoding the attribute's own quote, `<`,
+/// `>` and every `&` that does not already start an entity.
+fn encode_expression(
+    text: &str,
+    from: usize,
+    to: usize,
+    quote: u8,
+    out: &mut String,
+    edits: &mut Vec<Edit>,
+) {
+    let bytes = text.as_bytes();
+    let mut plain = from;
+    let mut i = from;
+    while i < to {
+        let entity = match bytes[i] {
+            b'&' if entity_len(&bytes[i..to]).is_some() => None,
+            b'&' => Some("&amp;"),
+            b'<' => Some("&lt;"),
+            b'>' => Some("&gt;"),
+            b'"' if quote == b'"' => Some("&quot;"),
+            b'\'' if quote == b'\'' => Some("&apos;"),
+            _ => None,
+        };
+        if let Some(entity) = entity {
+            out.push_str(&text[plain..i]);
+            edits.push(Edit {
+                parsed: out.len(),
+                original: i,
+                len: entity.len(),
+            });
+            out.push_str(entity);
+            plain = i + 1;
+        }
+        i += 1;
+    }
+    out.push_str(&text[plain..to]);
 }
 
 fn close(element: Element, stack: &mut [Element], root: &mut Option<Element>) {
@@ -316,5 +622,134 @@ mod tests {
         let err = Document::parse("<policies>\n  <inbound>\n").unwrap_err();
         assert_eq!(err.message, "<inbound> is never closed");
         assert!(Document::parse("<a/><b/>").is_err());
+    }
+
+    /// Everything but positions, which legitimately differ when an entity is longer than the
+    /// character it encodes.
+    fn shape(e: &Element) -> String {
+        let attributes: Vec<String> = e
+            .attributes
+            .iter()
+            .map(|a| format!("{}={:?}", a.name, a.value))
+            .collect();
+        let children: Vec<String> = e
+            .children
+            .iter()
+            .map(|n| match n {
+                Node::Element(c) => shape(c),
+                Node::Text(t) => format!("{t:?}"),
+            })
+            .collect();
+        format!(
+            "<{} {}>{}</>",
+            e.name,
+            attributes.join(" "),
+            children.join("")
+        )
+    }
+
+    #[test]
+    fn raw_expressions_parse_like_encoded_ones() {
+        let raw = "<policies>\n  <inbound>\n    <set-variable name=\"v\" value=\"@(context.Request.Headers.GetValueOrDefault(\"x\", \"\"))\" />\n    <set-variable name=\"w\" value=\"@(a < b && c > d)\" />\n  </inbound>\n</policies>";
+        let encoded = "<policies>\n  <inbound>\n    <set-variable name=\"v\" value=\"@(context.Request.Headers.GetValueOrDefault(&quot;x&quot;, &quot;&quot;))\" />\n    <set-variable name=\"w\" value=\"@(a &lt; b &amp;&amp; c &gt; d)\" />\n  </inbound>\n</policies>";
+        let raw = Document::parse(raw).unwrap();
+        let encoded = Document::parse(encoded).unwrap();
+        // The expressions end their lines, so even the positions agree.
+        assert_eq!(raw, encoded);
+        let inbound = raw.root.child("inbound").unwrap();
+        let values: Vec<&str> = inbound.elements().filter_map(|e| e.attr("value")).collect();
+        assert_eq!(
+            values,
+            [
+                "@(context.Request.Headers.GetValueOrDefault(\"x\", \"\"))",
+                "@(a < b && c > d)"
+            ]
+        );
+    }
+
+    #[test]
+    fn positions_after_a_raw_expression_point_into_the_original_text() {
+        let text = "<policies>\n  <x v=\"@(f(\"a\") && g('\"'))\" w='@(h(\"(\", 'x'))' z=\"1\"><y/>\n  </x>\n</policies>";
+        let doc = Document::parse(text).unwrap();
+        let x = doc.root.child("x").unwrap();
+        assert_eq!(x.attr("v"), Some("@(f(\"a\") && g('\"'))"));
+        assert_eq!(x.attr("w"), Some("@(h(\"(\", 'x'))"));
+        let column = |needle: &str| text.lines().nth(1).unwrap().find(needle).unwrap() + 1;
+        assert_eq!(x.attribute("w").unwrap().position.column, column("w='"));
+        assert_eq!(
+            x.attribute("z").unwrap().position,
+            Position {
+                line: 2,
+                column: column("z=")
+            }
+        );
+        assert_eq!(
+            x.child("y").unwrap().position,
+            Position {
+                line: 2,
+                column: column("<y/>")
+            }
+        );
+    }
+
+    #[test]
+    fn mixed_encodings_and_braces_in_one_expression() {
+        let raw =
+            r#"<a v="@{ var s = &quot;}&quot; + "{"; return s.Length > 0 && '}' != '{'; }" />"#;
+        let encoded = r#"<a v="@{ var s = &quot;}&quot; + &quot;{&quot;; return s.Length &gt; 0 &amp;&amp; '}' != '{'; }" />"#;
+        let raw = Document::parse(raw).unwrap();
+        assert_eq!(
+            shape(&raw.root),
+            shape(&Document::parse(encoded).unwrap().root)
+        );
+        assert_eq!(
+            raw.root.attr("v"),
+            Some(r#"@{ var s = "}" + "{"; return s.Length > 0 && '}' != '{'; }"#)
+        );
+        let verbatim = r#"<a v="@(@"a""b)" + "\")")" />"#;
+        assert_eq!(
+            Document::parse(verbatim).unwrap().root.attr("v"),
+            Some(r#"@(@"a""b)" + "\")")"#)
+        );
+    }
+
+    #[test]
+    fn errors_after_a_raw_expression_point_into_the_original_text() {
+        let text = "<policies>\n  <x v=\"@(f(\"a\"))\" w=\"1\">\n  </y>\n</policies>";
+        let err = Document::parse(text).unwrap_err();
+        assert_eq!(err.position, Position { line: 3, column: 3 });
+        // An expression that never closes is not guessed at: the strict error stands.
+        let err = Document::parse("<a v=\"@(f(\"a\")\" />").unwrap_err();
+        assert_eq!(err.position.line, 1);
+    }
+
+    #[test]
+    fn a_string_that_looks_like_the_end_of_the_tag_stays_in_the_expression() {
+        // Also well-formed XML, as `condition="@(x == "` followed by text `")">1`.
+        let doc = Document::parse(r#"<when condition="@(x == ">")">1</when>"#).unwrap();
+        assert_eq!(doc.root.attr("condition"), Some(r#"@(x == ">")"#));
+        assert_eq!(doc.root.text(), "1");
+    }
+
+    #[test]
+    fn well_formed_expressions_parse_exactly_as_xml() {
+        let text = "<a v=\"@(f(&quot;)&quot;) &gt; 1)\" w='@{ return \"a\"; }' x=\"@(y)\">\n  <b c=\"@(1)\"/></a>";
+        let doc = Document::parse(text).unwrap();
+        assert_eq!(
+            doc,
+            parse_xml(
+                text,
+                &Origin {
+                    original: text,
+                    lines: &Lines::new(text),
+                    edits: &[]
+                }
+            )
+            .unwrap()
+        );
+        assert_eq!(doc.root.attr("v"), Some("@(f(\")\") > 1)"));
+        // An unbalanced expression (invalid for APIM either way) is read to its bracket.
+        let doc = Document::parse(r#"<a v="@(x" w=")" />"#).unwrap();
+        assert_eq!(doc.root.attr("v"), Some(r#"@(x" w=")"#));
     }
 }

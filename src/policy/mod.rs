@@ -1,8 +1,20 @@
-//! The policy engine's pure core: APIM policy documents parsed with source positions, and the lint
-//! that `provision validate` runs over rendered policies.
+//! The policy engine's pure core (no I/O): APIM policy documents parsed with source positions
+//! (`document`), their canonical form and semantic diff (`canonical`, `diff`), the typed model and
+//! offline simulator (`model`, `simulator`, `token`), the test matrix (`matrix`, `cases`), and the
+//! lint that `provision validate` runs over rendered policies.
 
+pub mod canonical;
+pub mod cases;
+pub mod diff;
 mod document;
+pub mod instant;
 mod lint;
+pub mod matrix;
+pub mod model;
+pub mod simulator;
+pub mod token;
 
+pub use canonical::{Canonical, CanonicalNode, canonical};
+pub use diff::{Change, Difference, diff};
 pub use document::{Document, Element, Node, ParseError, Position};
 pub use lint::{Finding, LintContext, Severity, lint};

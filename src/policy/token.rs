@@ -1,0 +1,372 @@
+//! JSON Web Tokens as the gateway sees them: parsing, key sets (JWKS) with RSA keys decoded once
+//! per `kid`, RS256 verification, and signing for test tokens.
+//!
+//! Hand-rolled on purpose around RustCrypto's `rsa`: `jsonwebtoken` rebuilds the RSA public key on
+//! every verification and folds every failure into its own validation rules, while the simulator
+//! needs APIM's rejection reasons (unknown `kid`, `alg: none`, HMAC with a public key…) and a warm
+//! key set to keep decisions close to the raw verify rate.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rsa::signature::{SignatureEncoding, Signer};
+use rsa::traits::PublicKeyParts;
+use rsa::{BoxedUint, Pkcs1v15Sign, PrivateKey, PublicKey, pkcs1v15};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// A token split into its parts; nothing in it is trusted until verified.
+#[derive(Debug, Clone)]
+pub struct Jwt {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub claims: Map<String, Value>,
+    /// The compact token; its first `signed_len` bytes (`header.payload`) are what is signed.
+    compact: String,
+    signed_len: usize,
+    signature: Vec<u8>,
+}
+
+impl Jwt {
+    /// Parses a compact JWS. Errors say what is malformed, never the token itself.
+    pub fn parse(token: &str) -> Result<Jwt, String> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!(
+                "a JWT has three dot-separated parts, this one has {}",
+                token.split('.').count()
+            ));
+        };
+        let decode_json = |part: &str, what: &str| -> Result<Map<String, Value>, String> {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(part.trim_end_matches('='))
+                .map_err(|_| format!("the {what} is not base64url"))?;
+            match serde_json::from_slice(&bytes) {
+                Ok(Value::Object(map)) => Ok(map),
+                _ => Err(format!("the {what} is not a JSON object")),
+            }
+        };
+        let header_map = decode_json(header, "header")?;
+        let claims = decode_json(payload, "payload")?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature.trim_end_matches('='))
+            .map_err(|_| "the signature is not base64url".to_owned())?;
+        let alg = header_map
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or("the header has no `alg`")?
+            .to_owned();
+        let kid = header_map
+            .get("kid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(Jwt {
+            alg,
+            kid,
+            claims,
+            compact: token.to_owned(),
+            signed_len: header.len() + 1 + payload.len(),
+            signature,
+        })
+    }
+
+    pub fn claim_str(&self, name: &str) -> Option<&str> {
+        self.claims.get(name).and_then(Value::as_str)
+    }
+
+    pub fn claim_i64(&self, name: &str) -> Option<i64> {
+        self.claims
+            .get(name)
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+    }
+
+    pub fn signing_input(&self) -> &[u8] {
+        &self.compact.as_bytes()[..self.signed_len]
+    }
+
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+}
+
+/// Why a signature did not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyError {
+    KeyNotFound,
+    SignatureInvalid,
+}
+
+/// One JWK as published at an Entra `jwks_uri`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Jwk {
+    pub kty: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub key_use: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// A JWKS document could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", location.map(|(l, c)| format!("{l}:{c}: ")).unwrap_or_default())]
+pub struct JwksError {
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+/// RSA verification keys by `kid`, decoded once.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: BTreeMap<String, PublicKey>,
+    jwks: Vec<Jwk>,
+}
+
+impl KeySet {
+    pub fn from_json(text: &str) -> Result<KeySet, JwksError> {
+        let jwks: Jwks = serde_json::from_str(text).map_err(|e| JwksError {
+            location: Some((e.line(), e.column())),
+            message: format!("not a JWKS document ({{\"keys\": [...]}}): {e}"),
+        })?;
+        KeySet::from_jwks(jwks)
+    }
+
+    pub fn from_jwks(jwks: Jwks) -> Result<KeySet, JwksError> {
+        let mut set = KeySet::default();
+        for (i, jwk) in jwks.keys.iter().enumerate() {
+            let fail = |message: String| JwksError {
+                location: None,
+                message: format!("keys[{i}]: {message}"),
+            };
+            if jwk.kty != "RSA" {
+                // Entra publishes RSA keys only; other key types cannot verify RS256 and are skipped.
+                continue;
+            }
+            let kid = jwk
+                .kid
+                .clone()
+                .ok_or_else(|| fail("an RSA key without `kid` cannot be selected".to_owned()))?;
+            let component = |v: &Option<String>, name: &str| -> Result<Vec<u8>, JwksError> {
+                let text = v
+                    .as_deref()
+                    .ok_or_else(|| fail(format!("missing `{name}`")))?;
+                URL_SAFE_NO_PAD
+                    .decode(text.trim_end_matches('='))
+                    .map_err(|_| fail(format!("`{name}` is not base64url")))
+            };
+            let (n, e) = (component(&jwk.n, "n")?, component(&jwk.e, "e")?);
+            let key = PublicKey::new(
+                BoxedUint::from_be_slice_vartime(&n),
+                BoxedUint::from_be_slice_vartime(&e),
+            )
+            .map_err(|err| fail(format!("not a usable RSA key: {err}")))?;
+            set.keys.insert(kid, key);
+        }
+        set.jwks = jwks.keys;
+        Ok(set)
+    }
+
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn to_jwks(&self) -> Jwks {
+        Jwks {
+            keys: self.jwks.clone(),
+        }
+    }
+
+    /// Verifies an RS256 signature with the key named by `kid`.
+    pub fn verify_rs256(
+        &self,
+        kid: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), VerifyError> {
+        let key = self.keys.get(kid).ok_or(VerifyError::KeyNotFound)?;
+        key.verify(
+            Pkcs1v15Sign::new::<Sha256>(),
+            &Sha256::digest(message),
+            signature,
+        )
+        .map_err(|_| VerifyError::SignatureInvalid)
+    }
+}
+
+/// Signs RS256 tokens with one key: used for test tokens and, later, by the sandbox.
+pub struct TokenSigner {
+    pub kid: String,
+    key: pkcs1v15::SigningKey<Sha256>,
+    public: PublicKey,
+}
+
+impl TokenSigner {
+    /// A fresh 2048-bit key (the size Entra uses), from the caller's randomness.
+    pub fn generate<R: rsa::rand_core::TryCryptoRng + ?Sized>(
+        rng: &mut R,
+        kid: &str,
+    ) -> Result<TokenSigner, String> {
+        let private =
+            PrivateKey::new(rng, 2048).map_err(|e| format!("cannot generate an RSA key: {e}"))?;
+        let public = private.to_public_key();
+        Ok(TokenSigner {
+            kid: kid.to_owned(),
+            key: pkcs1v15::SigningKey::<Sha256>::new(private),
+            public,
+        })
+    }
+
+    /// The public half as a JWK.
+    pub fn jwk(&self) -> Jwk {
+        Jwk {
+            kty: "RSA".to_owned(),
+            kid: Some(self.kid.clone()),
+            key_use: Some("sig".to_owned()),
+            n: Some(URL_SAFE_NO_PAD.encode(self.public.n().to_be_bytes())),
+            e: Some(
+                URL_SAFE_NO_PAD.encode(
+                    self.public
+                        .e()
+                        .to_be_bytes()
+                        .iter()
+                        .skip_while(|b| **b == 0)
+                        .copied()
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+        }
+    }
+
+    /// The public key's modulus, for building forged tokens in tests (HMAC keyed with it).
+    pub fn public_modulus(&self) -> Vec<u8> {
+        self.public.n().to_be_bytes().to_vec()
+    }
+
+    /// A signed compact JWS with this key's `kid`.
+    pub fn sign(&self, claims: &Value) -> String {
+        self.sign_with_header(
+            &serde_json::json!({ "typ": "JWT", "alg": "RS256", "kid": self.kid }),
+            claims,
+        )
+    }
+
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let input = format!("{}.{}", encode_json(header), encode_json(claims));
+        let signature = self.key.sign(input.as_bytes()).to_vec();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+pub fn encode_json(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// An HS256 token: never valid for Entra, built to test that the gateway refuses it.
+pub fn sign_hs256(secret: &[u8], header: &Value, claims: &Value) -> String {
+    // HMAC-SHA256 (RFC 2104), written out because only tests of the refusal path need it.
+    let mut key = if secret.len() > 64 {
+        Sha256::digest(secret).to_vec()
+    } else {
+        secret.to_vec()
+    };
+    key.resize(64, 0);
+    let ipad: Vec<u8> = key.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = key.iter().map(|b| b ^ 0x5c).collect();
+    let input = format!("{}.{}", encode_json(header), encode_json(claims));
+    let inner = Sha256::new()
+        .chain_update(&ipad)
+        .chain_update(input.as_bytes())
+        .finalize();
+    let mac = Sha256::new()
+        .chain_update(&opad)
+        .chain_update(inner)
+        .finalize();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    /// One key per test process: generating RSA keys is the slow part.
+    pub(crate) fn signer() -> &'static TokenSigner {
+        static SIGNER: OnceLock<TokenSigner> = OnceLock::new();
+        SIGNER.get_or_init(|| TokenSigner::generate(&mut getrandom::SysRng, "test-kid").unwrap())
+    }
+
+    #[test]
+    fn signed_tokens_verify_and_tampered_ones_do_not() {
+        let s = signer();
+        let keys = KeySet::from_jwks(Jwks {
+            keys: vec![s.jwk()],
+        })
+        .unwrap();
+        let token = s.sign(&serde_json::json!({"sub": "x"}));
+        let jwt = Jwt::parse(&token).unwrap();
+        assert_eq!(jwt.alg, "RS256");
+        assert_eq!(
+            keys.verify_rs256("test-kid", jwt.signing_input(), jwt.signature()),
+            Ok(())
+        );
+        assert_eq!(
+            keys.verify_rs256("other", jwt.signing_input(), jwt.signature()),
+            Err(VerifyError::KeyNotFound)
+        );
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = encode_json(&serde_json::json!({"sub": "y"}));
+        parts[1] = &forged;
+        let tampered = Jwt::parse(&parts.join(".")).unwrap();
+        assert_eq!(
+            keys.verify_rs256("test-kid", tampered.signing_input(), tampered.signature()),
+            Err(VerifyError::SignatureInvalid)
+        );
+    }
+
+    #[test]
+    fn jwk_round_trips_through_json() {
+        let s = signer();
+        let text = serde_json::to_string(&Jwks {
+            keys: vec![s.jwk()],
+        })
+        .unwrap();
+        assert!(KeySet::from_json(&text).unwrap().contains("test-kid"));
+        assert_eq!(s.jwk().e.as_deref(), Some("AQAB"));
+    }
+
+    #[test]
+    fn malformed_inputs_are_named() {
+        assert_eq!(
+            Jwt::parse("a.b").unwrap_err(),
+            "a JWT has three dot-separated parts, this one has 2"
+        );
+        assert_eq!(
+            Jwt::parse("!!.e30.").unwrap_err(),
+            "the header is not base64url"
+        );
+        let err = KeySet::from_json("{\n  \"keys\": [1]\n}").unwrap_err();
+        assert_eq!(err.location.map(|l| l.0), Some(2));
+        let err =
+            KeySet::from_json(r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#).unwrap_err();
+        assert_eq!(
+            err.message,
+            "keys[0]: an RSA key without `kid` cannot be selected"
+        );
+    }
+}
