@@ -59,14 +59,103 @@ pub enum ColorChoice {
     Never,
 }
 
+// Parsed once per run: the size difference between variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render an environment's APIM policy XML from its templates.
     Render(RenderArgs),
     /// Check environments and lint their rendered policies.
     Validate(ValidateArgs),
+    /// Test, evaluate and compare policies offline.
+    Policy(PolicyArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run the built-in token matrix and your cases against an environment's rendered policy.
+    Test(PolicyTestArgs),
+    /// Evaluate one request against a policy file; prints one JSON object.
+    Eval(PolicyEvalArgs),
+    /// Compare two policy files by meaning; exit 0 when equal, 2 when different.
+    Diff(PolicyDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// The environment whose policy is tested.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// A YAML file of extra cases (repeatable).
+    #[arg(long = "cases", value_name = "FILE")]
+    pub cases: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyEvalArgs {
+    /// The policy XML file.
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// The token (visible to other local users in the process list: prefer --token-file).
+    #[arg(
+        long,
+        value_name = "JWT",
+        conflicts_with = "token_file",
+        required_unless_present = "token_file"
+    )]
+    pub token: Option<String>,
+    /// A file holding the token, or `-` for standard input.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Signing keys (JWKS) of the policy's tenant.
+    #[arg(long, value_name = "FILE")]
+    pub jwks: PathBuf,
+    /// Signing keys of another tenant, as TENANT=FILE (repeatable).
+    #[arg(long = "tenant-jwks", value_name = "TENANT=FILE")]
+    pub tenant_jwks: Vec<String>,
+    /// The instant to evaluate at (default: now).
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// A request header, 'Name: value' (repeatable). The token goes in Authorization unless given here.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// A query parameter, name=value (repeatable).
+    #[arg(long = "query", value_name = "NAME=VALUE")]
+    pub query: Vec<String>,
+    /// An APIM named value, name=value (repeatable).
+    #[arg(long = "named-value", value_name = "NAME=VALUE")]
+    pub named_values: Vec<String>,
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    #[arg(long, default_value = "/")]
+    pub path: String,
+    /// The cloud whose issuers apply (default: from the policy's authentication-endpoint, else public).
+    #[arg(long, value_enum)]
+    pub cloud: Option<CloudArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudArg {
+    Public,
+    Usgov,
+    China,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyDiffArgs {
+    /// The policy as it is (e.g. what APIM returns).
+    pub old: PathBuf,
+    /// The policy as it should be (e.g. a fresh render).
+    pub new: PathBuf,
 }
 
 #[derive(Debug, Args)]

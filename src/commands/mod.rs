@@ -1,6 +1,7 @@
 //! One file per subcommand: the glue between the CLI, the pure core and the printer.
 
 mod completions;
+mod policy;
 mod render;
 mod validate;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Render(args) => render::run(&cli.global, args, printer),
         Command::Validate(args) => validate::run(&cli.global, args, printer),
+        Command::Policy(args) => policy::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -4,5 +4,6 @@
 mod bad_inputs;
 mod golden;
 mod lint_fixtures;
+mod policy_cli;
 mod project;
 mod render_check;
