@@ -65,7 +65,13 @@ fn bench(c: &mut Criterion) {
     for _ in 0..30 {
         let start = std::time::Instant::now();
         for _ in 0..100 {
-            public.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&input), &signature).unwrap();
+            public
+                .verify(
+                    Pkcs1v15Sign::new::<Sha256>(),
+                    &Sha256::digest(&input),
+                    &signature,
+                )
+                .unwrap();
         }
         let raw = start.elapsed().as_secs_f64() / 100.0;
         let start = std::time::Instant::now();
