@@ -12,3 +12,4 @@ pub mod config;
 pub mod output;
 pub mod policy;
 pub mod render;
+pub mod sandbox;

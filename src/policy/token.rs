@@ -213,6 +213,7 @@ impl KeySet {
 pub struct TokenSigner {
     pub kid: String,
     key: pkcs1v15::SigningKey<Sha256>,
+    private: PrivateKey,
     public: PublicKey,
 }
 
@@ -224,12 +225,44 @@ impl TokenSigner {
     ) -> Result<TokenSigner, String> {
         let private =
             PrivateKey::new(rng, 2048).map_err(|e| format!("cannot generate an RSA key: {e}"))?;
+        Ok(TokenSigner::from_private(private, kid))
+    }
+
+    fn from_private(private: PrivateKey, kid: &str) -> TokenSigner {
         let public = private.to_public_key();
-        Ok(TokenSigner {
+        TokenSigner {
             kid: kid.to_owned(),
-            key: pkcs1v15::SigningKey::<Sha256>::new(private),
+            key: pkcs1v15::SigningKey::<Sha256>::new(private.clone()),
+            private,
             public,
-        })
+        }
+    }
+
+    /// A signer from a stored PKCS#8 DER key (the sandbox persists its keys this way).
+    pub fn from_pkcs8_der(der: &[u8], kid: &str) -> Result<TokenSigner, String> {
+        use rsa::pkcs8::DecodePrivateKey;
+        let private =
+            PrivateKey::from_pkcs8_der(der).map_err(|e| format!("not a PKCS#8 RSA key: {e}"))?;
+        Ok(TokenSigner::from_private(private, kid))
+    }
+
+    pub fn to_pkcs8_der(&self) -> Vec<u8> {
+        use rsa::pkcs8::EncodePrivateKey;
+        self.private
+            .to_pkcs8_der()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Verifies an RS256 signature made with this key.
+    pub fn verify_rs256(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.public
+            .verify(
+                Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(message),
+                signature,
+            )
+            .is_ok()
     }
 
     /// The public half as a JWK.

@@ -1,0 +1,182 @@
+//! Tokens the sandbox mints and the bearer tokens it accepts, shared by login, Graph and ARM.
+
+use axum::http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use super::{Shared, new_guid};
+use crate::policy::token::Jwt;
+
+/// What Graph tokens carry as `aud` (v1 resource URI forms and the app id).
+pub(crate) const GRAPH_AUDIENCES: [&str; 3] = [
+    "https://graph.microsoft.com",
+    "https://graph.microsoft.com/",
+    "00000003-0000-0000-c000-000000000000",
+];
+/// What ARM tokens carry as `aud`.
+pub(crate) const ARM_AUDIENCES: [&str; 3] = [
+    "https://management.azure.com/",
+    "https://management.azure.com",
+    "https://management.core.windows.net/",
+];
+
+/// The v1 issuer of a tenant (`{base}/{tid}/`), as the cloud table has it for the sandbox.
+pub(crate) fn issuer_v1(shared: &Shared, tenant: &str) -> String {
+    format!("{}/{tenant}/", shared.base_url)
+}
+
+/// The v2 issuer of a tenant (`{base}/{tid}/v2.0`).
+pub(crate) fn issuer_v2(shared: &Shared, tenant: &str) -> String {
+    format!("{}/{tenant}/v2.0", shared.base_url)
+}
+
+/// Seconds since the Unix epoch (tokens use real time so real verifiers accept them).
+pub(crate) fn now_s() -> i64 {
+    (super::now_ms() / 1000) as i64
+}
+
+/// Signs claims with the tenant's newest key; adds `iat`, `nbf`, `exp` (60-90 minutes, as Entra
+/// does), `uti` and `tid` unless given.
+pub(crate) fn mint(
+    shared: &Shared,
+    tenant: &str,
+    claims: Map<String, Value>,
+) -> Option<(String, i64)> {
+    let signer = shared.signer(tenant)?;
+    let now = now_s();
+    let mut bytes = [0u8; 2];
+    getrandom::fill(&mut bytes).ok()?;
+    let lifetime = 3600 + i64::from(u16::from_le_bytes(bytes) % 1800);
+    let mut full = Map::new();
+    full.insert("iat".into(), json!(now - 300));
+    full.insert("nbf".into(), json!(now - 300));
+    full.insert("exp".into(), json!(now + lifetime));
+    full.insert("tid".into(), json!(tenant));
+    full.insert("uti".into(), json!(new_guid().replace('-', "")));
+    full.extend(claims);
+    let header = json!({ "typ": "JWT", "alg": "RS256", "kid": signer.kid, "x5t": signer.kid });
+    Some((
+        signer.sign_with_header(&header, &Value::Object(full)),
+        lifetime,
+    ))
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuthError {
+    Missing,
+    Invalid(String),
+    Expired,
+    WrongAudience(String),
+}
+
+impl AuthError {
+    pub fn message(&self) -> String {
+        match self {
+            AuthError::Missing => "Access token is empty.".to_owned(),
+            AuthError::Invalid(why) => format!("Access token validation failure: {why}."),
+            AuthError::Expired => "Lifetime validation failed, the token is expired.".to_owned(),
+            AuthError::WrongAudience(aud) => format!("Invalid audience `{aud}`."),
+        }
+    }
+}
+
+/// The caller behind a verified token.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub tenant: String,
+    pub object_id: String,
+    pub app_id: String,
+    pub claims: Map<String, Value>,
+}
+
+/// Verifies `Authorization: Bearer …` against the sandbox's own keys and the given audiences.
+pub(crate) fn verify_bearer(
+    shared: &Shared,
+    headers: &HeaderMap,
+    audiences: &[&str],
+) -> Result<Caller, AuthError> {
+    let value = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AuthError::Missing)?;
+    let token = match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            token.trim()
+        }
+        _ => return Err(AuthError::Missing),
+    };
+    let jwt = Jwt::parse(token).map_err(AuthError::Invalid)?;
+    if jwt.alg != "RS256" {
+        return Err(AuthError::Invalid(format!(
+            "alg {} is not accepted",
+            jwt.alg
+        )));
+    }
+    let tenant = jwt
+        .claim_str("tid")
+        .ok_or_else(|| AuthError::Invalid("no tid".to_owned()))?
+        .to_owned();
+    let kid = jwt
+        .kid
+        .clone()
+        .ok_or_else(|| AuthError::Invalid("no kid".to_owned()))?;
+    let signer = shared
+        .signers(&tenant)
+        .into_iter()
+        .find(|s| s.kid == kid)
+        .ok_or_else(|| AuthError::Invalid("signing key not found".to_owned()))?;
+    if !signer.verify_rs256(jwt.signing_input(), jwt.signature()) {
+        return Err(AuthError::Invalid(
+            "signature verification failed".to_owned(),
+        ));
+    }
+    let iss = jwt.claim_str("iss").unwrap_or_default();
+    if iss != issuer_v1(shared, &tenant) && iss != issuer_v2(shared, &tenant) {
+        return Err(AuthError::Invalid(format!(
+            "issuer {iss} is not the sandbox's"
+        )));
+    }
+    let now = now_s();
+    if jwt.claim_i64("exp").is_none_or(|exp| now >= exp + 300) {
+        return Err(AuthError::Expired);
+    }
+    let aud = jwt.claim_str("aud").unwrap_or_default().to_owned();
+    if !audiences.iter().any(|a| a.eq_ignore_ascii_case(&aud)) {
+        return Err(AuthError::WrongAudience(aud));
+    }
+    let app_id = jwt
+        .claim_str("appid")
+        .or_else(|| jwt.claim_str("azp"))
+        .unwrap_or_default()
+        .to_owned();
+    let object_id = jwt.claim_str("oid").unwrap_or_default().to_owned();
+    Ok(Caller {
+        tenant,
+        object_id,
+        app_id,
+        claims: jwt.claims,
+    })
+}
+
+/// The claims of an app-only (client credentials) token for a v1 resource such as ARM or Graph.
+pub(crate) fn app_only_claims(
+    shared: &Shared,
+    tenant: &str,
+    audience: &str,
+    app_id: &str,
+    object_id: &str,
+) -> Map<String, Value> {
+    let mut claims = Map::new();
+    claims.insert("aud".into(), json!(audience));
+    claims.insert("iss".into(), json!(issuer_v1(shared, tenant)));
+    claims.insert("appid".into(), json!(app_id));
+    claims.insert("appidacr".into(), json!("1"));
+    claims.insert("idp".into(), json!(issuer_v1(shared, tenant)));
+    claims.insert("idtyp".into(), json!("app"));
+    claims.insert("oid".into(), json!(object_id));
+    claims.insert("sub".into(), json!(object_id));
+    claims.insert("ver".into(), json!("1.0"));
+    claims
+}

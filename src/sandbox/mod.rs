@@ -1,0 +1,456 @@
+//! The sandbox: a local, faithful emulator of the Azure surfaces `provision` talks to (Entra ID
+//! login, Microsoft Graph; ARM comes next), with fault and latency profiles and persisted state.
+//! It is the embedded default environment, the test double of every wire test and the stage for
+//! fault and performance tests.
+//!
+//! Tests start it in-process with [`Sandbox::start`] on an ephemeral loopback port; `provision
+//! sandbox serve` runs the same server in the foreground.
+
+mod admin;
+#[allow(dead_code)] // Used by login and Graph, which land next.
+mod auth;
+mod config;
+mod faults;
+mod graph;
+mod listener;
+mod login;
+mod state;
+mod tls;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State as AxumState};
+use axum::http::{HeaderValue, Response, StatusCode};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+
+pub use config::{FaultProfile, LatencyProfile, SandboxConfig};
+pub use faults::{Fault, FaultScript};
+pub use state::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FOREIGN_TENANT, State};
+
+use crate::policy::token::TokenSigner;
+use faults::FaultEngine;
+use state::{KeyRecord, Operator, Tenant, User};
+
+/// One request as the sandbox answered it: what tests and benchmarks count and time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestRecord {
+    pub seq: u64,
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    pub status: u16,
+    pub duration_ms: f64,
+    /// The injected fault, if any (`script[0] call 2`, `profile: throttled`…).
+    pub fault: Option<String>,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub config: SandboxConfig,
+    pub base_url: String,
+    state: Mutex<State>,
+    /// Decoded signing keys by kid (decoding RSA keys per request would be slow).
+    signers: Mutex<BTreeMap<String, Arc<TokenSigner>>>,
+    log: Mutex<Vec<RequestRecord>>,
+    faults: Mutex<FaultEngine>,
+    /// Peers whose connection is to be dropped instead of answered.
+    pub(crate) resets: Mutex<HashSet<SocketAddr>>,
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(crate) fn new_guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[allow(dead_code)] // Some helpers serve login and Graph, which land next.
+impl Shared {
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sandbox milliseconds elapsed since a wall-clock instant (time scale applied).
+    pub fn elapsed_sandbox_ms(&self, since_ms: u64) -> u64 {
+        (now_ms().saturating_sub(since_ms) as f64 * self.config.time_scale) as u64
+    }
+
+    /// Whether an object created at `created_ms` is still inside its replication window.
+    pub fn replicating(&self, created_ms: u64) -> bool {
+        self.elapsed_sandbox_ms(created_ms) < self.config.replication_lag_ms()
+    }
+
+    /// Saves the state after a change, atomically (write then rename), when persisting.
+    pub fn persist(&self, state: &State) {
+        let Some(file) = self.config.state_file() else {
+            return;
+        };
+        let tmp = file.with_extension("json.tmp");
+        let result = serde_json::to_vec_pretty(state)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &file));
+        if let Err(e) = result {
+            tracing::warn!(file = %file.display(), error = %e, "cannot persist sandbox state");
+        }
+    }
+
+    /// The newest signing key of a tenant.
+    pub fn signer(&self, tenant: &str) -> Option<Arc<TokenSigner>> {
+        let record = self.state().tenant(tenant)?.keys.last()?.clone();
+        self.signer_for(&record)
+    }
+
+    fn signer_for(&self, record: &KeyRecord) -> Option<Arc<TokenSigner>> {
+        let mut signers = self.signers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = signers.get(&record.kid) {
+            return Some(s.clone());
+        }
+        let der = STANDARD.decode(&record.pkcs8).ok()?;
+        let signer = Arc::new(TokenSigner::from_pkcs8_der(&der, &record.kid).ok()?);
+        signers.insert(record.kid.clone(), signer.clone());
+        Some(signer)
+    }
+
+    /// All published keys of a tenant, oldest first.
+    pub fn signers(&self, tenant: &str) -> Vec<Arc<TokenSigner>> {
+        let records = self
+            .state()
+            .tenant(tenant)
+            .map(|t| t.keys.clone())
+            .unwrap_or_default();
+        records.iter().filter_map(|r| self.signer_for(r)).collect()
+    }
+
+    /// Adds a new signing key to a tenant; tokens are signed with it from now on.
+    pub fn rotate_key(&self, tenant: &str) -> Option<String> {
+        let signer = new_key()?;
+        let record = KeyRecord {
+            kid: signer.kid.clone(),
+            pkcs8: STANDARD.encode(signer.to_pkcs8_der()),
+        };
+        let kid = record.kid.clone();
+        self.signers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(kid.clone(), Arc::new(signer));
+        let mut state = self.state();
+        state.tenant_mut(tenant)?.keys.push(record);
+        self.persist(&state);
+        Some(kid)
+    }
+}
+
+fn new_key() -> Option<TokenSigner> {
+    let kid = new_guid().replace('-', "")[..20].to_owned();
+    TokenSigner::generate(&mut getrandom::SysRng, &kid).ok()
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 30];
+    getrandom::fill(&mut bytes).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A fresh sandbox world: the default and the foreign tenant, each with a key and users, and the
+/// operator identity.
+fn initial_state() -> anyhow::Result<State> {
+    let tenant =
+        |id: &str, name: &str, domain: &str, users: Vec<(&str, &str)>| -> anyhow::Result<Tenant> {
+            let signer =
+                new_key().ok_or_else(|| anyhow::anyhow!("cannot generate a signing key"))?;
+            Ok(Tenant {
+                id: id.to_owned(),
+                display_name: name.to_owned(),
+                domain: domain.to_owned(),
+                keys: vec![KeyRecord {
+                    kid: signer.kid.clone(),
+                    pkcs8: STANDARD.encode(signer.to_pkcs8_der()),
+                }],
+                users: users
+                    .into_iter()
+                    .map(|(upn, display)| User {
+                        id: new_guid(),
+                        upn: upn.to_owned(),
+                        display_name: display.to_owned(),
+                    })
+                    .collect(),
+            })
+        };
+    Ok(State {
+        tenants: vec![
+            tenant(
+                DEFAULT_TENANT,
+                "Sandbox",
+                "sandbox.onmicrosoft.com",
+                vec![
+                    ("ada@sandbox.onmicrosoft.com", "Ada Lovelace"),
+                    ("grace@sandbox.onmicrosoft.com", "Grace Hopper"),
+                ],
+            )?,
+            tenant(
+                FOREIGN_TENANT,
+                "Foreign",
+                "foreign.onmicrosoft.com",
+                vec![("mallory@foreign.onmicrosoft.com", "Mallory")],
+            )?,
+        ],
+        subscriptions: vec![DEFAULT_SUBSCRIPTION.to_owned()],
+        operator: Operator {
+            tenant_id: DEFAULT_TENANT.to_owned(),
+            client_id: new_guid(),
+            client_secret: new_secret(),
+            object_id: new_guid(),
+        },
+        objects: Vec::new(),
+        device_codes: Vec::new(),
+    })
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Starts the server on the configured address (loopback unless allowed otherwise).
+    pub async fn start(config: SandboxConfig) -> anyhow::Result<Sandbox> {
+        if !config.addr.ip().is_loopback() && !config.allow_non_loopback {
+            anyhow::bail!(
+                "{} is not a loopback address; the sandbox hands out test credentials and listens on loopback only",
+                config.addr
+            );
+        }
+        let state = match config.state_file() {
+            Some(file) if file.exists() => {
+                let text = std::fs::read_to_string(&file)?;
+                serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("{}: not a sandbox state file: {e}", file.display())
+                })?
+            }
+            _ => initial_state()?,
+        };
+        if let Some(dir) = &config.state_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tcp = tokio::net::TcpListener::bind(config.addr).await?;
+        let addr = tcp.local_addr()?;
+        let scheme = if config.tls { "https" } else { "http" };
+        let host = if addr.ip().is_loopback() && addr.is_ipv4() {
+            addr.to_string()
+        } else {
+            format!("{addr}")
+        };
+        let faults = FaultEngine::new(config.faults, config.fault_script.clone(), config.seed);
+        let shared = Arc::new(Shared {
+            base_url: format!("{scheme}://{host}"),
+            config,
+            state: Mutex::new(state),
+            signers: Mutex::new(BTreeMap::new()),
+            log: Mutex::new(Vec::new()),
+            faults: Mutex::new(faults),
+            resets: Mutex::new(HashSet::new()),
+        });
+        shared.persist(&shared.state());
+        let app = router(shared.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let make = app.into_make_service_with_connect_info::<listener::Peer>();
+        let listener = listener::Listener::new(tcp, shared.clone(), tls::acceptor(&shared)?);
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, make).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "sandbox server stopped");
+            }
+        });
+        Ok(Sandbox {
+            shared,
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (or https with `--tls`): login, Graph and ARM share this origin.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// What `GET /_sandbox/info` returns.
+    pub fn info(&self) -> serde_json::Value {
+        admin::info(&self.shared)
+    }
+
+    /// The request log so far.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The sandbox's state, for assertions. Hold the guard briefly: handlers wait for it.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.state()
+    }
+
+    /// The PEM of the self-signed certificate (with `tls`).
+    pub fn certificate_pem(&self) -> Option<String> {
+        tls::certificate_pem(&self.shared)
+    }
+
+    /// Stops accepting, finishes in-flight requests, and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until the server task ends (it ends on shutdown).
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// A handle that stops the server from elsewhere (Ctrl-C).
+    pub fn stopper(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .merge(login::routes())
+        .merge(graph::routes())
+        .merge(admin::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            observe,
+        ))
+        .with_state(shared)
+}
+
+/// Every request passes here: faults and latency are applied, and the outcome is logged.
+async fn observe(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    ConnectInfo(listener::Peer(peer)): ConnectInfo<listener::Peer>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let path = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
+    let fault = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .decide(&method, request.uri().path());
+    let scale = |ms: u64| {
+        Duration::from_secs_f64(
+            ms as f64 / 1000.0 / shared.config.time_scale.max(f64::MIN_POSITIVE),
+        )
+    };
+    let latency = shared.config.latency.request_ms();
+    if latency > 0 && !request.uri().path().starts_with("/_sandbox/") {
+        tokio::time::sleep(scale(latency)).await;
+    }
+    let response = match &fault {
+        Some(Fault::Respond {
+            status,
+            headers,
+            body,
+            ..
+        }) => {
+            let mut r = match body {
+                Some(b) => (
+                    StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    axum::Json(b.clone()),
+                )
+                    .into_response(),
+                None => StatusCode::from_u16(*status)
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                    .into_response(),
+            };
+            for (k, v) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    axum::http::HeaderName::try_from(k.as_str()),
+                    HeaderValue::from_str(v),
+                ) {
+                    r.headers_mut().insert(name, value);
+                }
+            }
+            r
+        }
+        Some(Fault::Reset { .. }) => {
+            shared
+                .resets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(peer);
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Some(Fault::Delay { ms, .. }) => {
+            tokio::time::sleep(scale(*ms)).await;
+            next.run(request).await
+        }
+        None => next.run(request).await,
+    };
+    let mut response = response;
+    let request_id = new_guid();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-ms-request-id", v.clone());
+        response.headers_mut().insert("request-id", v);
+    }
+    let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+    let seq = log.len() as u64 + 1;
+    log.push(RequestRecord {
+        seq,
+        method,
+        path,
+        status: if matches!(fault, Some(Fault::Reset { .. })) {
+            0
+        } else {
+            response.status().as_u16()
+        },
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        fault: fault.map(|f| f.label().to_owned()),
+    });
+    response
+}

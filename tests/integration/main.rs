@@ -1,0 +1,13 @@
+//! Integration tests: the real `provision` binary, and the sandbox over HTTP. One test crate with
+//! modules, so the suite links one binary.
+
+mod bad_inputs;
+mod golden;
+mod lint_fixtures;
+mod policy_cli;
+mod project;
+mod render_check;
+mod sandbox_admin;
+mod sandbox_graph;
+mod sandbox_login;
+mod sandbox_support;

@@ -1,0 +1,1 @@
+//! Microsoft Graph endpoints of the sandbox (being written).

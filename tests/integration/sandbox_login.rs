@@ -1,0 +1,1 @@
+//! Entra ID login endpoints of the sandbox (being written).
