@@ -69,8 +69,50 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Test, evaluate and compare policies offline.
     Policy(PolicyArgs),
+    /// Run the local Azure emulator (Entra ID login, Microsoft Graph).
+    Sandbox(SandboxArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    pub command: SandboxCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Serve the sandbox in the foreground until Ctrl-C.
+    Serve(SandboxServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxServeArgs {
+    /// Address to listen on (loopback only, unless --allow-non-loopback).
+    #[arg(long, default_value = crate::cloud::DEFAULT_SANDBOX_ADDRESS, value_name = "HOST:PORT")]
+    pub addr: std::net::SocketAddr,
+    /// Persist state in DIR so separate runs see the same sandbox (default: in memory).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Fault profile (none, flaky, hostile) or a YAML file of scripted faults.
+    #[arg(long, default_value = "none", value_name = "PROFILE|FILE")]
+    pub faults: String,
+    /// Latency profile: instant or realistic.
+    #[arg(long, default_value = "instant", value_name = "PROFILE")]
+    pub latency: String,
+    /// Run sandbox time this many times faster than wall time.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    pub time_scale: f64,
+    /// Seed of the fault dice (a failure reproduces from its seed).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Serve HTTPS with a self-signed certificate written to the state directory.
+    #[arg(long)]
+    pub tls: bool,
+    /// Listen on a non-loopback address (the sandbox hands out test credentials).
+    #[arg(long)]
+    pub allow_non_loopback: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod completions;
 mod policy;
 mod render;
+mod sandbox;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Render(args) => render::run(&cli.global, args, printer),
         Command::Validate(args) => validate::run(&cli.global, args, printer),
         Command::Policy(args) => policy::run(&cli.global, args, printer),
+        Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -166,36 +166,44 @@ fn new_secret() -> String {
 }
 
 /// A fresh sandbox world: the default and the foreign tenant, each with a key and users, and the
-/// operator identity.
+/// operator identity. RSA key generation dominates start-up, so the two keys are made in parallel.
 fn initial_state() -> anyhow::Result<State> {
-    let tenant =
-        |id: &str, name: &str, domain: &str, users: Vec<(&str, &str)>| -> anyhow::Result<Tenant> {
-            let signer =
-                new_key().ok_or_else(|| anyhow::anyhow!("cannot generate a signing key"))?;
-            Ok(Tenant {
-                id: id.to_owned(),
-                display_name: name.to_owned(),
-                domain: domain.to_owned(),
-                keys: vec![KeyRecord {
-                    kid: signer.kid.clone(),
-                    pkcs8: STANDARD.encode(signer.to_pkcs8_der()),
-                }],
-                users: users
-                    .into_iter()
-                    .map(|(upn, display)| User {
-                        id: new_guid(),
-                        upn: upn.to_owned(),
-                        display_name: display.to_owned(),
-                    })
-                    .collect(),
-            })
-        };
+    let (default_key, foreign_key) = std::thread::scope(|scope| {
+        let other = scope.spawn(new_key);
+        (new_key(), other.join().ok().flatten())
+    });
+    let tenant = |id: &str,
+                  name: &str,
+                  domain: &str,
+                  key: Option<TokenSigner>,
+                  users: Vec<(&str, &str)>|
+     -> anyhow::Result<Tenant> {
+        let signer = key.ok_or_else(|| anyhow::anyhow!("cannot generate a signing key"))?;
+        Ok(Tenant {
+            id: id.to_owned(),
+            display_name: name.to_owned(),
+            domain: domain.to_owned(),
+            keys: vec![KeyRecord {
+                kid: signer.kid.clone(),
+                pkcs8: STANDARD.encode(signer.to_pkcs8_der()),
+            }],
+            users: users
+                .into_iter()
+                .map(|(upn, display)| User {
+                    id: new_guid(),
+                    upn: upn.to_owned(),
+                    display_name: display.to_owned(),
+                })
+                .collect(),
+        })
+    };
     Ok(State {
         tenants: vec![
             tenant(
                 DEFAULT_TENANT,
                 "Sandbox",
                 "sandbox.onmicrosoft.com",
+                default_key,
                 vec![
                     ("ada@sandbox.onmicrosoft.com", "Ada Lovelace"),
                     ("grace@sandbox.onmicrosoft.com", "Grace Hopper"),
@@ -205,6 +213,7 @@ fn initial_state() -> anyhow::Result<State> {
                 FOREIGN_TENANT,
                 "Foreign",
                 "foreign.onmicrosoft.com",
+                foreign_key,
                 vec![("mallory@foreign.onmicrosoft.com", "Mallory")],
             )?,
         ],

@@ -172,3 +172,167 @@ async fn non_loopback_addresses_are_refused_without_the_flag() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn serve_prints_its_url_answers_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("provision"))
+        .args([
+            "--color",
+            "never",
+            "sandbox",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--state",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("sandbox listening on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let info: Value = client()
+        .get(format!("{base}/_sandbox/info"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["default_tenant"], DEFAULT_TENANT);
+    let mut rest = String::new();
+    for _ in 0..4 {
+        stdout.read_line(&mut rest).unwrap();
+    }
+    assert!(
+        !rest.contains(info["operator"]["client_secret"].as_str().unwrap()),
+        "the secret stays off stdout"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("sandbox stopped"), "{stderr}");
+    assert!(dir.path().join("state.json").exists());
+}
+
+#[tokio::test]
+async fn serve_refuses_bad_settings_before_listening() {
+    let out = assert_cmd::Command::cargo_bin("provision")
+        .unwrap()
+        .args([
+            "--color",
+            "never",
+            "sandbox",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--latency",
+            "glacial",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "error: --latency glacial: unknown profile\nhint: profiles are instant and realistic\n"
+    );
+}
+
+#[tokio::test]
+async fn tls_serves_https_with_its_own_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        tls: true,
+        state_dir: Some(dir.path().to_path_buf()),
+        ..SandboxConfig::default()
+    };
+    let sandbox = start(config).await;
+    assert!(sandbox.base_url().starts_with("https://127.0.0.1:"));
+    let pem = std::fs::read_to_string(dir.path().join("sandbox-cert.pem")).unwrap();
+    assert_eq!(sandbox.certificate_pem().as_deref(), Some(pem.as_str()));
+    let _ = client();
+    let trusting = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let info: Value = trusting
+        .get(format!("{}/_sandbox/info", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["config"]["tls"], true);
+    // A client that does not trust the certificate is refused.
+    let strict = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([])
+        .build()
+        .unwrap();
+    assert!(
+        strict
+            .get(format!("{}/_sandbox/info", sandbox.base_url()))
+            .send()
+            .await
+            .is_err()
+    );
+    // The same URL over https with "localhost".
+    let localhost = sandbox.base_url().replace("127.0.0.1", "localhost");
+    assert!(
+        trusting
+            .get(format!("{localhost}/_sandbox/info"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+}
+
+#[tokio::test]
+async fn the_flaky_profile_throttles_about_one_request_in_ten_and_reproduces_from_its_seed() {
+    let run = |seed: u64| async move {
+        let sandbox = start(SandboxConfig {
+            faults: provision::sandbox::FaultProfile::Flaky,
+            seed,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let c = client();
+        let mut statuses = Vec::new();
+        for _ in 0..100 {
+            statuses.push(
+                c.get(format!("{}/anything", sandbox.base_url()))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
+        }
+        statuses
+    };
+    let first = run(42).await;
+    assert_eq!(first, run(42).await, "same seed, same faults");
+    let faulted = first.iter().filter(|s| **s == 429 || **s == 503).count();
+    assert!((3..=20).contains(&faulted), "{faulted} of 100");
+    assert_eq!(first.iter().filter(|s| **s == 404).count(), 100 - faulted);
+}
