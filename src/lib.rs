@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cloud;
 pub mod commands;
 pub mod config;
+pub mod dice;
 pub mod output;
 pub mod policy;
 pub mod render;

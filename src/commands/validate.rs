@@ -262,20 +262,7 @@ fn check_one(
 
 /// Lints a rendered policy against the environment it was rendered for.
 pub(super) fn lint_rendered(blueprint: &Blueprint, xml: &str) -> Vec<Finding> {
-    let id = |id: &Option<config::Guid>, unique_name: &str| match id {
-        Some(g) => g.to_string(),
-        None => format!("{}appId of {unique_name})", render::PLACEHOLDER_PREFIX),
-    };
-    let api = id(
-        &blueprint.entra.api.app_id,
-        &blueprint.entra.api.unique_name,
-    );
-    let clients: Vec<String> = blueprint
-        .entra
-        .clients
-        .iter()
-        .map(|c| id(&c.app_id, &c.unique_name))
-        .collect();
+    let (api, clients) = render::preview_app_ids(blueprint);
     let ctx = LintContext {
         tenant_id: blueprint.tenant_id.as_str(),
         api_app_id: &api,

@@ -23,6 +23,31 @@ use blueprint::Checker;
 use model::RawEnvironment;
 use tree::Sources;
 
+/// Parses a small YAML document (test cases, fault scripts) into `T`, with the strictness of
+/// environment files: duplicate keys are errors, quoted scalars stay text, and an error names
+/// `file:line:col` and the key path.
+pub fn parse_yaml_document<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, String> {
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
+    let node = marked_yaml::parse_yaml_with_options(0, text, options)
+        .map_err(|e| format!("{file}: invalid YAML: {e}"))?;
+    marked_yaml::from_node(&node).map_err(|e| {
+        let at = e
+            .start_mark()
+            .map(|m| format!("{}:{}:", m.line(), m.column()))
+            .unwrap_or_default();
+        format!(
+            "{file}:{at} {}: {}",
+            e.path().unwrap_or("(document)"),
+            serde_message(&e)
+        )
+    })
+}
+
 /// An environment as loaded: either a target that can be rendered and deployed, or an abstract
 /// parent (`abstract: true`) that exists only to be extended.
 #[derive(Debug, Clone)]

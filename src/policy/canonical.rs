@@ -397,21 +397,12 @@ u</x><y /><z/></inbound></policies>"#,
         }
     }
 
-    /// A small deterministic generator (SplitMix64): the noise comes from one seed that proptest
-    /// picks, so a failing case is reproducible from its printed inputs.
-    struct Noise(u64);
+    /// Noise from one seed that proptest picks, so a failing case reproduces from its inputs.
+    struct Noise(crate::dice::Dice);
 
     impl Noise {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
         fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % n as u64).unwrap_or(0)
+            self.0.below(n)
         }
 
         fn one_in(&mut self, n: usize) -> bool {
@@ -558,7 +549,7 @@ u</x><y /><z/></inbound></policies>"#,
     }
 
     fn noisy_document(tree: &Tree, seed: u64) -> String {
-        let mut noise = Noise(seed);
+        let mut noise = Noise(crate::dice::Dice::new(seed));
         let mut out = String::new();
         out.push_str(noise.pick(&["", "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n"]));
         out.push_str(noise.pick(&["", "<!-- header -->\n"]));

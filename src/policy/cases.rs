@@ -85,25 +85,7 @@ pub fn parse(
     api_path: &str,
     clients: &[(String, String)],
 ) -> Result<Vec<Case>, String> {
-    let node = marked_yaml::parse_yaml_with_options(
-        0,
-        text,
-        marked_yaml::LoaderOptions::default()
-            .error_on_duplicate_keys(true)
-            .prevent_coercion(true),
-    )
-    .map_err(|e| format!("{file}: invalid YAML: {e}"))?;
-    let raw: CaseFile = marked_yaml::from_node(&node).map_err(|e| {
-        let at = e
-            .start_mark()
-            .map(|m| format!("{}:{}:", m.line(), m.column()))
-            .unwrap_or_default();
-        format!(
-            "{file}:{at} {}: {}",
-            e.path().unwrap_or("cases"),
-            e.to_string().rsplit(": ").next().unwrap_or_default()
-        )
-    })?;
+    let raw: CaseFile = crate::config::parse_yaml_document(file, text)?;
     raw.cases
         .into_iter()
         .enumerate()

@@ -116,29 +116,36 @@ pub fn render(
     Ok(DeployablePolicy { xml })
 }
 
+/// The app ids a preview renders: pinned ids where known, placeholders elsewhere, as
+/// (API app, clients in order).
+pub fn preview_app_ids(blueprint: &Blueprint) -> (String, Vec<String>) {
+    let id = |id: &Option<Guid>, unique_name: &str| {
+        id.as_ref()
+            .map_or_else(|| placeholder(unique_name), Guid::to_string)
+    };
+    let api = id(
+        &blueprint.entra.api.app_id,
+        &blueprint.entra.api.unique_name,
+    );
+    let clients = blueprint
+        .entra
+        .clients
+        .iter()
+        .map(|c| id(&c.app_id, &c.unique_name))
+        .collect();
+    (api, clients)
+}
+
 /// Renders for review: pinned ids where known, placeholders elsewhere.
 pub fn render_preview(
     blueprint: &Blueprint,
     templates: &TemplateSet,
 ) -> Result<PreviewPolicy, RenderError> {
-    let mut placeholders = Vec::new();
-    let mut id_or_placeholder = |id: &Option<Guid>, unique_name: &str| match id {
-        Some(id) => id.to_string(),
-        None => {
-            let p = placeholder(unique_name);
-            placeholders.push(p.clone());
-            p
-        }
-    };
-    let api = id_or_placeholder(
-        &blueprint.entra.api.app_id,
-        &blueprint.entra.api.unique_name,
-    );
-    let clients: Vec<String> = blueprint
-        .entra
-        .clients
-        .iter()
-        .map(|c| id_or_placeholder(&c.app_id, &c.unique_name))
+    let (api, clients) = preview_app_ids(blueprint);
+    let placeholders: Vec<String> = std::iter::once(&api)
+        .chain(&clients)
+        .filter(|id| is_placeholder(id))
+        .cloned()
         .collect();
     let xml = templates.render(
         &template_name(blueprint),

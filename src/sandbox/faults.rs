@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::FaultProfile;
+use crate::dice::Dice;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,21 +50,7 @@ pub struct ScriptedFault {
 impl FaultScript {
     /// Parses a script; errors carry line and column.
     pub fn parse(file: &str, text: &str) -> Result<FaultScript, String> {
-        let node = marked_yaml::parse_yaml_with_options(
-            0,
-            text,
-            marked_yaml::LoaderOptions::default()
-                .error_on_duplicate_keys(true)
-                .prevent_coercion(true),
-        )
-        .map_err(|e| format!("{file}: invalid YAML: {e}"))?;
-        let script: FaultScript = marked_yaml::from_node(&node).map_err(|e| {
-            let at = e
-                .start_mark()
-                .map(|m| format!("{}:{}:", m.line(), m.column()))
-                .unwrap_or_default();
-            format!("{file}:{at} {}: {e}", e.path().unwrap_or("faults"))
-        })?;
+        let script: FaultScript = crate::config::parse_yaml_document(file, text)?;
         for (i, f) in script.faults.iter().enumerate() {
             let actions = usize::from(f.status.is_some())
                 + usize::from(f.reset)
@@ -103,25 +90,6 @@ impl Fault {
                 label
             }
         }
-    }
-}
-
-/// SplitMix64: tiny, seedable, and good enough for dice.
-#[derive(Debug, Clone)]
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `percent` / 100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
     }
 }
 
@@ -166,7 +134,7 @@ impl FaultEngine {
             profile,
             matches: vec![0; script.len()],
             script,
-            dice: Dice(seed),
+            dice: Dice::new(seed),
             seed,
         }
     }
@@ -215,7 +183,7 @@ impl FaultEngine {
         if !self.dice.chance(fault_percent) {
             return None;
         }
-        let roll = self.dice.next() % if hostile { 4 } else { 2 };
+        let roll = self.dice.roll() % if hostile { 4 } else { 2 };
         Some(match roll {
             0 => throttled(path),
             1 => unavailable(),

@@ -3,19 +3,12 @@
 use provision::sandbox::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FOREIGN_TENANT, SandboxConfig};
 use serde_json::Value;
 
-use crate::sandbox_support::{client, default_sandbox, start};
+use crate::sandbox_support::{client, default_sandbox, info, start};
 
 #[tokio::test]
 async fn info_names_tenants_subscriptions_urls_and_the_operator() {
     let sandbox = default_sandbox().await;
-    let info: Value = client()
-        .get(format!("{}/_sandbox/info", sandbox.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = info(&sandbox).await;
     assert_eq!(info["base_url"], sandbox.base_url());
     assert_eq!(info["graph"], format!("{}/v1.0", sandbox.base_url()));
     assert_eq!(info["default_tenant"], DEFAULT_TENANT);

@@ -19,17 +19,22 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-/// The operator's client id and secret from `/_sandbox/info`.
-#[allow(dead_code)] // The login tests use it.
-pub async fn operator(sandbox: &Sandbox) -> (String, String) {
-    let info: Value = client()
+/// `GET /_sandbox/info`.
+pub async fn info(sandbox: &Sandbox) -> Value {
+    client()
         .get(format!("{}/_sandbox/info", sandbox.base_url()))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The operator's client id and secret from `/_sandbox/info`.
+#[allow(dead_code)] // The login tests use it.
+pub async fn operator(sandbox: &Sandbox) -> (String, String) {
+    let info = info(sandbox).await;
     (
         info["operator"]["client_id"].as_str().unwrap().to_owned(),
         info["operator"]["client_secret"]
