@@ -12,12 +12,6 @@ pub(crate) const GRAPH_AUDIENCES: [&str; 3] = [
     "https://graph.microsoft.com/",
     "00000003-0000-0000-c000-000000000000",
 ];
-/// What ARM tokens carry as `aud`.
-pub(crate) const ARM_AUDIENCES: [&str; 3] = [
-    "https://management.azure.com/",
-    "https://management.azure.com",
-    "https://management.core.windows.net/",
-];
 
 /// The v1 issuer of a tenant (`{base}/{tid}/`), as the cloud table has it for the sandbox.
 pub(crate) fn issuer_v1(shared: &Shared, tenant: &str) -> String {
@@ -53,7 +47,13 @@ pub(crate) fn mint(
     full.insert("tid".into(), json!(tenant));
     full.insert("uti".into(), json!(new_guid().replace('-', "")));
     full.extend(claims);
-    let header = json!({ "typ": "JWT", "alg": "RS256", "kid": signer.kid, "x5t": signer.kid });
+    // v1 tokens carry `x5t` next to `kid`; v2 tokens only `kid` (entra.md §4).
+    let v1 = full.get("ver").and_then(Value::as_str) != Some("2.0");
+    let header = if v1 {
+        json!({ "typ": "JWT", "alg": "RS256", "kid": signer.kid, "x5t": signer.kid })
+    } else {
+        json!({ "typ": "JWT", "alg": "RS256", "kid": signer.kid })
+    };
     Some((
         signer.sign_with_header(&header, &Value::Object(full)),
         lifetime,
@@ -80,13 +80,10 @@ impl AuthError {
     }
 }
 
-/// The caller behind a verified token.
+/// The caller behind a verified token: the tenant whose objects it may see.
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub tenant: String,
-    pub object_id: String,
-    pub app_id: String,
-    pub claims: Map<String, Value>,
 }
 
 /// Verifies `Authorization: Bearer …` against the sandbox's own keys and the given audiences.
@@ -146,18 +143,7 @@ pub(crate) fn verify_bearer(
     if !audiences.iter().any(|a| a.eq_ignore_ascii_case(&aud)) {
         return Err(AuthError::WrongAudience(aud));
     }
-    let app_id = jwt
-        .claim_str("appid")
-        .or_else(|| jwt.claim_str("azp"))
-        .unwrap_or_default()
-        .to_owned();
-    let object_id = jwt.claim_str("oid").unwrap_or_default().to_owned();
-    Ok(Caller {
-        tenant,
-        object_id,
-        app_id,
-        claims: jwt.claims,
-    })
+    Ok(Caller { tenant })
 }
 
 /// The claims of an app-only (client credentials) token for a v1 resource such as ARM or Graph.

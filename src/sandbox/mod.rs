@@ -7,7 +7,6 @@
 //! sandbox serve` runs the same server in the foreground.
 
 mod admin;
-#[allow(dead_code)] // Used by login and Graph, which land next.
 mod auth;
 mod config;
 mod faults;
@@ -77,7 +76,6 @@ pub(crate) fn new_guid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-#[allow(dead_code)] // Some helpers serve login and Graph, which land next.
 impl Shared {
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -442,7 +440,12 @@ async fn observe(
         None => next.run(request).await,
     };
     let mut response = response;
-    let request_id = new_guid();
+    // A handler that quotes its request id in the body (Graph's innerError) has set it already.
+    let request_id = response
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(new_guid, str::to_owned);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-ms-request-id", v.clone());
         response.headers_mut().insert("request-id", v);

@@ -32,7 +32,6 @@ pub async fn info(sandbox: &Sandbox) -> Value {
 }
 
 /// The operator's client id and secret from `/_sandbox/info`.
-#[allow(dead_code)] // The login tests use it.
 pub async fn operator(sandbox: &Sandbox) -> (String, String) {
     let info = info(sandbox).await;
     (
