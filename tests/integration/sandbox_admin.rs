@@ -329,3 +329,33 @@ async fn the_flaky_profile_throttles_about_one_request_in_ten_and_reproduces_fro
     assert!((3..=20).contains(&faulted), "{faulted} of 100");
     assert_eq!(first.iter().filter(|s| **s == 404).count(), 100 - faulted);
 }
+
+#[tokio::test]
+async fn the_hostile_profile_also_resets_and_stalls() {
+    let sandbox = start(SandboxConfig {
+        faults: provision::sandbox::FaultProfile::Hostile,
+        seed: 9,
+        time_scale: 1000.0,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let c = client();
+    let mut resets = 0;
+    for _ in 0..200 {
+        if c.get(format!("{}/anything", sandbox.base_url()))
+            .send()
+            .await
+            .is_err()
+        {
+            resets += 1;
+        }
+    }
+    let log = sandbox.requests();
+    let label = |l: &str| log.iter().filter(|r| r.fault.as_deref() == Some(l)).count();
+    assert_eq!(label("hostile: connection reset"), resets);
+    assert!(resets > 0, "some connections are reset");
+    assert!(label("hostile: slow response") > 0, "some answers are late");
+    assert!(label("profile: throttled") > 0 && label("profile: unavailable") > 0);
+    let faulted = log.iter().filter(|r| r.fault.is_some()).count();
+    assert!((20..=70).contains(&faulted), "about 20% of 200: {faulted}");
+}
