@@ -25,6 +25,20 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Wall-clock milliseconds since the epoch as `2026-11-28T16:00:00Z` (whole seconds, UTC), the
+/// form Graph and ARM use for timestamps.
+pub fn format_utc_seconds(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let day = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    )
+}
+
 /// Parses `2026-11-28T16:00:00Z` or `…+01:00` (fractions of a second are dropped) to Unix seconds.
 pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
     let bad = || format!("`{text}` is not an RFC 3339 instant (e.g. 2026-11-28T16:00:00Z)");

@@ -24,7 +24,6 @@ use serde_json::{Map, Value, json};
 use super::auth;
 use super::state::{DirectoryObject, ObjectKind, State};
 use super::{Shared, new_guid, now_ms};
-use crate::policy::instant::civil_from_days;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new().route("/v1.0/{*rest}", any(handle))
@@ -292,15 +291,7 @@ impl Exchange {
 
 /// `2026-01-01T00:00:00Z`: Graph's `createdDateTime`/`deletedDateTime` form, to the second.
 fn timestamp(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let day = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        day / 3600,
-        day % 3600 / 60,
-        day % 60
-    )
+    crate::policy::instant::format_utc_seconds(ms)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ use super::admin::{self, DecisionError};
 use super::auth;
 use super::state::{DeviceCode, DeviceCodeStatus, DirectoryObject, State, User};
 use super::{Shared, new_guid, now_ms};
-use crate::policy::instant::civil_from_days;
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Scopes that ask for sign-in artefacts rather than naming an API.
@@ -131,15 +130,7 @@ fn entra_json(status: StatusCode, body: &Value, cache_control: &'static str) -> 
 
 /// `2016-04-08 07:21:58Z`, Entra's own format (not RFC 3339).
 fn entra_timestamp(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        t / 3600,
-        t % 3600 / 60,
-        t % 60
-    )
+    crate::policy::instant::format_utc_seconds(ms).replacen('T', " ", 1)
 }
 
 fn respond(shared: &Shared, result: Result<Response, Failure>) -> Response {
