@@ -107,6 +107,10 @@ pub struct SandboxServeArgs {
     /// Seed of the fault dice (a failure reproduces from its seed).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// How long creating an API Management service takes, in sandbox seconds (default: 60 under
+    /// the realistic profile, 0 under instant).
+    #[arg(long, value_name = "SECONDS")]
+    pub apim_create_seconds: Option<u64>,
     /// Serve HTTPS with a self-signed certificate written to the state directory.
     #[arg(long)]
     pub tls: bool,

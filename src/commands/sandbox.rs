@@ -64,6 +64,7 @@ fn config(args: &SandboxServeArgs) -> anyhow::Result<SandboxConfig> {
         time_scale: args.time_scale,
         seed: args.seed,
         tls: args.tls,
+        apim_create_ms: args.apim_create_seconds.map(|s| s.saturating_mul(1000)),
         ..SandboxConfig::default()
     })
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::arm::OperationKind;
 use super::faults::FaultScript;
 
 /// Named fault profiles (a scripted file can be added on top).
@@ -83,6 +84,9 @@ pub struct SandboxConfig {
     pub tls: bool,
     /// Overrides the profile's replication lag (sandbox ms).
     pub replication_lag_ms: Option<u64>,
+    /// How long creating an APIM service takes (sandbox ms) under the `realistic` profile; real
+    /// classic tiers take 30-45 minutes, which few demos want to wait for.
+    pub apim_create_ms: Option<u64>,
     /// The device code poll interval the sandbox asks for (seconds, sandbox time).
     pub device_code_interval: u64,
     /// Device codes expire after this many seconds (sandbox time).
@@ -102,6 +106,7 @@ impl Default for SandboxConfig {
             seed: 1,
             tls: false,
             replication_lag_ms: None,
+            apim_create_ms: None,
             device_code_interval: 5,
             device_code_expires_in: 900,
         }
@@ -117,6 +122,28 @@ impl SandboxConfig {
             }
             FaultProfile::None => self.latency.replication_lag_ms(),
         })
+    }
+
+    /// How long an async operation takes, in sandbox milliseconds. `instant` makes every
+    /// operation complete by the first poll (the first answer still shows it running, as Azure's
+    /// does); `realistic` uses durations observed on Azure (foundry-arm.md §1.4, §1.5).
+    pub fn operation_ms(&self, kind: OperationKind) -> u64 {
+        if self.latency == LatencyProfile::Instant {
+            return self
+                .apim_create_ms
+                .filter(|_| kind == OperationKind::ApimServiceCreate)
+                .unwrap_or(0);
+        }
+        match kind {
+            OperationKind::AccountCreate => 30_000,
+            OperationKind::AccountDelete => 5_000,
+            OperationKind::AccountPurge => 10_000,
+            OperationKind::DeploymentWrite => 60_000,
+            OperationKind::DeploymentDelete => 10_000,
+            OperationKind::ApimServiceCreate => self.apim_create_ms.unwrap_or(60_000),
+            OperationKind::ApimApiWrite | OperationKind::ApimNamedValueWrite => 5_000,
+            OperationKind::ResourceGroupDelete => 15_000,
+        }
     }
 
     pub fn state_file(&self) -> Option<PathBuf> {

@@ -198,6 +198,13 @@ impl FaultEngine {
     }
 }
 
+impl FaultEngine {
+    /// Whether an async operation starting now is to end `Failed`: one in eight under `hostile`.
+    pub fn fail_operation(&mut self) -> bool {
+        self.profile == FaultProfile::Hostile && self.dice.chance(12)
+    }
+}
+
 fn throttled(path: &str) -> Fault {
     let body = if path.starts_with("/v1.0/") {
         serde_json::json!({ "error": { "code": "TooManyRequests", "message": "Too many requests. Please retry after the time specified in the Retry-After header." } })

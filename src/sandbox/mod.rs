@@ -1,5 +1,5 @@
 //! The sandbox: a local, faithful emulator of the Azure surfaces `provision` talks to (Entra ID
-//! login, Microsoft Graph; ARM comes next), with fault and latency profiles and persisted state.
+//! login, Microsoft Graph, Azure Resource Manager), with fault and latency profiles and persisted state.
 //! It is the embedded default environment, the test double of every wire test and the stage for
 //! fault and performance tests.
 //!
@@ -7,6 +7,7 @@
 //! sandbox serve` runs the same server in the foreground.
 
 mod admin;
+mod arm;
 mod auth;
 mod config;
 mod faults;
@@ -224,6 +225,7 @@ fn initial_state() -> anyhow::Result<State> {
         },
         objects: Vec::new(),
         device_codes: Vec::new(),
+        arm: arm::ArmState::default(),
     })
 }
 
@@ -363,7 +365,9 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(login::routes())
         .merge(graph::routes())
+        .merge(arm::routes())
         .merge(admin::routes())
+        .fallback(arm::fallback)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             observe,

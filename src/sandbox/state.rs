@@ -1,5 +1,5 @@
 //! What the sandbox knows: tenants with their signing keys and users, the operator identity,
-//! directory objects (Graph), device codes. Serialisable, so `--state DIR` can persist it.
+//! directory objects (Graph), device codes, ARM resources. Serialisable, so `--state DIR` can persist it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -18,6 +18,10 @@ pub struct State {
     pub operator: Operator,
     pub objects: Vec<DirectoryObject>,
     pub device_codes: Vec<DeviceCode>,
+    /// Resource groups, resources and async operations (`#[serde(default)]` reads state files
+    /// written before ARM was emulated).
+    #[serde(default)]
+    pub arm: super::arm::ArmState,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

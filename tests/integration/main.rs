@@ -1,6 +1,10 @@
 //! Integration tests: the real `provision` binary, and the sandbox over HTTP. One test crate with
 //! modules, so the suite links one binary.
 
+mod arm_apim;
+mod arm_cognitive;
+mod arm_fixtures;
+mod arm_resources;
 mod bad_inputs;
 mod golden;
 mod lint_fixtures;

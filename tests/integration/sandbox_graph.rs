@@ -4,50 +4,17 @@
 //! Tokens are minted here from the tenant's stored key, so these tests don't depend on the login
 //! endpoints.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use provision::policy::token::TokenSigner;
 use provision::sandbox::{DEFAULT_TENANT, FaultScript, Sandbox, SandboxConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::sandbox_support::{client, default_sandbox, start};
+use crate::sandbox_support::{client, default_sandbox, start, token};
 
 const GRAPH: &str = "https://graph.microsoft.com";
 const SCOPE_ID: &str = "7b3f2a10-1111-4c4c-9a9a-000000000001";
 const CLIENT_APP: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
-
-/// A v1 app-only token of the tenant at `tenant_index`, signed with its stored key.
-fn token(sandbox: &Sandbox, tenant_index: usize, audience: &str) -> String {
-    let (tenant, der, kid) = {
-        let state = sandbox.state();
-        let tenant = &state.tenants[tenant_index];
-        let key = &tenant.keys[0];
-        (
-            tenant.id.clone(),
-            STANDARD.decode(&key.pkcs8).unwrap(),
-            key.kid.clone(),
-        )
-    };
-    let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    signer.sign(&json!({
-        "aud": audience,
-        "iss": format!("{}/{tenant}/", sandbox.base_url()),
-        "tid": tenant,
-        "oid": "0c1d0000-0000-4000-8000-000000000001",
-        "appid": "0c1d0000-0000-4000-8000-000000000002",
-        "ver": "1.0",
-        "iat": now - 60,
-        "nbf": now - 60,
-        "exp": now + 3600,
-    }))
-}
 
 struct Answer {
     status: u16,

@@ -1,7 +1,12 @@
 //! Starting an in-process sandbox and talking to it over HTTP.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use provision::policy::token::TokenSigner;
 use provision::sandbox::{Sandbox, SandboxConfig};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A sandbox on an ephemeral loopback port with the given configuration.
 pub async fn start(config: SandboxConfig) -> Sandbox {
@@ -41,4 +46,177 @@ pub async fn operator(sandbox: &Sandbox) -> (String, String) {
             .unwrap()
             .to_owned(),
     )
+}
+
+/// A v1 app-only token of the tenant at `tenant_index`, signed with its stored key.
+pub fn token(sandbox: &Sandbox, tenant_index: usize, audience: &str) -> String {
+    let (tenant, der, kid) = {
+        let state = sandbox.state();
+        let tenant = &state.tenants[tenant_index];
+        let key = &tenant.keys[0];
+        (
+            tenant.id.clone(),
+            STANDARD.decode(&key.pkcs8).unwrap(),
+            key.kid.clone(),
+        )
+    };
+    let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    signer.sign(&json!({
+        "aud": audience,
+        "iss": format!("{}/{tenant}/", sandbox.base_url()),
+        "tid": tenant,
+        "oid": "0c1d0000-0000-4000-8000-000000000001",
+        "appid": "0c1d0000-0000-4000-8000-000000000002",
+        "ver": "1.0",
+        "iat": now - 60,
+        "nbf": now - 60,
+        "exp": now + 3600,
+    }))
+}
+
+/// One HTTP exchange, read whole.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `error.code` of an ARM or Graph error body ("" when there is none).
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+}
+
+/// An ARM caller: the sandbox's default tenant, with an ARM token unless told otherwise.
+pub struct Arm {
+    client: reqwest::Client,
+    base: String,
+    pub token: Option<String>,
+}
+
+/// The sandbox's subscription, and paths under it.
+pub const SUBSCRIPTION: &str = provision::sandbox::DEFAULT_SUBSCRIPTION;
+
+pub fn group_path(group: &str) -> String {
+    format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}")
+}
+
+impl Arm {
+    pub fn new(sandbox: &Sandbox) -> Arm {
+        Arm {
+            client: client(),
+            base: sandbox.base_url().to_owned(),
+            token: Some(token(sandbox, 0, "https://management.azure.com/")),
+        }
+    }
+
+    pub fn anonymous(sandbox: &Sandbox) -> Arm {
+        Arm {
+            token: None,
+            ..Arm::new(sandbox)
+        }
+    }
+
+    /// Sends `method path` (a path and query on the sandbox, or an absolute URL it handed out).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut request = self
+            .client
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("the sandbox answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, None, &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.send("PUT", path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send("DELETE", path, None, &[]).await
+    }
+
+    /// Polls an `Azure-AsyncOperation` URL until its status is terminal; returns the last answer.
+    pub async fn wait_async(&self, url: &str) -> Answer {
+        for _ in 0..200 {
+            let answer = self.get(url).await;
+            let status = answer.body["status"].as_str().unwrap_or_default();
+            if answer.status != 200 || ["Succeeded", "Failed", "Canceled"].contains(&status) {
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("{url} never finished");
+    }
+
+    /// Polls a `Location` URL until it stops answering 202; returns the last answer.
+    pub async fn wait_location(&self, url: &str) -> Answer {
+        for _ in 0..200 {
+            let answer = self.get(url).await;
+            if answer.status != 202 {
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("{url} never finished");
+    }
+
+    /// Creates a resource group in `westus`.
+    pub async fn group(&self, name: &str) {
+        let answer = self
+            .put(
+                &format!("{}?api-version=2025-04-01", group_path(name)),
+                &json!({ "location": "westus" }),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+    }
 }

@@ -1,0 +1,862 @@
+//! Azure Resource Manager, the part `provision` drives: subscriptions, resource groups, API
+//! Management, Cognitive Services (Foundry) and role assignments, with ARM's async-operation
+//! protocol, entity tags, soft delete and the error codes users trip over (foundry-arm.md §1–§2,
+//! apim.md §3).
+//!
+//! One catch-all route parses the path itself: ARM matches path segments case-insensitively
+//! (`resourcegroups` and `resourceGroups` both arrive), and a role assignment's scope is any
+//! resource id. Every request is authenticated, versioned and dispatched under one lock of the
+//! sandbox state, so each request sees and leaves a consistent world.
+
+mod apim;
+mod authorization;
+mod cognitive;
+mod operations;
+mod resources;
+mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Map, Value, json};
+
+pub use store::ArmState;
+
+use super::auth::{self, AuthError, Caller};
+use super::state::{DirectoryObject, ObjectKind, State};
+use super::{Shared, new_guid, now_ms};
+
+/// Audiences ARM accepts (the list its own 401 message quotes).
+const ARM_AUDIENCES: [&str; 4] = [
+    "https://management.core.windows.net/",
+    "https://management.core.windows.net",
+    "https://management.azure.com/",
+    "https://management.azure.com",
+];
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/subscriptions", any(handle))
+        .route("/subscriptions/{*rest}", any(handle))
+        .route("/metadata/endpoints", get(resources::metadata_endpoints))
+}
+
+/// A parsed ARM request, authenticated and versioned.
+pub(crate) struct ArmRequest {
+    pub method: Method,
+    /// Percent-decoded path segments, casing as sent.
+    pub segments: Vec<String>,
+    /// Query parameters, names lower-cased.
+    pub query: Vec<(String, String)>,
+    pub api_version: String,
+    pub headers: HeaderMap,
+    pub body: Option<Value>,
+    pub caller: Caller,
+}
+
+impl ArmRequest {
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The JSON object body of a write; absent or non-object bodies are ARM's 400s.
+    pub fn body_object(&self) -> Result<Map<String, Value>, ArmError> {
+        match &self.body {
+            Some(Value::Object(map)) => Ok(map.clone()),
+            Some(_) => Err(ArmError::bad_request(
+                "InvalidRequestContent",
+                "The request content was invalid and could not be deserialized: the body is not a JSON object.",
+            )),
+            None => Err(ArmError::bad_request(
+                "InvalidRequestContent",
+                "The request content was invalid and could not be deserialized: the body is empty.",
+            )),
+        }
+    }
+
+    pub fn if_match(&self) -> Option<&str> {
+        self.headers
+            .get(header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Captures the `{}` segments of `pattern` (`/`-separated, literals compared ignoring case).
+pub(crate) fn capture<'a>(segments: &'a [String], pattern: &str) -> Option<Vec<&'a str>> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (part, segment) in parts.iter().zip(segments) {
+        if *part == "{}" {
+            out.push(segment.as_str());
+        } else if !part.eq_ignore_ascii_case(segment) {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// What a handler answers.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, String)>,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode, body: Option<Value>) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn ok(body: Value) -> Reply {
+        Reply::new(StatusCode::OK, Some(body))
+    }
+
+    pub fn empty(status: StatusCode) -> Reply {
+        Reply::new(status, None)
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers
+            .push((HeaderName::from_static(name), value.into()));
+        self
+    }
+
+    /// Adds the `ETag` header, quoted as HTTP wants it.
+    pub fn etag(self, etag: &str) -> Reply {
+        self.header("etag", format!("\"{etag}\""))
+    }
+
+    /// Adds a poll hint for an operation ending at `until_ms` (see [`poll_hint`]).
+    pub fn poll_hint(mut self, until_ms: u64) -> Reply {
+        let (name, value) = poll_hint(until_ms);
+        self.headers.push((HeaderName::from_static(name), value));
+        self
+    }
+}
+
+/// The wait a client should make before its next poll. Whole seconds in `Retry-After` when a
+/// second or more remains; below that `retry-after-ms`, never `Retry-After: 0`, which the Azure
+/// SDKs read as "absent" and answer with a 30-second default wait (foundry-arm.md §2.2).
+pub(crate) fn poll_hint(until_ms: u64) -> (&'static str, String) {
+    let remaining = until_ms.saturating_sub(now_ms());
+    if remaining >= 1000 {
+        ("retry-after", remaining.div_ceil(1000).min(60).to_string())
+    } else {
+        ("retry-after-ms", remaining.max(1).to_string())
+    }
+}
+
+/// An ARM error: `{"error":{code,message,target?,details?}}` with its status.
+#[derive(Debug, Clone)]
+pub(crate) struct ArmError {
+    pub status: StatusCode,
+    // Boxed strings keep the error small: every handler returns `Result<Reply, ArmError>`.
+    pub code: Box<str>,
+    pub message: String,
+    pub target: Option<Box<str>>,
+    pub details: Vec<Value>,
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+impl ArmError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ArmError {
+        ArmError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            target: None,
+            details: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ArmError {
+        ArmError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn conflict(code: &str, message: impl Into<String>) -> ArmError {
+        ArmError::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn target(mut self, target: impl Into<String>) -> ArmError {
+        self.target = Some(target.into().into_boxed_str());
+        self
+    }
+
+    pub fn detail(mut self, code: &str, target: &str, message: impl Into<String>) -> ArmError {
+        self.details
+            .push(json!({ "code": code, "target": target, "message": message.into() }));
+        self
+    }
+
+    /// `ResourceNotFound` with ARM's recorded message (foundry-arm.md §2.3).
+    pub fn resource_not_found(resource_type: &str, name: &str, group: &str) -> ArmError {
+        ArmError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!(
+                "The Resource '{resource_type}/{name}' under resource group '{group}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+            ),
+        )
+        .gateway()
+    }
+
+    /// Marks an answer ARM itself gave (not the resource provider).
+    pub fn gateway(mut self) -> ArmError {
+        self.headers.push((
+            HeaderName::from_static("x-ms-failure-cause"),
+            "gateway".to_owned(),
+        ));
+        self
+    }
+
+    /// 412 for an `If-Match` that names another version.
+    pub fn precondition_failed() -> ArmError {
+        ArmError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "The entity state version does not match the If-Match header: the entity was changed since it was read.",
+        )
+    }
+
+    pub fn body(&self) -> Value {
+        let mut error = Map::new();
+        error.insert("code".into(), json!(self.code));
+        error.insert("message".into(), json!(self.message));
+        if let Some(target) = &self.target {
+            error.insert("target".into(), json!(target));
+        }
+        if !self.details.is_empty() {
+            error.insert("details".into(), json!(self.details));
+        }
+        json!({ "error": error })
+    }
+}
+
+/// Checks `If-Match` against the current entity tag: absent or `*` pass, `required` makes absence
+/// a 400 (APIM's PATCH and DELETE).
+pub(crate) fn check_if_match(
+    request: &ArmRequest,
+    current: Option<&str>,
+    required: bool,
+) -> Result<(), ArmError> {
+    match request.if_match() {
+        None if required => Err(ArmError::bad_request(
+            "InvalidParameters",
+            "The If-Match header is required: send the entity's ETag, or * to change it unconditionally.",
+        )),
+        None => Ok(()),
+        Some(value) if value.trim() == "*" => Ok(()),
+        Some(value) => {
+            let wanted = value.trim().trim_start_matches("W/").trim_matches('"');
+            match current {
+                Some(etag) if etag == wanted => Ok(()),
+                _ => Err(ArmError::precondition_failed()),
+            }
+        }
+    }
+}
+
+/// Everything a resource provider handler works with.
+pub(crate) struct Call<'a> {
+    pub shared: &'a Shared,
+    pub state: &'a mut State,
+    pub request: &'a ArmRequest,
+    pub now_ms: u64,
+}
+
+impl Call<'_> {
+    /// An absolute URL on the sandbox for a path and query.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.shared.base_url)
+    }
+
+    /// Wall milliseconds from now until an operation taking `sandbox_ms` of sandbox time ends.
+    pub fn ends_at(&self, sandbox_ms: u64) -> u64 {
+        self.now_ms + (sandbox_ms as f64 / self.shared.config.time_scale.max(1e-9)) as u64
+    }
+
+    /// Starts an async operation; under the `hostile` fault profile a share of operations end
+    /// `Failed`. `status_path` builds the operation resource's path from the operation id.
+    pub fn start_operation(
+        &mut self,
+        spec: OperationSpec<'_>,
+        status_path: impl FnOnce(&str) -> String,
+    ) -> store::Operation {
+        let id = new_guid();
+        let until_ms = self.ends_at(self.shared.config.operation_ms(spec.kind));
+        let error = self
+            .shared
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fail_operation()
+            .then(|| {
+                json!({
+                    "code": "InternalServerError",
+                    "message": "The operation failed because of an internal error. Please retry. (The sandbox's hostile fault profile failed this operation.)"
+                })
+            });
+        let operation = store::Operation {
+            status_path: status_path(&id),
+            id: id.clone(),
+            resource_id: spec.resource_id.to_owned(),
+            running_status: spec.running_status.to_owned(),
+            started_ms: self.now_ms,
+            until_ms,
+            error,
+            final_status: spec.final_status,
+            final_body: spec.final_body,
+            location_only: spec.location_only,
+        };
+        self.state.arm.operations.insert(id, operation.clone());
+        operation
+    }
+
+    /// Registers a system-assigned managed identity's service principal in the sandbox tenant
+    /// (subject to the replication lag, as a real one is) and returns the `identity` object.
+    pub fn managed_identity(&mut self, resource_id: &str, display_name: &str) -> Value {
+        let tenant = self.state.operator.tenant_id.clone();
+        let principal = new_guid();
+        let app_id = new_guid();
+        let mut body = Map::new();
+        body.insert("id".into(), json!(principal));
+        body.insert("appId".into(), json!(app_id));
+        body.insert("displayName".into(), json!(display_name));
+        body.insert("servicePrincipalType".into(), json!("ManagedIdentity"));
+        body.insert("accountEnabled".into(), json!(true));
+        body.insert(
+            "alternativeNames".into(),
+            json!(["isExplicit=False", resource_id]),
+        );
+        body.insert("servicePrincipalNames".into(), json!([app_id]));
+        self.state.objects.push(DirectoryObject {
+            kind: ObjectKind::ServicePrincipal,
+            tenant_id: tenant.clone(),
+            created_ms: self.now_ms,
+            deleted_ms: None,
+            body,
+        });
+        json!({ "type": "SystemAssigned", "principalId": principal, "tenantId": tenant })
+    }
+}
+
+/// What an async operation is, for [`Call::start_operation`].
+pub(crate) struct OperationSpec<'a> {
+    pub resource_id: &'a str,
+    /// The provider's word for "running" (`Creating`, `InProgress`, `Deleting`…).
+    pub running_status: &'a str,
+    pub kind: OperationKind,
+    /// What the `Location` URL answers on success, and whether with the resource's body.
+    pub final_status: u16,
+    pub final_body: bool,
+    /// The operation URL answers as a `Location` (202 while running) even without
+    /// `operationResultResponseType=Location`: resource group deletes and APIM service creates.
+    pub location_only: bool,
+}
+
+/// The async operations whose duration the latency profile sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    AccountCreate,
+    AccountDelete,
+    AccountPurge,
+    DeploymentWrite,
+    DeploymentDelete,
+    ApimServiceCreate,
+    ApimApiWrite,
+    ApimNamedValueWrite,
+    ResourceGroupDelete,
+}
+
+/// The `api-version`s each provider accepts: the pinned one, the stable ones around it, and the
+/// previews current clients send (foundry-arm.md §1.1, apim.md §3.1).
+fn accepted_versions(namespace: &str) -> &'static [&'static str] {
+    match namespace.to_ascii_lowercase().as_str() {
+        "microsoft.apimanagement" => &[
+            "2021-08-01",
+            "2022-08-01",
+            "2023-03-01-preview",
+            "2023-05-01-preview",
+            "2023-09-01-preview",
+            "2024-05-01",
+            "2024-06-01-preview",
+            "2024-10-01-preview",
+        ],
+        "microsoft.cognitiveservices" => &[
+            "2017-04-18",
+            "2021-04-30",
+            "2021-10-01",
+            "2022-03-01",
+            "2022-10-01",
+            "2022-12-01",
+            "2023-05-01",
+            "2024-10-01",
+            "2025-06-01",
+            "2025-09-01",
+            "2026-03-01",
+            "2026-05-01",
+            "2026-05-15-preview",
+        ],
+        "microsoft.authorization" => &[
+            "2015-07-01",
+            "2018-01-01-preview",
+            "2020-04-01-preview",
+            "2020-10-01-preview",
+            "2022-04-01",
+            "2022-05-01-preview",
+        ],
+        _ => &[
+            "2016-06-01",
+            "2019-10-01",
+            "2020-01-01",
+            "2020-06-01",
+            "2021-01-01",
+            "2021-04-01",
+            "2022-09-01",
+            "2022-12-01",
+            "2023-07-01",
+            "2024-03-01",
+            "2024-07-01",
+            "2024-11-01",
+            "2025-01-01",
+            "2025-03-01",
+            "2025-04-01",
+        ],
+    }
+}
+
+/// The provider namespace a path is served by (`Microsoft.Resources` for subscriptions and
+/// groups); role assignments win over the resource they are scoped to.
+fn namespace_of(segments: &[String]) -> String {
+    let mut namespace = "Microsoft.Resources".to_owned();
+    for pair in segments.windows(2) {
+        if pair[0].eq_ignore_ascii_case("providers") {
+            namespace.clone_from(&pair[1]);
+        }
+    }
+    namespace
+}
+
+fn check_api_version(segments: &[String], version: Option<&str>) -> Result<String, ArmError> {
+    let Some(version) = version.filter(|v| !v.is_empty()) else {
+        return Err(ArmError::bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        ));
+    };
+    // Operation results answer whatever version a client rewrites their URL to (the .NET SDK
+    // does); the status belongs to the operation, not to a version of the API.
+    if segments
+        .iter()
+        .rev()
+        .nth(1)
+        .is_some_and(|s| s.eq_ignore_ascii_case("operationResults"))
+    {
+        return Ok(version.to_owned());
+    }
+    let namespace = namespace_of(segments);
+    let accepted = accepted_versions(&namespace);
+    if accepted.contains(&version) {
+        return Ok(version.to_owned());
+    }
+    let mut listed: Vec<&str> = accepted.to_vec();
+    listed.reverse();
+    Err(ArmError::bad_request(
+        "InvalidApiVersionParameter",
+        format!(
+            "The api-version '{version}' is invalid. The supported versions are '{}'.",
+            listed.join(",")
+        ),
+    ))
+}
+
+fn unauthorized(shared: &Shared, error: &AuthError) -> ArmError {
+    let (code, message) = match error {
+        AuthError::Missing => (
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.".to_owned(),
+        ),
+        AuthError::Expired => (
+            "ExpiredAuthenticationToken",
+            "The access token expiry UTC time is earlier than current UTC time.".to_owned(),
+        ),
+        AuthError::WrongAudience(aud) => (
+            "InvalidAuthenticationTokenAudience",
+            format!(
+                "The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences '{}'.",
+                ARM_AUDIENCES.join("','")
+            ),
+        ),
+        AuthError::Invalid(_) => (
+            "InvalidAuthenticationToken",
+            "The access token is invalid.".to_owned(),
+        ),
+    };
+    let mut e = ArmError::new(StatusCode::UNAUTHORIZED, code, message);
+    e.headers.push((
+        header::WWW_AUTHENTICATE,
+        format!(
+            "Bearer authorization_uri=\"{}/{}\", error=\"invalid_token\", error_description=\"{}\"",
+            shared.base_url,
+            super::DEFAULT_TENANT,
+            error.message().replace('"', "'")
+        ),
+    ));
+    e
+}
+
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(byte) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                percent_decode(k).to_ascii_lowercase(),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// The router matches `/subscriptions` exactly; ARM matches every segment ignoring case, so
+/// paths the router misses come here and are served when they are ARM's.
+pub(crate) async fn fallback(
+    shared: AxumState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let first = uri.path().split('/').nth(1).unwrap_or_default();
+    if first.eq_ignore_ascii_case("subscriptions") {
+        handle(shared, method, uri, headers, body).await
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn handle(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let correlation = headers
+        .get("x-ms-correlation-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(new_guid, str::to_owned);
+    let client_request_id = headers
+        .get("x-ms-client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| {
+            headers
+                .get("x-ms-return-client-request-id")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+        })
+        .map(str::to_owned);
+    let write = !matches!(method, Method::GET | Method::HEAD);
+    let (reply, extra) = match serve(&shared, method.clone(), &uri, headers, &body) {
+        Ok(reply) => (reply, Vec::new()),
+        Err(e) => {
+            let body = e.body();
+            (
+                Reply {
+                    status: e.status,
+                    headers: Vec::new(),
+                    body: Some(body),
+                },
+                e.headers,
+            )
+        }
+    };
+    let mut response = match (&reply.body, method == Method::HEAD) {
+        (Some(body), false) => (reply.status, axum::Json(body.clone())).into_response(),
+        _ => reply.status.into_response(),
+    };
+    let h = response.headers_mut();
+    for (name, value) in reply.headers.into_iter().chain(extra) {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&correlation) {
+        h.insert("x-ms-correlation-request-id", v);
+    }
+    if let Some(Ok(v)) = client_request_id.map(|c| HeaderValue::from_str(&c)) {
+        h.insert("x-ms-client-request-id", v);
+    }
+    // The hourly budgets of the recordings (foundry-arm.md §2.4); the sandbox does not count.
+    let (name, remaining) = match method {
+        Method::DELETE => ("x-ms-ratelimit-remaining-subscription-deletes", "14999"),
+        _ if write => ("x-ms-ratelimit-remaining-subscription-writes", "1199"),
+        _ => ("x-ms-ratelimit-remaining-subscription-reads", "11999"),
+    };
+    h.insert(name, HeaderValue::from_static(remaining));
+    response
+}
+
+fn serve(
+    shared: &Shared,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: &[u8],
+) -> Result<Reply, ArmError> {
+    let caller = auth::verify_bearer(shared, &headers, &ARM_AUDIENCES)
+        .map_err(|e| unauthorized(shared, &e))?;
+    let segments: Vec<String> = uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let query = parse_query(uri);
+    let version = query
+        .iter()
+        .find(|(k, _)| k == "api-version")
+        .map(|(_, v)| v.as_str());
+    let api_version = check_api_version(&segments, version)?;
+    let body = if body.is_empty() {
+        None
+    } else {
+        Some(serde_json::from_slice::<Value>(body).map_err(|e| {
+            ArmError::bad_request(
+                "InvalidRequestContent",
+                format!("The request content was invalid and could not be deserialized: '{e}'."),
+            )
+        })?)
+    };
+    let request = ArmRequest {
+        method,
+        segments,
+        query,
+        api_version,
+        headers,
+        body,
+        caller,
+    };
+    let now_ms = now_ms();
+    let mut state = shared.state();
+    state.arm.settle(now_ms);
+    let write = !matches!(request.method, Method::GET | Method::HEAD);
+    let mut call = Call {
+        shared,
+        state: &mut state,
+        request: &request,
+        now_ms,
+    };
+    let result = dispatch(&mut call);
+    if write {
+        shared.persist(&state);
+    }
+    result
+}
+
+fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
+    let segments = &call.request.segments;
+    if segments.len() == 1 {
+        return resources::list_subscriptions(call);
+    }
+    let subscription = segments[1].clone();
+    let tenant_owns = call
+        .state
+        .subscriptions
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(&subscription));
+    if !tenant_owns {
+        return Err(ArmError::new(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            format!("The subscription '{subscription}' could not be found."),
+        )
+        .gateway());
+    }
+    if !call
+        .request
+        .caller
+        .tenant
+        .eq_ignore_ascii_case(&call.state.operator.tenant_id)
+    {
+        return Err(ArmError::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationTokenTenant",
+            format!(
+                "The access token is from the wrong issuer. It must match the tenant '{}' associated with this subscription.",
+                call.state.operator.tenant_id
+            ),
+        ));
+    }
+    if let Some(at) = segments.windows(3).position(|w| {
+        w[0].eq_ignore_ascii_case("providers")
+            && w[1].eq_ignore_ascii_case("Microsoft.Authorization")
+            && w[2].eq_ignore_ascii_case("roleAssignments")
+    }) {
+        return authorization::handle(call, at);
+    }
+    if segments
+        .iter()
+        .rev()
+        .nth(1)
+        .is_some_and(|s| s.eq_ignore_ascii_case("operationResults"))
+    {
+        return operations::handle(call);
+    }
+    if segments.len() <= 4
+        && segments
+            .get(2)
+            .is_none_or(|s| s.eq_ignore_ascii_case("resourceGroups"))
+    {
+        return resources::handle(call);
+    }
+    if segments.len() > 4
+        && segments[2].eq_ignore_ascii_case("resourceGroups")
+        && segments[4].eq_ignore_ascii_case("providers")
+    {
+        let group_id = format!(
+            "/subscriptions/{subscription}/resourceGroups/{}",
+            segments[3]
+        );
+        if call.state.arm.get(&group_id).is_none() {
+            return Err(resources::group_not_found(&segments[3]));
+        }
+    }
+    let namespace = namespace_of(segments);
+    match namespace.to_ascii_lowercase().as_str() {
+        "microsoft.cognitiveservices" => cognitive::handle(call),
+        "microsoft.apimanagement" => apim::handle(call),
+        _ => Err(ArmError::bad_request(
+            "InvalidResourceNamespace",
+            format!("The resource namespace '{namespace}' is invalid."),
+        )),
+    }
+}
+
+/// The JSON a GET of this resource returns (the provider may hide or shape stored fields).
+pub(crate) fn view(resource: &store::Resource) -> Value {
+    let segments: Vec<String> = resource
+        .id
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match namespace_of(&segments).to_ascii_lowercase().as_str() {
+        "microsoft.apimanagement" => apim::view(resource),
+        "microsoft.cognitiveservices" => cognitive::view(resource),
+        _ => Value::Object(resource.body.clone()),
+    }
+}
+
+/// The id a resource group's resources are built on, with ARM's canonical segment casing.
+pub(crate) fn group_id(subscription: &str, group: &str) -> String {
+    format!("/subscriptions/{subscription}/resourceGroups/{group}")
+}
+
+/// `true` when `state` knows a principal (user or service principal) with this object id that has
+/// replicated to ARM's view of the directory.
+pub(crate) fn principal_visible(shared: &Shared, state: &State, object_id: &str) -> bool {
+    let tenant = &state.operator.tenant_id;
+    let object = state
+        .objects
+        .iter()
+        .filter(|o| o.deleted_ms.is_none() && o.tenant_id.eq_ignore_ascii_case(tenant))
+        .find(|o| o.id().eq_ignore_ascii_case(object_id));
+    if let Some(object) = object {
+        return !shared.replicating(object.created_ms);
+    }
+    state.operator.object_id.eq_ignore_ascii_case(object_id)
+        || state
+            .tenant(tenant)
+            .is_some_and(|t| t.users.iter().any(|u| u.id.eq_ignore_ascii_case(object_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn patterns_match_literals_ignoring_case_and_capture_names() {
+        let s = segs("/subscriptions/S/resourcegroups/My-RG");
+        assert_eq!(
+            capture(&s, "subscriptions/{}/resourceGroups/{}"),
+            Some(vec!["S", "My-RG"])
+        );
+        assert_eq!(capture(&s, "subscriptions/{}/resourceGroups"), None);
+    }
+
+    #[test]
+    fn api_versions_are_required_and_checked_per_provider() {
+        let rg = segs("/subscriptions/s/resourcegroups/rg");
+        assert_eq!(
+            check_api_version(&rg, None).map_err(|e| e.code.to_string()),
+            Err("MissingApiVersionParameter".to_owned())
+        );
+        assert!(check_api_version(&rg, Some("2025-04-01")).is_ok());
+        let e = check_api_version(&rg, Some("2099-01-01")).expect_err("unknown");
+        assert_eq!(&*e.code, "InvalidApiVersionParameter");
+        assert!(e.message.starts_with("The api-version '2099-01-01' is invalid. The supported versions are '2025-04-01,2025-03-01,"));
+        let account = segs(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a",
+        );
+        assert!(check_api_version(&account, Some("2025-06-01")).is_ok());
+        assert!(check_api_version(&account, Some("2024-05-01")).is_err());
+        let operation = segs(
+            "/subscriptions/s/providers/Microsoft.CognitiveServices/locations/x/operationResults/1",
+        );
+        assert!(check_api_version(&operation, Some("2023-05-01")).is_ok());
+    }
+
+    #[test]
+    fn segments_are_percent_decoded() {
+        assert_eq!(percent_decode("echo-api%3Brev%3D3"), "echo-api;rev=3");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

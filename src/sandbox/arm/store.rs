@@ -1,0 +1,326 @@
+//! What ARM holds: resources by id, soft-deleted Cognitive Services accounts, and the async
+//! operations clients poll. Serialisable with the rest of the sandbox state.
+//!
+//! Nothing runs in the background: an operation records when it ends on the wall clock, and
+//! [`ArmState::settle`] applies every ending that is due at the start of each ARM request. The
+//! outcome is the same as a timer's, and a persisted sandbox picks up where it stopped.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ArmState {
+    /// Live resources (and resource groups) by lower-cased id.
+    pub resources: BTreeMap<String, Resource>,
+    /// Soft-deleted Cognitive Services accounts by lower-cased `deletedAccounts` id.
+    pub deleted_accounts: BTreeMap<String, Resource>,
+    /// Async operations by id.
+    pub operations: BTreeMap<String, Operation>,
+    /// Bumped with every entity-tag handed out, so ETags never repeat.
+    pub etag_counter: u64,
+}
+
+/// One ARM resource: the JSON a GET returns, plus what the sandbox tracks about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resource {
+    /// The id with the casing of its creation (ARM preserves it; lookups ignore case).
+    pub id: String,
+    pub body: Map<String, Value>,
+    /// The current entity tag, without quotes.
+    pub etag: String,
+    pub created_ms: u64,
+    /// The operation still running on this resource, if any.
+    pub pending: Option<Pending>,
+}
+
+impl Resource {
+    pub fn new(id: String, body: Map<String, Value>, etag: String, now_ms: u64) -> Resource {
+        Resource {
+            id,
+            body,
+            etag,
+            created_ms: now_ms,
+            pending: None,
+        }
+    }
+
+    pub fn properties(&self) -> Option<&Map<String, Value>> {
+        self.body.get("properties").and_then(Value::as_object)
+    }
+
+    pub fn properties_mut(&mut self) -> &mut Map<String, Value> {
+        let slot = self
+            .body
+            .entry("properties")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        slot.as_object_mut().expect("just made an object")
+    }
+
+    pub fn property_str(&self, key: &str) -> Option<&str> {
+        self.properties()?.get(key)?.as_str()
+    }
+
+    pub fn provisioning_state(&self) -> Option<&str> {
+        self.property_str("provisioningState")
+    }
+
+    pub fn set_provisioning_state(&mut self, state: &str) {
+        self.properties_mut()
+            .insert("provisioningState".into(), json!(state));
+    }
+
+    /// The lower-cased id: the map key.
+    pub fn key(&self) -> String {
+        self.id.to_ascii_lowercase()
+    }
+}
+
+/// Work in progress on a resource, ending at `until_ms` (wall clock).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub operation: String,
+    pub until_ms: u64,
+    pub action: PendingAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PendingAction {
+    /// A create or update: ends with `provisioningState` `Succeeded` (or `Failed`).
+    Provision,
+    /// A delete: ends with the resource (and everything under it) gone.
+    Delete,
+}
+
+/// An ARM async operation: what its `Azure-AsyncOperation` and `Location` URLs answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: String,
+    /// The resource the operation works on.
+    pub resource_id: String,
+    /// The status the operation resource shows while running (`Creating`, `InProgress`…): the
+    /// resource provider's own word, which clients must treat as "not terminal".
+    pub running_status: String,
+    /// The path of the operation resource (its `id` field).
+    pub status_path: String,
+    pub started_ms: u64,
+    pub until_ms: u64,
+    /// Set when the operation ends `Failed`: the ARM error detail.
+    pub error: Option<Value>,
+    /// What a poll of the `Location` URL answers once the operation succeeded.
+    pub final_status: u16,
+    /// Whether that final answer carries the resource's body.
+    pub final_body: bool,
+    /// The operation URL answers as a `Location` whatever its query says.
+    #[serde(default)]
+    pub location_only: bool,
+}
+
+impl Operation {
+    pub fn done(&self, now_ms: u64) -> bool {
+        now_ms >= self.until_ms
+    }
+
+    /// `Succeeded`, `Failed` or the running status, as the operation resource reports it.
+    pub fn status(&self, now_ms: u64) -> &str {
+        match (self.done(now_ms), &self.error) {
+            (false, _) => &self.running_status,
+            (true, None) => "Succeeded",
+            (true, Some(_)) => "Failed",
+        }
+    }
+}
+
+impl Pending {
+    pub fn new(operation: &Operation, action: PendingAction) -> Pending {
+        Pending {
+            operation: operation.id.clone(),
+            until_ms: operation.until_ms,
+            action,
+        }
+    }
+}
+
+impl ArmState {
+    pub fn get(&self, id: &str) -> Option<&Resource> {
+        self.resources.get(&id.to_ascii_lowercase())
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Resource> {
+        self.resources.get_mut(&id.to_ascii_lowercase())
+    }
+
+    pub fn insert(&mut self, resource: Resource) {
+        self.resources.insert(resource.key(), resource);
+    }
+
+    /// A fresh opaque entity tag.
+    pub fn next_etag(&mut self) -> String {
+        self.etag_counter += 1;
+        let bytes = self.etag_counter.to_be_bytes();
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// The resources directly under `parent` whose id continues with `/{segment}/{name}`.
+    pub fn children<'a>(
+        &'a self,
+        parent: &str,
+        segment: &str,
+    ) -> impl Iterator<Item = &'a Resource> + 'a {
+        let prefix = format!(
+            "{}/{}/",
+            parent.to_ascii_lowercase(),
+            segment.to_ascii_lowercase()
+        );
+        let len = prefix.len();
+        let bound = prefix.clone();
+        self.resources
+            .range(prefix..)
+            .take_while(move |(k, _)| k.starts_with(&bound))
+            .filter(move |(k, _)| !k[len..].contains('/'))
+            .map(|(_, r)| r)
+    }
+
+    /// Removes a resource and every resource below it; returns them, parent first.
+    pub fn remove_tree(&mut self, id: &str) -> Vec<Resource> {
+        let key = id.to_ascii_lowercase();
+        let prefix = format!("{key}/");
+        let keys: Vec<String> = self
+            .resources
+            .keys()
+            .filter(|k| **k == key || k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        keys.iter()
+            .filter_map(|k| self.resources.remove(k))
+            .collect()
+    }
+
+    /// Applies every pending ending that is due; soft-deletes Cognitive Services accounts that
+    /// a delete removes (directly or with their resource group).
+    pub fn settle(&mut self, now_ms: u64) {
+        let due: Vec<(String, Pending)> = self
+            .resources
+            .iter()
+            .filter_map(|(k, r)| {
+                r.pending
+                    .as_ref()
+                    .filter(|p| p.until_ms <= now_ms)
+                    .map(|p| (k.clone(), p.clone()))
+            })
+            .collect();
+        for (key, pending) in due {
+            let failed = self
+                .operations
+                .get(&pending.operation)
+                .is_some_and(|op| op.error.is_some());
+            match pending.action {
+                PendingAction::Provision => {
+                    if let Some(resource) = self.resources.get_mut(&key) {
+                        resource.pending = None;
+                        resource.set_provisioning_state(if failed {
+                            "Failed"
+                        } else {
+                            "Succeeded"
+                        });
+                        if let Some(props) = resource
+                            .body
+                            .get_mut("properties")
+                            .and_then(Value::as_object_mut)
+                            && props.contains_key("targetProvisioningState")
+                        {
+                            props.insert("targetProvisioningState".into(), json!(""));
+                        }
+                    }
+                }
+                PendingAction::Delete if failed => {
+                    if let Some(resource) = self.resources.get_mut(&key) {
+                        resource.pending = None;
+                        resource.set_provisioning_state("Succeeded");
+                    }
+                }
+                PendingAction::Delete => {
+                    let id = self.resources.get(&key).map(|r| r.id.clone());
+                    if let Some(id) = id {
+                        for removed in self.remove_tree(&id) {
+                            if let Some(deleted) = super::cognitive::soft_deleted(removed, now_ms) {
+                                self.deleted_accounts.insert(deleted.key(), deleted);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        super::cognitive::purge_due(self, now_ms);
+        // Operation records are kept a while for late pollers, then dropped.
+        const KEEP_MS: u64 = 60 * 60 * 1000;
+        self.operations
+            .retain(|_, op| op.until_ms + KEEP_MS > now_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(id: &str) -> Resource {
+        Resource::new(id.to_owned(), Map::new(), "e".into(), 0)
+    }
+
+    #[test]
+    fn children_are_direct_and_case_insensitive() {
+        let mut arm = ArmState::default();
+        for id in [
+            "/s/x/rg/p/service/a",
+            "/s/x/rg/p/service/a/apis/one",
+            "/s/x/rg/p/service/a/apis/Two",
+            "/s/x/rg/p/service/a/apis/one/operations/op",
+            "/s/x/rg/p/service/ab/apis/three",
+        ] {
+            arm.insert(resource(id));
+        }
+        let names: Vec<&str> = arm
+            .children("/S/X/rg/p/service/A", "APIS")
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "/s/x/rg/p/service/a/apis/one",
+                "/s/x/rg/p/service/a/apis/Two"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_due_delete_removes_the_whole_tree_and_nothing_else() {
+        let mut arm = ArmState::default();
+        for id in ["/rg/a", "/rg/a/x", "/rg/a/x/y", "/rg/ab"] {
+            arm.insert(resource(id));
+        }
+        arm.get_mut("/rg/a").expect("inserted").pending = Some(Pending {
+            operation: "op".into(),
+            until_ms: 10,
+            action: PendingAction::Delete,
+        });
+        arm.settle(9);
+        assert_eq!(arm.resources.len(), 4);
+        arm.settle(10);
+        assert_eq!(arm.resources.keys().collect::<Vec<_>>(), ["/rg/ab"]);
+    }
+
+    #[test]
+    fn etags_never_repeat() {
+        let mut arm = ArmState::default();
+        let a = arm.next_etag();
+        let b = arm.next_etag();
+        assert_ne!(a, b);
+        assert_eq!(a, "AAAAAAAAAAE=");
+    }
+}
