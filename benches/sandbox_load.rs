@@ -1,5 +1,5 @@
-//! A bounded load test of the sandbox on loopback: client-credentials token requests and Graph
-//! GETs by alternate key, each from 16 concurrent clients for a fixed time (target: ≥ 2,000
+//! A bounded load test of the sandbox on loopback: client-credentials token requests, Graph GETs by
+//! alternate key and ARM GETs of a resource group, each from 16 concurrent clients for a fixed time (target: ≥ 2,000
 //! requests/s on a 2-core machine). Everything runs on 127.0.0.1 and stops by itself.
 //!
 //! Run: `cargo bench --bench sandbox_load` (SECONDS=5 by default per phase).
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use provision::sandbox::{DEFAULT_TENANT, Sandbox, SandboxConfig};
+use provision::sandbox::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 16;
@@ -51,6 +51,21 @@ fn main() {
             .json()
             .await
             .unwrap();
+        let arm_form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| (k.clone(), if k == "scope" { "https://management.azure.com/.default".to_owned() } else { v.clone() }))
+            .collect();
+        let arm_token: Value = client.post(&token_url).form(&arm_form).send().await.unwrap().json().await.unwrap();
+        let arm_bearer = format!("Bearer {}", arm_token["access_token"].as_str().expect("an ARM token"));
+        let group_url = format!("{base}/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/load?api-version=2025-04-01");
+        let created = client
+            .put(&group_url)
+            .header("authorization", &arm_bearer)
+            .json(&json!({ "location": "westus" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status().as_u16(), 201);
         let app_url = format!("{base}/v1.0/applications(appId='{}')", app["appId"].as_str().unwrap());
 
         let phase = |name: &'static str, request: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>| {
@@ -90,6 +105,8 @@ fn main() {
         phase("token (client credentials)", Arc::new(move |c: &reqwest::Client| c.post(&token_url).form(&*form))).await;
         let bearer = Arc::new(bearer);
         phase("Graph GET application by appId", Arc::new(move |c: &reqwest::Client| c.get(&app_url).header("authorization", bearer.as_str()))).await;
+        let arm_bearer = Arc::new(arm_bearer);
+        phase("ARM GET resource group", Arc::new(move |c: &reqwest::Client| c.get(&group_url).header("authorization", arm_bearer.as_str()))).await;
         sandbox.shutdown().await;
     });
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bounded loopback load test of a separately running sandbox with wrk (16 connections, 1 thread,
-# DURATION seconds per endpoint): client-credentials token requests, then Graph GETs by appId.
+# DURATION seconds per endpoint): client-credentials token requests, Graph GETs by appId, and ARM
+# GETs of a resource group.
 # wrk is a lean C client, so most of the 2 cores go to the sandbox, as they would in real use.
 # Needs wrk, curl and python3 (apt-get install wrk curl). Usage: scripts/load-sandbox.sh
 set -euo pipefail
@@ -27,3 +28,10 @@ echo "token (client credentials):"
 wrk -t1 -c16 -d"${DURATION}s" -s "$work/token.lua" "$base/$tenant/oauth2/v2.0/token" | grep -E "Requests/sec|Non-2xx|Latency"
 echo "Graph GET application by appId:"
 wrk -t1 -c16 -d"${DURATION}s" -H "Authorization: Bearer $token" "$base/v1.0/applications(appId='$app')" | grep -E "Requests/sec|Non-2xx|Latency"
+arm_form="grant_type=client_credentials&client_id=$id&client_secret=$secret&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
+arm_token="$(curl -fsS -d "$arm_form" "$base/$tenant/oauth2/v2.0/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+subscription="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["subscriptions"][0])' "$work/info.json")"
+group="$base/subscriptions/$subscription/resourceGroups/load?api-version=2025-04-01"
+curl -fsS -X PUT -H "Authorization: Bearer $arm_token" -H 'Content-Type: application/json' -d '{"location":"westus"}' "$group" > /dev/null
+echo "ARM GET resource group:"
+wrk -t1 -c16 -d"${DURATION}s" -H "Authorization: Bearer $arm_token" "$group" | grep -E "Requests/sec|Non-2xx|Latency"
