@@ -640,3 +640,63 @@ async fn scripted_faults_reach_arm() {
     let created = arm.put(&path, &json!({ "location": "westus" })).await;
     assert_eq!(created.status, 201);
 }
+
+/// Under `hostile`, requests fail at random and one async operation in eight ends `Failed`; a
+/// client that retries its requests still sees every operation end, some of them in failure.
+#[tokio::test]
+async fn hostile_operations_sometimes_fail_with_an_error() {
+    use provision::sandbox::FaultProfile;
+    let sandbox = start(SandboxConfig {
+        faults: FaultProfile::Hostile,
+        seed: 5,
+        time_scale: 100.0,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let arm = Arm::new(&sandbox);
+    // Retries what the fault profile throws (429, 503, resets) until a real answer arrives.
+    let send = async |method: &str, path: &str, body: Option<&Value>| {
+        for _ in 0..50 {
+            let attempt = tokio::time::timeout(
+                Duration::from_secs(2),
+                arm.try_send(method, path, body, &[]),
+            )
+            .await;
+            if let Ok(Some(answer)) = attempt
+                && ![429, 503].contains(&answer.status)
+            {
+                return answer;
+            }
+        }
+        panic!("{method} {path} never got through");
+    };
+    let (mut failed, mut succeeded) = (0, 0);
+    for i in 0..24 {
+        let path = format!("{}?api-version=2025-04-01", group_path(&format!("rg{i}")));
+        let created = send("PUT", &path, Some(&json!({ "location": "westus" }))).await;
+        assert!([200, 201].contains(&created.status), "{}", created.body);
+        let delete = send("DELETE", &path, None).await;
+        assert_eq!(delete.status, 202, "{}", delete.body);
+        let location = delete.header("location").unwrap().to_owned();
+        let end = loop {
+            let answer = send("GET", &location, None).await;
+            if answer.status != 202 {
+                break answer;
+            }
+        };
+        match end.status {
+            200 => succeeded += 1,
+            500 => {
+                assert_eq!(end.code(), "InternalServerError");
+                // A failed delete leaves the group in place.
+                assert_eq!(send("GET", &path, None).await.status, 200);
+                failed += 1;
+            }
+            other => panic!("unexpected final status {other}: {}", end.body),
+        }
+    }
+    assert!(
+        failed > 0 && succeeded > failed,
+        "{failed} failed, {succeeded} succeeded"
+    );
+}
