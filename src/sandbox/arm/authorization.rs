@@ -55,10 +55,9 @@ pub(super) fn handle(call: &mut Call<'_>, at: usize) -> Result<Reply, ArmError> 
         return if method == Method::GET {
             list(call, &scope)
         } else {
-            Err(ArmError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                format!("The method '{method}' is not allowed on a role assignment list."),
+            Err(ArmError::method_not_allowed_on(
+                &method,
+                "a role assignment list",
             ))
         };
     };
@@ -89,11 +88,7 @@ pub(super) fn handle(call: &mut Call<'_>, at: usize) -> Result<Reply, ArmError> 
             Some(removed) => Reply::ok(Value::Object(removed.body)),
             None => Reply::empty(StatusCode::NO_CONTENT),
         }),
-        other => Err(ArmError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            format!("The method '{other}' is not allowed on a role assignment."),
-        )),
+        other => Err(ArmError::method_not_allowed_on(&other, "a role assignment")),
     }
 }
 

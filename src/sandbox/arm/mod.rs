@@ -205,6 +205,45 @@ impl ArmError {
         self
     }
 
+    /// 405 for a method the resource does not serve, in ARM's wording.
+    pub fn method_not_allowed(method: &Method) -> ArmError {
+        ArmError::method_not_allowed_on(method, "this resource")
+    }
+
+    /// 405 naming what the method is not allowed on (`a role assignment`, `this resource`…).
+    pub fn method_not_allowed_on(method: &Method, what: &str) -> ArmError {
+        ArmError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("The method '{method}' is not allowed on {what}."),
+        )
+    }
+
+    /// 405 in API Management's own wording, which differs from ARM's.
+    pub fn method_not_supported(method: &Method) -> ArmError {
+        ArmError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("The requested resource does not support http method '{method}'."),
+        )
+    }
+
+    /// 400 for a tracked resource written without its `location`.
+    pub fn location_required() -> ArmError {
+        ArmError::bad_request(
+            "LocationRequired",
+            "The location property is required for this definition.",
+        )
+    }
+
+    /// 400 for a request without `?api-version=`.
+    pub fn missing_api_version() -> ArmError {
+        ArmError::bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    }
+
     /// `ResourceNotFound` with ARM's recorded message (foundry-arm.md §2.3).
     pub fn resource_not_found(resource_type: &str, name: &str, group: &str) -> ArmError {
         ArmError::new(
@@ -246,6 +285,30 @@ impl ArmError {
             error.insert("details".into(), json!(self.details));
         }
         json!({ "error": error })
+    }
+}
+
+/// `Ok` when the request uses the one method a path serves, else ARM's 405.
+pub(crate) fn only(method: &Method, allowed: Method) -> Result<(), ArmError> {
+    if *method == allowed {
+        Ok(())
+    } else {
+        Err(ArmError::method_not_allowed(method))
+    }
+}
+
+/// The `tags` of a write: absent or null is none; anything but an object of strings is a 400.
+pub(crate) fn tags(body: &Map<String, Value>) -> Result<Option<Value>, ArmError> {
+    match body.get("tags") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) if map.values().all(Value::is_string) => {
+            Ok(Some(Value::Object(map.clone())))
+        }
+        Some(_) => Err(ArmError::bad_request(
+            "InvalidTag",
+            "The tags must be an object of string values.",
+        )
+        .target("tags")),
     }
 }
 
@@ -456,10 +519,7 @@ fn namespace_of(segments: &[String]) -> String {
 
 fn check_api_version(segments: &[String], version: Option<&str>) -> Result<String, ArmError> {
     let Some(version) = version.filter(|v| !v.is_empty()) else {
-        return Err(ArmError::bad_request(
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        ));
+        return Err(ArmError::missing_api_version());
     };
     // Operation results answer whatever version a client rewrites their URL to (the .NET SDK
     // does); the status belongs to the operation, not to a version of the API.
@@ -774,17 +834,22 @@ fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
 
 /// The JSON a GET of this resource returns (the provider may hide or shape stored fields).
 pub(crate) fn view(resource: &store::Resource) -> Value {
-    let segments: Vec<String> = resource
-        .id
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    match namespace_of(&segments).to_ascii_lowercase().as_str() {
+    match namespace_of(&segments_of(&resource.id))
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "microsoft.apimanagement" => apim::view(resource),
         "microsoft.cognitiveservices" => cognitive::view(resource),
         _ => Value::Object(resource.body.clone()),
     }
+}
+
+/// The segments of a resource id, as [`capture`] matches them.
+pub(crate) fn segments_of(id: &str) -> Vec<String> {
+    id.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The id a resource group's resources are built on, with ARM's canonical segment casing.
@@ -814,16 +879,9 @@ pub(crate) fn principal_visible(shared: &Shared, state: &State, object_id: &str)
 mod tests {
     use super::*;
 
-    fn segs(path: &str) -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
     #[test]
     fn patterns_match_literals_ignoring_case_and_capture_names() {
-        let s = segs("/subscriptions/S/resourcegroups/My-RG");
+        let s = segments_of("/subscriptions/S/resourcegroups/My-RG");
         assert_eq!(
             capture(&s, "subscriptions/{}/resourceGroups/{}"),
             Some(vec!["S", "My-RG"])
@@ -833,7 +891,7 @@ mod tests {
 
     #[test]
     fn api_versions_are_required_and_checked_per_provider() {
-        let rg = segs("/subscriptions/s/resourcegroups/rg");
+        let rg = segments_of("/subscriptions/s/resourcegroups/rg");
         assert_eq!(
             check_api_version(&rg, None).map_err(|e| e.code.to_string()),
             Err("MissingApiVersionParameter".to_owned())
@@ -842,12 +900,12 @@ mod tests {
         let e = check_api_version(&rg, Some("2099-01-01")).expect_err("unknown");
         assert_eq!(&*e.code, "InvalidApiVersionParameter");
         assert!(e.message.starts_with("The api-version '2099-01-01' is invalid. The supported versions are '2025-04-01,2025-03-01,"));
-        let account = segs(
+        let account = segments_of(
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a",
         );
         assert!(check_api_version(&account, Some("2025-06-01")).is_ok());
         assert!(check_api_version(&account, Some("2024-05-01")).is_err());
-        let operation = segs(
+        let operation = segments_of(
             "/subscriptions/s/providers/Microsoft.CognitiveServices/locations/x/operationResults/1",
         );
         assert!(check_api_version(&operation, Some("2023-05-01")).is_ok());

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::store::{Pending, PendingAction, Resource};
-use super::{ArmError, Call, OperationKind, OperationSpec, Reply, capture, group_id};
+use super::{ArmError, Call, OperationKind, OperationSpec, Reply, capture, group_id, only, tags};
 use crate::sandbox::Shared;
 
 const GROUP_TYPE: &str = "Microsoft.Resources/resourceGroups";
@@ -42,9 +42,7 @@ fn subscription(call: &Call<'_>, id: &str) -> Value {
 }
 
 pub(super) fn list_subscriptions(call: &mut Call<'_>) -> Result<Reply, ArmError> {
-    if call.request.method != Method::GET {
-        return Err(method_not_allowed(&call.request.method));
-    }
+    only(&call.request.method, Method::GET)?;
     let caller_tenant = &call.request.caller.tenant;
     let value: Vec<Value> = if caller_tenant.eq_ignore_ascii_case(&call.state.operator.tenant_id) {
         call.state
@@ -61,22 +59,12 @@ pub(super) fn list_subscriptions(call: &mut Call<'_>) -> Result<Reply, ArmError>
     ))
 }
 
-fn method_not_allowed(method: &Method) -> ArmError {
-    ArmError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!("The method '{method}' is not allowed on this resource."),
-    )
-}
-
 /// `/subscriptions/{s}`, `/subscriptions/{s}/resourcegroups` and `/subscriptions/{s}/resourcegroups/{rg}`.
 pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     let segments = call.request.segments.clone();
     let method = call.request.method.clone();
     if let Some(c) = capture(&segments, "subscriptions/{}") {
-        if method != Method::GET {
-            return Err(method_not_allowed(&method));
-        }
+        only(&method, Method::GET)?;
         let id = call
             .state
             .subscriptions
@@ -87,9 +75,7 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
         return Ok(Reply::ok(subscription(call, &id)));
     }
     if let Some(c) = capture(&segments, "subscriptions/{}/resourceGroups") {
-        if method != Method::GET {
-            return Err(method_not_allowed(&method));
-        }
+        only(&method, Method::GET)?;
         let prefix = format!("/subscriptions/{}", c[0]);
         let value: Vec<Value> = call
             .state
@@ -122,7 +108,7 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
             StatusCode::NOT_FOUND
         })),
         Method::DELETE => delete_group(call, &id, &name, &subscription),
-        other => Err(method_not_allowed(&other)),
+        other => Err(ArmError::method_not_allowed(&other)),
     }
 }
 
@@ -135,27 +121,10 @@ pub(super) fn normalize_location(location: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn tags(body: &Map<String, Value>) -> Result<Option<Value>, ArmError> {
-    match body.get("tags") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) if map.values().all(Value::is_string) => {
-            Ok(Some(Value::Object(map.clone())))
-        }
-        Some(_) => Err(ArmError::bad_request(
-            "InvalidTag",
-            "The tags must be an object of string values.",
-        )
-        .target("tags")),
-    }
-}
-
 fn put_group(call: &mut Call<'_>, id: &str, name: &str) -> Result<Reply, ArmError> {
     let body = call.request.body_object()?;
     let Some(location) = body.get("location").and_then(Value::as_str) else {
-        return Err(ArmError::bad_request(
-            "LocationRequired",
-            "The location property is required for this definition.",
-        ));
+        return Err(ArmError::location_required());
     };
     let location = normalize_location(location);
     let tags = tags(&body)?;
@@ -296,10 +265,7 @@ pub(super) async fn metadata_endpoints(
     Query(query): Query<MetadataQuery>,
 ) -> Response {
     let Some(version) = query.api_version.filter(|v| !v.is_empty()) else {
-        let e = ArmError::bad_request(
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        );
+        let e = ArmError::missing_api_version();
         return (e.status, axum::Json(e.body())).into_response();
     };
     let base = &shared.base_url;

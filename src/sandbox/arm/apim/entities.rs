@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::super::operations;
 use super::super::store::{Pending, PendingAction, Resource};
 use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match};
-use super::{entity_reply, method_not_allowed, policy, properties_of, type_of, validation, view};
+use super::{entity_reply, policy, properties_of, type_of, validation, view};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -153,7 +153,7 @@ pub(super) fn handle(
         return if method == Method::GET {
             Ok(list(call, &target))
         } else {
-            Err(method_not_allowed(&method))
+            Err(ArmError::method_not_supported(&method))
         };
     };
     if target.kind == Kind::Policy {
@@ -180,7 +180,7 @@ pub(super) fn handle(
         Method::PUT => put(call, target.kind, service_id, &id),
         Method::PATCH => patch(call, target.kind, &id),
         Method::DELETE => delete(call, target.kind, service_id, &id),
-        other => Err(method_not_allowed(&other)),
+        other => Err(ArmError::method_not_supported(&other)),
     }
 }
 

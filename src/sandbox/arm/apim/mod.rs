@@ -111,14 +111,6 @@ fn validation(target: &str, message: impl Into<String>) -> ArmError {
     .detail("ValidationError", target, message)
 }
 
-fn method_not_allowed(method: &Method) -> ArmError {
-    ArmError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!("The requested resource does not support http method '{method}'."),
-    )
-}
-
 /// The `properties` object of a write (absent means empty; anything else is a 400).
 fn properties_of(body: &Map<String, Value>) -> Result<Map<String, Value>, ArmError> {
     match body.get("properties") {

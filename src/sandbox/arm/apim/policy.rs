@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::super::store::Resource;
 use super::super::{ArmError, Call, Reply, check_if_match};
 use super::entities::require_if_match;
-use super::{PRIVATE, method_not_allowed, properties_of, type_of, validation, view};
+use super::{PRIVATE, properties_of, type_of, validation, view};
 use crate::policy::{Document, Element, Node, Position};
 
 fn not_found() -> ArmError {
@@ -36,7 +36,7 @@ pub(super) fn handle(call: &mut Call<'_>, service_id: &str, id: &str) -> Result<
             call.state.arm.remove_tree(id);
             Ok(Reply::empty(StatusCode::OK))
         }
-        other => Err(method_not_allowed(&other)),
+        other => Err(ArmError::method_not_supported(&other)),
     }
 }
 

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::super::resources::normalize_location;
 use super::super::store::{Pending, PendingAction, Resource};
-use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match};
-use super::{method_not_allowed, properties_of, validation, view};
+use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match, tags};
+use super::{properties_of, validation, view};
 use crate::policy::instant::format_utc_seconds;
 
 const TYPE: &str = "Microsoft.ApiManagement/service";
@@ -83,14 +83,14 @@ pub(super) fn handle(
         Method::PUT => put(call, id, name),
         Method::PATCH => patch(call, id, name, group),
         Method::DELETE => delete(call, id, name),
-        other => Err(method_not_allowed(&other)),
+        other => Err(ArmError::method_not_supported(&other)),
     }
 }
 
 /// Services whose lower-cased id starts with `prefix` (a subscription or a resource group).
 pub(super) fn list(call: &mut Call<'_>, prefix: &str) -> Result<Reply, ArmError> {
     if call.request.method != Method::GET {
-        return Err(method_not_allowed(&call.request.method));
+        return Err(ArmError::method_not_supported(&call.request.method));
     }
     let value: Vec<Value> = call
         .state
@@ -139,7 +139,7 @@ fn name_taken(call: &Call<'_>, name: &str, except_id: &str) -> bool {
 /// `POST …/providers/Microsoft.ApiManagement/checkNameAvailability`.
 pub(super) fn check_name(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     if call.request.method != Method::POST {
-        return Err(method_not_allowed(&call.request.method));
+        return Err(ArmError::method_not_supported(&call.request.method));
     }
     let body = call.request.body_object()?;
     let name = body.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -186,20 +186,6 @@ fn sku(body: &Map<String, Value>) -> Result<Value, ArmError> {
         .and_then(Value::as_u64)
         .unwrap_or(default_capacity);
     Ok(json!({ "name": name, "capacity": capacity }))
-}
-
-fn tags(body: &Map<String, Value>) -> Result<Option<Value>, ArmError> {
-    match body.get("tags") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) if map.values().all(Value::is_string) => {
-            Ok(Some(Value::Object(map.clone())))
-        }
-        Some(_) => Err(ArmError::bad_request(
-            "InvalidTag",
-            "The tags must be an object of string values.",
-        )
-        .target("tags")),
-    }
 }
 
 /// The parts of `identity.type`: system-assigned, user-assigned.
@@ -503,12 +489,7 @@ fn put(call: &mut Call<'_>, id: &str, name: &str) -> Result<Reply, ArmError> {
     let location = body
         .get("location")
         .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ArmError::bad_request(
-                "LocationRequired",
-                "The location property is required for this definition.",
-            )
-        })?
+        .ok_or_else(ArmError::location_required)?
         .to_owned();
     let sku = sku(&body)?;
     let sent = properties_of(&body)?;
