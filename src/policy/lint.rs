@@ -236,8 +236,8 @@ impl Lint<'_> {
         let first = inbound
             .elements()
             .find(|e| !matches!(e.name.as_str(), "base" | "cors"));
-        if let Some(first) = first {
-            if !TOKEN_CHECKS.contains(&first.name.as_str())
+        if let Some(first) = first
+            && !TOKEN_CHECKS.contains(&first.name.as_str())
                 && inbound
                     .elements()
                     .any(|e| TOKEN_CHECKS.contains(&e.name.as_str()))
@@ -248,7 +248,6 @@ impl Lint<'_> {
                     format!("<{}> runs before the token check; put <validate-azure-ad-token> first after <base /> and <cors>", first.name),
                 );
             }
-        }
     }
 
     fn azure_ad_token(&mut self, e: &Element) {
@@ -298,8 +297,8 @@ impl Lint<'_> {
                 }
             }
         }
-        if let Some(code) = e.attr("failed-validation-httpcode") {
-            if !is_expression(code) && code.trim() != "401" && code.trim() != "403" {
+        if let Some(code) = e.attr("failed-validation-httpcode")
+            && !is_expression(code) && code.trim() != "401" && code.trim() != "403" {
                 let at = Self::attr_position(e, "failed-validation-httpcode");
                 self.push(
                     Severity::Warning,
@@ -309,7 +308,6 @@ impl Lint<'_> {
                     format!("failed-validation-httpcode `{code}`: clients and monitoring expect 401 (or 403) for a rejected token"),
                 );
             }
-        }
         let clients = self.application_ids(e, "client-application-ids");
         if clients.is_empty() {
             self.error(
@@ -399,11 +397,10 @@ impl Lint<'_> {
                     id,
                     format!("policy expressions are not allowed in <{list}> (APIM rejects them)"),
                 );
-            } else if !(is_placeholder(&value) || is_named_value(&value)) {
-                if let Err(message) = naming::guid(&value) {
+            } else if !(is_placeholder(&value) || is_named_value(&value))
+                && let Err(message) = naming::guid(&value) {
                     self.error("guid", id, format!("application-id {message}"));
                 }
-            }
             values.push((value, id));
         }
         values
@@ -448,8 +445,8 @@ impl Lint<'_> {
             }
         }
         for attr in ["tokens-per-minute", "token-quota"] {
-            if let Some(v) = e.attr(attr) {
-                if !is_expression(v) && !is_named_value(v) && v.trim().parse::<u64>().is_err() {
+            if let Some(v) = e.attr(attr)
+                && !is_expression(v) && !is_named_value(v) && v.trim().parse::<u64>().is_err() {
                     let at = Self::attr_position(e, attr);
                     self.push(
                         Severity::Error,
@@ -459,7 +456,6 @@ impl Lint<'_> {
                         format!("`{attr}` must be a whole number, not `{v}`"),
                     );
                 }
-            }
         }
     }
 }

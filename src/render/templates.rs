@@ -116,11 +116,10 @@ impl TemplateSet {
         // Parse one by one first so a syntax error names its own file; then add all together so
         // includes and inheritance resolve.
         for (name, (path, text)) in &sources {
-            if let Err(e) = Tera::default().add_raw_template(name, text) {
-                if let Some(err) = syntax_error(path, &e) {
+            if let Err(e) = Tera::default().add_raw_template(name, text)
+                && let Some(err) = syntax_error(path, &e) {
                     return Err(err);
                 }
-            }
         }
         tera.add_raw_templates(
             sources

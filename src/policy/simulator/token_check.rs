@@ -544,13 +544,12 @@ fn check_lifetime(jwt: &Jwt, now: i64, skew: i64, require_exp: bool) -> Result<(
         None if require_exp => return Err(reject("JwtInvalid", "the token has no `exp`")),
         None => {}
     }
-    if let Some(nbf) = jwt.claim_i64("nbf") {
-        if now + skew < nbf {
+    if let Some(nbf) = jwt.claim_i64("nbf")
+        && now + skew < nbf {
             return Err(reject(
                 "TokenNotYetValid",
                 format!("valid from {} s from now", nbf - now),
             ));
         }
-    }
     Ok(())
 }
