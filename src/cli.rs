@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::azure::credential::AuthChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,10 +72,48 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Test, evaluate and compare policies offline.
     Policy(PolicyArgs),
-    /// Run the local Azure emulator (Entra ID login, Microsoft Graph).
+    /// Sign in to an environment's cloud and show who you are there (checks credentials).
+    Whoami(WhoamiArgs),
+    /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
+}
+
+/// How commands that talk to Azure sign in and how long they may take.
+#[derive(Debug, Clone, Args)]
+pub struct AzureArgs {
+    /// How to sign in: auto, cli, workload-identity, managed-identity, client-secret, github-oidc
+    /// or sandbox. Overrides the environment file's `auth:`.
+    #[arg(long, value_name = "METHOD", env = "PROVISION_AUTH", value_parser = auth_choices())]
+    pub auth: Option<AuthChoice>,
+    /// Give up after this long, including every retry and wait (e.g. 90s, 20m, 1h). Creating an
+    /// API Management service takes 30 to 45 minutes in Azure, hence the default.
+    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+fn auth_choices() -> impl clap::builder::TypedValueParser<Value = AuthChoice> {
+    clap::builder::PossibleValuesParser::new(AuthChoice::ALL.map(AuthChoice::name))
+        .map(|name| name.parse::<AuthChoice>().expect("a possible value parses"))
+}
+
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (write e.g. 90s, 20m or 1h30m)"))?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// Environment whose cloud, tenant and subscription to check.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 #[derive(Debug, Args)]

@@ -17,15 +17,20 @@ pub enum Cloud {
     Sandbox,
 }
 
-/// Endpoints of one cloud that the policy and (later) the wire layer need.
+/// Endpoints of one cloud that the policy and the wire layer need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudEndpoints {
     /// Entra ID authority host, without a trailing slash.
     pub login: String,
-    /// Microsoft Graph host.
+    /// Microsoft Graph host (the client adds `/v1.0`).
     pub graph: String,
-    /// Azure Resource Manager host; also the ARM token audience.
+    /// The resource Graph tokens are requested for. Not always the host: the sandbox serves Graph
+    /// on loopback but, emulating the public cloud, accepts the public cloud's audience.
+    pub graph_audience: String,
+    /// Azure Resource Manager host.
     pub arm: String,
+    /// The resource ARM tokens are requested for (same reason as `graph_audience`).
+    pub arm_audience: String,
     /// The token resource that Azure AI Foundry / Azure OpenAI accept (`authentication-managed-identity`).
     pub cognitive_services_resource: String,
     /// The value of `authentication-endpoint` on `validate-azure-ad-token`, when the cloud needs one.
@@ -57,7 +62,9 @@ impl Cloud {
             |login: &str, graph: &str, arm: &str, cog: &str, auth: Option<&str>| CloudEndpoints {
                 login: login.to_owned(),
                 graph: graph.to_owned(),
+                graph_audience: graph.to_owned(),
                 arm: arm.to_owned(),
+                arm_audience: arm.to_owned(),
                 cognitive_services_resource: cog.to_owned(),
                 apim_authentication_endpoint: auth.map(str::to_owned),
             };
@@ -87,15 +94,35 @@ impl Cloud {
                 // The sandbox serves login, Graph and ARM from one origin; tokens for the model are
                 // minted for the public cloud's resource so policies stay identical to production.
                 let origin = format!("http://{sandbox_address}");
+                let public = Cloud::Public.endpoints("");
                 CloudEndpoints {
                     login: origin.clone(),
                     graph: origin.clone(),
+                    graph_audience: public.graph_audience,
                     arm: origin.clone(),
+                    arm_audience: public.arm_audience,
                     cognitive_services_resource: "https://cognitiveservices.azure.com".to_owned(),
                     apim_authentication_endpoint: Some(origin),
                 }
             }
         }
+    }
+}
+
+impl CloudEndpoints {
+    /// The scope that asks Entra for an ARM token (`<audience>/.default`).
+    pub fn arm_scope(&self) -> String {
+        format!("{}/.default", self.arm_audience.trim_end_matches('/'))
+    }
+
+    /// The scope that asks Entra for a Graph token.
+    pub fn graph_scope(&self) -> String {
+        format!("{}/.default", self.graph_audience.trim_end_matches('/'))
+    }
+
+    /// The Graph v1.0 base URL.
+    pub fn graph_v1(&self) -> String {
+        format!("{}/v1.0", self.graph.trim_end_matches('/'))
     }
 }
 
@@ -212,9 +239,54 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_lives_on_its_loopback_origin() {
+    fn sandbox_lives_on_its_loopback_origin_with_public_audiences() {
         let e = Cloud::Sandbox.endpoints("127.0.0.1:9000");
         assert_eq!(e.login, "http://127.0.0.1:9000");
         assert_eq!(e.arm, "http://127.0.0.1:9000");
+        assert_eq!(e.graph_v1(), "http://127.0.0.1:9000/v1.0");
+        assert_eq!(e.arm_scope(), "https://management.azure.com/.default");
+        assert_eq!(e.graph_scope(), "https://graph.microsoft.com/.default");
+    }
+
+    #[test]
+    fn every_cloud_row_is_complete_and_distinct() {
+        let rows: Vec<(Cloud, CloudEndpoints)> = Cloud::ALL
+            .iter()
+            .map(|c| (*c, c.endpoints("127.0.0.1:1")))
+            .collect();
+        for (cloud, e) in &rows {
+            for url in [
+                &e.login,
+                &e.graph,
+                &e.arm,
+                &e.graph_audience,
+                &e.arm_audience,
+            ] {
+                let scheme = if *cloud == Cloud::Sandbox {
+                    "http"
+                } else {
+                    "https://"
+                };
+                assert!(url.starts_with(scheme), "{cloud}: {url}");
+                assert!(!url.ends_with('/'), "{cloud}: {url} has a trailing slash");
+            }
+        }
+        let sovereign = |c: Cloud| c.endpoints("");
+        assert_eq!(
+            (
+                sovereign(Cloud::Usgov).arm_scope(),
+                sovereign(Cloud::Usgov).graph_scope(),
+                sovereign(Cloud::China).arm_scope(),
+                sovereign(Cloud::China).graph_scope(),
+                sovereign(Cloud::Public).graph_v1(),
+            ),
+            (
+                "https://management.usgovcloudapi.net/.default".to_owned(),
+                "https://graph.microsoft.us/.default".to_owned(),
+                "https://management.chinacloudapi.cn/.default".to_owned(),
+                "https://microsoftgraph.chinacloudapi.cn/.default".to_owned(),
+                "https://graph.microsoft.com/v1.0".to_owned(),
+            )
+        );
     }
 }

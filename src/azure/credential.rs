@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-/// `--auth`: how the operator signs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `--auth` (or `auth:` in the environment file): how the operator signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AuthChoice {
     /// Environment client secret, then workload identity, then managed identity, then the Azure
     /// CLI / Azure Developer CLI.
@@ -191,19 +192,28 @@ impl CredentialPlan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
     #[error(
-        "--auth {choice} needs {} in the environment, and {} not set\nhint: {}",
+        "--auth {choice} needs {} in the environment, and {} not set",
         missing.join(", "),
-        if missing.len() == 1 { "it is" } else { "they are" },
-        hint_for(*choice)
+        if missing.len() == 1 { "it is" } else { "they are" }
     )]
     MissingVariables {
         choice: AuthChoice,
         missing: Vec<&'static str>,
     },
-    #[error(
-        "unknown --auth value '{0}'\nhint: use one of auto, cli, workload-identity, managed-identity, client-secret, github-oidc, sandbox"
-    )]
+    #[error("unknown --auth value '{0}'")]
     UnknownChoice(String),
+}
+
+impl CredentialError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            CredentialError::MissingVariables { choice, .. } => hint_for(*choice),
+            CredentialError::UnknownChoice(_) => {
+                "use one of auto, cli, workload-identity, managed-identity, client-secret, \
+                 github-oidc, sandbox"
+            }
+        }
+    }
 }
 
 fn hint_for(choice: AuthChoice) -> &'static str {
@@ -560,10 +570,12 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "--auth client-secret needs AZURE_CLIENT_SECRET in the environment, and it is not set\n\
-             hint: export AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a client \
-             secret is read from the environment only, never from files or flags), or choose \
-             another --auth"
+            "--auth client-secret needs AZURE_CLIENT_SECRET in the environment, and it is not set"
+        );
+        assert_eq!(
+            error.hint(),
+            "export AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a client secret is \
+             read from the environment only, never from files or flags), or choose another --auth"
         );
         let error = plan(
             Some(AuthChoice::GithubOidc),
@@ -583,7 +595,7 @@ mod tests {
         );
         assert!(error.to_string().starts_with(
             "--auth github-oidc needs AZURE_CLIENT_ID, ACTIONS_ID_TOKEN_REQUEST_URL, \
-             ACTIONS_ID_TOKEN_REQUEST_TOKEN in the environment, and they are not set\nhint: "
+             ACTIONS_ID_TOKEN_REQUEST_TOKEN in the environment, and they are not set"
         ));
         let error = plan(Some(AuthChoice::WorkloadIdentity), &env(&SP)).unwrap_err();
         assert_eq!(
@@ -600,10 +612,12 @@ mod tests {
         for choice in AuthChoice::ALL {
             assert_eq!(choice.name().parse::<AuthChoice>(), Ok(choice));
         }
+        let error = "device-code".parse::<AuthChoice>().unwrap_err();
+        assert_eq!(error.to_string(), "unknown --auth value 'device-code'");
         assert_eq!(
-            "device-code".parse::<AuthChoice>().unwrap_err().to_string(),
-            "unknown --auth value 'device-code'\nhint: use one of auto, cli, workload-identity, \
-             managed-identity, client-secret, github-oidc, sandbox"
+            error.hint(),
+            "use one of auto, cli, workload-identity, managed-identity, client-secret, \
+             github-oidc, sandbox"
         );
     }
 

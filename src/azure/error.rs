@@ -2,8 +2,9 @@
 //!
 //! Other tools print `ValidationError: One or more fields contain incorrect values:` and drop the
 //! `details` that name the field. Here the display carries the code, the message, every detail
-//! (with its target), the additional-info types, the HTTP status, the request ids that Azure
-//! support asks for, and a `hint:` line where the remedy is known.
+//! (with its target), the additional-info types, the HTTP status and the request ids that Azure
+//! support asks for. [`ApiError::hint`] names the remedy where it is known; the output layer prints it
+//! on its own `hint:` line.
 
 use std::fmt::{self, Write as _};
 
@@ -286,9 +287,6 @@ impl ApiError {
         if !ids.is_empty() {
             let _ = write!(out, "\n  {}", ids.join(", "));
         }
-        if let Some(hint) = self.hint() {
-            let _ = write!(out, "\nhint: {hint}");
-        }
         out
     }
 }
@@ -445,10 +443,13 @@ mod tests {
              fragment with id 'TokenValidator' could not be found. (ValidationError)\n    \
              - nested (Inner)\n  \
              additional info: PolicyViolation\n  \
-             request id rid, correlation id cid\n\
-             hint: each line above names a rejected field (target) and why; fix it in the \
-             environment file, or in the policy template for policy XML errors (`provision \
-             render` shows the XML sent)"
+             request id rid, correlation id cid"
+        );
+        assert_eq!(
+            error.hint().unwrap(),
+            "each line above names a rejected field (target) and why; fix it in the environment \
+             file, or in the policy template for policy XML errors (`provision render` shows the \
+             XML sent)"
         );
         assert!(error.has_code("inner"));
     }
@@ -609,6 +610,6 @@ mod tests {
                 "details": [{"code": "FlagMustBeSetForRestore", "message": "soft deleted"}]}}),
         );
         assert!(error.has_code("flagmustbesetforrestore"));
-        assert!(error.to_string().ends_with("or restore it"));
+        assert!(error.hint().unwrap().ends_with("or restore it"));
     }
 }

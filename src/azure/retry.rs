@@ -205,7 +205,7 @@ impl Deadline {
 /// A command ran out of time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "timed out after {} waiting for {waiting_for}{}; hint: raise --timeout or run the command again (it picks up what already exists)",
+    "timed out after {} waiting for {waiting_for}{}",
     format_duration(*budget),
     last.as_ref().map(|l| format!(" (last: {l})")).unwrap_or_default()
 )]
@@ -213,6 +213,12 @@ pub struct DeadlineExceeded {
     pub budget: Duration,
     pub waiting_for: String,
     pub last: Option<String>,
+}
+
+impl DeadlineExceeded {
+    pub fn hint(&self) -> &'static str {
+        "raise --timeout, or run the command again: it picks up what already exists"
+    }
 }
 
 /// Go-style durations, as people type them into `--timeout`: `250ms`, `1.5s`, `45s`, `5m0s`,
@@ -456,8 +462,7 @@ mod tests {
         let deadline = Deadline::after(Duration::from_secs(300), "the Foundry account to be ready");
         assert_eq!(
             deadline.exceeded(None).to_string(),
-            "timed out after 5m0s waiting for the Foundry account to be ready; hint: raise \
-             --timeout or run the command again (it picks up what already exists)"
+            "timed out after 5m0s waiting for the Foundry account to be ready"
         );
         assert_eq!(deadline.remaining(), Duration::from_secs(300));
         assert!(!deadline.cuts_short(Duration::from_secs(300)));
@@ -567,8 +572,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "timed out after 1m0s waiting for the role assignment (last: HTTP 429 (request id r-9); \
-             the next try would be in 2m0s); hint: raise --timeout or run the command again (it \
-             picks up what already exists)"
+             the next try would be in 2m0s)"
         );
     }
 
@@ -599,8 +603,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "timed out after 5s waiting for the account (last: no answer to GET \
-             https://management.azure.com/x); hint: raise --timeout or run the command again (it \
-             picks up what already exists)"
+             https://management.azure.com/x)"
         );
     }
 }

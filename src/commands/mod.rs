@@ -5,6 +5,7 @@ mod policy;
 mod render;
 mod sandbox;
 mod validate;
+mod whoami;
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Render(args) => render::run(&cli.global, args, printer),
         Command::Validate(args) => validate::run(&cli.global, args, printer),
         Command::Policy(args) => policy::run(&cli.global, args, printer),
+        Command::Whoami(args) => whoami::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Completions(args) => completions::run(args),
     }

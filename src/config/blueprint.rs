@@ -11,6 +11,7 @@ use super::diagnostic::Diagnostic;
 use super::model::*;
 use super::naming;
 use super::tree::{self, KeyPath, Sources};
+use crate::azure::credential::AuthChoice;
 use crate::cloud::{Cloud, DEFAULT_SANDBOX_ADDRESS};
 
 /// A GUID, validated and lower-cased, so comparisons with what Azure returns are exact.
@@ -50,6 +51,9 @@ pub struct Blueprint {
     pub resource_group: String,
     pub tags: BTreeMap<String, String>,
     pub protected: bool,
+    /// How to sign in unless `--auth` says otherwise: the file's `auth:`, else `sandbox` for the
+    /// sandbox cloud and `auto` elsewhere.
+    pub auth: AuthChoice,
     pub entra: Entra,
     pub foundry: Foundry,
     pub apim: Apim,
@@ -199,10 +203,10 @@ impl Checker<'_> {
         let diagnostic = Diagnostic::new(message).path(path.to_string());
         // Point at the key when it exists, else at the nearest enclosing key; a key missing at the
         // top level has no line to point at, only the environment's own file.
-        if existing_depth(self.root, path) > 0 {
-            if let Some(location) = self.sources.location(tree::locate(self.root, path)) {
-                return diagnostic.at(Some(location));
-            }
+        if existing_depth(self.root, path) > 0
+            && let Some(location) = self.sources.location(tree::locate(self.root, path))
+        {
+            return diagnostic.at(Some(location));
         }
         diagnostic.in_file(self.leaf_file)
     }
@@ -330,6 +334,14 @@ pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Opti
         _ => DEFAULT_SANDBOX_ADDRESS.to_owned(),
     };
 
+    let auth = cloud.map(|cloud| {
+        let auth = raw.auth.unwrap_or(default_auth(cloud));
+        if let Err((message, hint)) = auth_fits_cloud(auth, cloud) {
+            c.error_hint(&root.key("auth"), message, hint);
+        }
+        auth
+    });
+
     let entra = build_entra(c, raw.entra);
     let foundry = build_foundry(c, raw.foundry);
     let apim = build_apim(c, raw.apim);
@@ -347,12 +359,39 @@ pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Opti
         resource_group: resource_group?,
         tags: raw.tags,
         protected: raw.protected.unwrap_or(false),
+        auth: auth?,
         entra: entra?,
         foundry: foundry?,
         apim: apim?,
         api: api?,
         policy: policy?,
     })
+}
+
+/// The sign-in method an environment uses when neither its file nor `--auth` names one.
+pub fn default_auth(cloud: Cloud) -> AuthChoice {
+    match cloud {
+        Cloud::Sandbox => AuthChoice::Sandbox,
+        Cloud::Public | Cloud::Usgov | Cloud::China => AuthChoice::Auto,
+    }
+}
+
+/// The sandbox signs in only its own operator, and its operator signs in nowhere else.
+pub fn auth_fits_cloud(auth: AuthChoice, cloud: Cloud) -> Result<(), (String, &'static str)> {
+    match (auth, cloud) {
+        (AuthChoice::Sandbox, Cloud::Sandbox) => Ok(()),
+        (AuthChoice::Sandbox, cloud) => Err((
+            format!(
+                "`sandbox` signs in to the local sandbox only, and this environment is `cloud: {cloud}`"
+            ),
+            "use `auto` (or leave `auth:` out), or one of cli, workload-identity, managed-identity, client-secret, github-oidc",
+        )),
+        (other, Cloud::Sandbox) => Err((
+            format!("`{other}` can not sign in to the sandbox (`cloud: sandbox`)"),
+            "leave `auth:` out, or use `auth: sandbox`: the sandbox issues tokens to its own operator",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_tags(c: &mut Checker<'_>, tags: &BTreeMap<String, String>) {
@@ -414,17 +453,14 @@ fn build_entra(c: &mut Checker<'_>, raw: Option<RawEntra>) -> Option<Entra> {
     for (i, client) in clients_raw.into_iter().enumerate() {
         let here = clients_path.index(i);
         let unique_name = c.required(client.unique_name, &here.key("unique_name"));
-        if let Some(name) = &unique_name {
-            if c.rule(&here.key("unique_name"), naming::unique_name(name))
-                && !seen.insert(name.clone())
-            {
-                c.error(
-                    &here.key("unique_name"),
-                    format!(
-                        "uniqueName `{name}` is used twice; every app registration needs its own"
-                    ),
-                );
-            }
+        if let Some(name) = &unique_name
+            && c.rule(&here.key("unique_name"), naming::unique_name(name))
+            && !seen.insert(name.clone())
+        {
+            c.error(
+                &here.key("unique_name"),
+                format!("uniqueName `{name}` is used twice; every app registration needs its own"),
+            );
         }
         let redirect_uris = client
             .redirect_uris
@@ -504,17 +540,17 @@ fn build_foundry(c: &mut Checker<'_>, raw: Option<RawFoundry>) -> Option<Foundry
     for (i, d) in raw_deployments.into_iter().enumerate() {
         let here = deployments_path.index(i);
         let name = c.required(d.name, &here.key("name"));
-        if let Some(name) = &name {
-            if c.rule(
+        if let Some(name) = &name
+            && c.rule(
                 &here.key("name"),
                 naming::cognitive_name("deployment name", name),
-            ) && !seen.insert(name.clone())
-            {
-                c.error(
-                    &here.key("name"),
-                    format!("deployment `{name}` is declared twice"),
-                );
-            }
+            )
+            && !seen.insert(name.clone())
+        {
+            c.error(
+                &here.key("name"),
+                format!("deployment `{name}` is declared twice"),
+            );
         }
         let model = c.required(d.model, &here.key("model")).and_then(|m| {
             let name = c.required(m.name, &here.key("model").key("name"))?;
@@ -605,13 +641,13 @@ fn build_apim(c: &mut Checker<'_>, raw: Option<RawApim>) -> Option<Apim> {
                 }
             };
             let email = c.required(create.publisher_email, &here.key("publisher_email"));
-            if let Some(e) = &email {
-                if !e.contains('@') || e.starts_with('@') || e.ends_with('@') {
-                    c.error(
-                        &here.key("publisher_email"),
-                        format!("`{e}` is not an e-mail address"),
-                    );
-                }
+            if let Some(e) = &email
+                && (!e.contains('@') || e.starts_with('@') || e.ends_with('@'))
+            {
+                c.error(
+                    &here.key("publisher_email"),
+                    format!("`{e}` is not an e-mail address"),
+                );
             }
             let publisher_name = create
                 .publisher_name

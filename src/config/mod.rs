@@ -14,7 +14,7 @@ use marked_yaml::{LoadError, LoaderOptions, Node};
 
 pub use blueprint::{
     Api, ApiApp, Apim, ApimService, Blueprint, ClientApp, Deployment, DeploymentSku, Entra,
-    Foundry, Guid, Model, PolicySpec, PolicyValue, RESERVED_TAGS,
+    Foundry, Guid, Model, PolicySpec, PolicyValue, RESERVED_TAGS, auth_fits_cloud, default_auth,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location};
 pub use tree::KeyPath;
@@ -74,10 +74,10 @@ pub fn list(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                names.push(stem.to_owned());
-            }
+        if path.extension().is_some_and(|e| e == "yaml")
+            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+        {
+            names.push(stem.to_owned());
         }
     }
     names.sort();

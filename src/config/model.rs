@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::azure::credential::AuthChoice;
 use crate::cloud::Cloud;
 
 #[derive(Debug, Default, Deserialize)]
@@ -20,6 +21,7 @@ pub struct RawEnvironment {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     pub protected: Option<bool>,
+    pub auth: Option<AuthChoice>,
     pub sandbox: Option<RawSandbox>,
     pub entra: Option<RawEntra>,
     pub foundry: Option<RawFoundry>,

@@ -84,10 +84,7 @@ impl Printer {
             for cause in error.chain().skip(1) {
                 message.push_str(&format!("\n  caused by: {cause}"));
             }
-            let hint = error
-                .chain()
-                .find_map(|c| c.downcast_ref::<Hinted>())
-                .map(|h| h.hint.clone());
+            let hint = error.chain().find_map(hint_of);
             entries.push((message, hint));
         }
         let mut stderr = anstream::AutoStream::new(std::io::stderr().lock(), self.color);
@@ -103,6 +100,23 @@ impl Printer {
             }
         }
     }
+}
+
+/// The `hint:` line of an error from anywhere in the program that knows its remedy.
+fn hint_of(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use crate::azure::{credential::CredentialError, session::WireError, sign_in::SignInError};
+    if let Some(h) = error.downcast_ref::<Hinted>() {
+        return Some(h.hint.clone());
+    }
+    if let Some(e) = error.downcast_ref::<WireError>() {
+        return e.hint();
+    }
+    if let Some(e) = error.downcast_ref::<SignInError>() {
+        return Some(e.hint());
+    }
+    error
+        .downcast_ref::<CredentialError>()
+        .map(|e| e.hint().to_owned())
 }
 
 /// An error that knows what the user can do about it.

@@ -238,16 +238,16 @@ impl Lint<'_> {
             .find(|e| !matches!(e.name.as_str(), "base" | "cors"));
         if let Some(first) = first
             && !TOKEN_CHECKS.contains(&first.name.as_str())
-                && inbound
-                    .elements()
-                    .any(|e| TOKEN_CHECKS.contains(&e.name.as_str()))
-            {
-                self.warning(
+            && inbound
+                .elements()
+                .any(|e| TOKEN_CHECKS.contains(&e.name.as_str()))
+        {
+            self.warning(
                     "token-check-first",
                     first,
                     format!("<{}> runs before the token check; put <validate-azure-ad-token> first after <base /> and <cors>", first.name),
                 );
-            }
+        }
     }
 
     fn azure_ad_token(&mut self, e: &Element) {
@@ -298,16 +298,19 @@ impl Lint<'_> {
             }
         }
         if let Some(code) = e.attr("failed-validation-httpcode")
-            && !is_expression(code) && code.trim() != "401" && code.trim() != "403" {
-                let at = Self::attr_position(e, "failed-validation-httpcode");
-                self.push(
+            && !is_expression(code)
+            && code.trim() != "401"
+            && code.trim() != "403"
+        {
+            let at = Self::attr_position(e, "failed-validation-httpcode");
+            self.push(
                     Severity::Warning,
                     "token-check-status",
                     at,
                     &e.name,
                     format!("failed-validation-httpcode `{code}`: clients and monitoring expect 401 (or 403) for a rejected token"),
                 );
-            }
+        }
         let clients = self.application_ids(e, "client-application-ids");
         if clients.is_empty() {
             self.error(
@@ -398,9 +401,10 @@ impl Lint<'_> {
                     format!("policy expressions are not allowed in <{list}> (APIM rejects them)"),
                 );
             } else if !(is_placeholder(&value) || is_named_value(&value))
-                && let Err(message) = naming::guid(&value) {
-                    self.error("guid", id, format!("application-id {message}"));
-                }
+                && let Err(message) = naming::guid(&value)
+            {
+                self.error("guid", id, format!("application-id {message}"));
+            }
             values.push((value, id));
         }
         values
@@ -446,16 +450,19 @@ impl Lint<'_> {
         }
         for attr in ["tokens-per-minute", "token-quota"] {
             if let Some(v) = e.attr(attr)
-                && !is_expression(v) && !is_named_value(v) && v.trim().parse::<u64>().is_err() {
-                    let at = Self::attr_position(e, attr);
-                    self.push(
-                        Severity::Error,
-                        "required-attribute",
-                        at,
-                        &name,
-                        format!("`{attr}` must be a whole number, not `{v}`"),
-                    );
-                }
+                && !is_expression(v)
+                && !is_named_value(v)
+                && v.trim().parse::<u64>().is_err()
+            {
+                let at = Self::attr_position(e, attr);
+                self.push(
+                    Severity::Error,
+                    "required-attribute",
+                    at,
+                    &name,
+                    format!("`{attr}` must be a whole number, not `{v}`"),
+                );
+            }
         }
     }
 }

@@ -117,9 +117,10 @@ impl TemplateSet {
         // includes and inheritance resolve.
         for (name, (path, text)) in &sources {
             if let Err(e) = Tera::default().add_raw_template(name, text)
-                && let Some(err) = syntax_error(path, &e) {
-                    return Err(err);
-                }
+                && let Some(err) = syntax_error(path, &e)
+            {
+                return Err(err);
+            }
         }
         tera.add_raw_templates(
             sources

@@ -15,3 +15,4 @@ mod sandbox_admin;
 mod sandbox_graph;
 mod sandbox_login;
 mod sandbox_support;
+mod whoami_cli;

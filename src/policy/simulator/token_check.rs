@@ -545,11 +545,12 @@ fn check_lifetime(jwt: &Jwt, now: i64, skew: i64, require_exp: bool) -> Result<(
         None => {}
     }
     if let Some(nbf) = jwt.claim_i64("nbf")
-        && now + skew < nbf {
-            return Err(reject(
-                "TokenNotYetValid",
-                format!("valid from {} s from now", nbf - now),
-            ));
-        }
+        && now + skew < nbf
+    {
+        return Err(reject(
+            "TokenNotYetValid",
+            format!("valid from {} s from now", nbf - now),
+        ));
+    }
     Ok(())
 }

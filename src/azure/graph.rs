@@ -1,0 +1,378 @@
+//! The Microsoft Graph client for app registrations and service principals.
+//!
+//! Writes are upserts by alternate key (`uniqueName` for applications, `appId` for service
+//! principals) with `Prefer: create-if-missing`, so a retried or re-run write can never create a
+//! second object. Reads by alternate key are answered by replicas that lag behind writes by
+//! seconds to minutes; the named waits ([`GraphClient::app_is_readable`],
+//! [`GraphClient::service_principal_exists`], [`GraphClient::principal_visible_to_arm`]) absorb
+//! that lag with a timeout and a message that names the condition.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::error::{ApiError, Service};
+use super::retry::Replay;
+use super::session::{Probe, Session, WireError, action};
+use super::transport::{Method, WireRequest, WireResponse};
+use crate::cloud::CloudEndpoints;
+
+/// How long a named wait gives a new object to replicate. Entra documents no bound ("There are
+/// no documented replication SLAs"); five minutes covers what users report.
+pub const REPLICATION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What an upsert did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Upserted {
+    /// 201: the object is new; Graph returns it whole.
+    Created(Value),
+    /// 204: it existed and was updated; Graph returns nothing.
+    Updated,
+}
+
+/// Graph v1.0, for one command.
+#[derive(Clone)]
+pub struct GraphClient {
+    session: Arc<Session>,
+    base: String,
+    scope: String,
+}
+
+impl GraphClient {
+    pub fn new(session: Arc<Session>, endpoints: &CloudEndpoints) -> GraphClient {
+        GraphClient {
+            session,
+            base: endpoints.graph_v1(),
+            scope: endpoints.graph_scope(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates or updates the application with this `uniqueName`.
+    pub async fn upsert_application(
+        &self,
+        unique_name: &str,
+        body: &Value,
+    ) -> Result<Upserted, WireError> {
+        let path = format!("/applications(uniqueName='{}')", key(unique_name));
+        self.upsert(&path, body, &format!("application {unique_name}"))
+            .await
+    }
+
+    /// Creates or updates the service principal of `app_id`. Right after the application was
+    /// created, Graph may answer 400 `NoBackingApplicationObject` until the application has
+    /// replicated; that is waited out for up to [`REPLICATION_TIMEOUT`].
+    pub async fn upsert_service_principal(
+        &self,
+        app_id: &str,
+        body: &Value,
+    ) -> Result<Upserted, WireError> {
+        let path = format!("/servicePrincipals(appId='{}')", key(app_id));
+        let what = format!("the service principal of application {app_id}");
+        self.session
+            .until(
+                &format!(
+                    "application {app_id} to replicate before its service principal is created"
+                ),
+                REPLICATION_TIMEOUT,
+                || async {
+                    match self.upsert(&path, body, &what).await {
+                        Err(e) if e.has_code("NoBackingApplicationObject") => Ok(Probe::NotYet(
+                            "HTTP 400 NoBackingApplicationObject".to_owned(),
+                        )),
+                        other => other.map(Probe::Ready),
+                    }
+                },
+            )
+            .await
+    }
+
+    /// The application with this `uniqueName`, if a replica has it.
+    pub async fn application_by_unique_name(
+        &self,
+        unique_name: &str,
+    ) -> Result<Option<Value>, WireError> {
+        self.get_optional(&format!("/applications(uniqueName='{}')", key(unique_name)))
+            .await
+    }
+
+    /// The application with this client id, if a replica has it.
+    pub async fn application_by_app_id(&self, app_id: &str) -> Result<Option<Value>, WireError> {
+        self.get_optional(&format!("/applications(appId='{}')", key(app_id)))
+            .await
+    }
+
+    /// The service principal of this client id, if a replica has it.
+    pub async fn service_principal_by_app_id(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<Value>, WireError> {
+        self.get_optional(&format!("/servicePrincipals(appId='{}')", key(app_id)))
+            .await
+    }
+
+    /// Updates an application by object id (`PATCH /applications/{id}`, 204). A Graph PATCH sets
+    /// the properties it names, so repeating it is harmless.
+    pub async fn update_application(&self, object_id: &str, body: &Value) -> Result<(), WireError> {
+        let request = WireRequest::new(
+            Method::Patch,
+            self.url(&format!("/applications/{}", key(object_id))),
+        )
+        .json(body);
+        self.session
+            .expect_success(
+                Service::Graph,
+                &self.scope,
+                &request,
+                Replay::Safe,
+                &format!("application {object_id} to be updated"),
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Soft-deletes an application (it stays in deleted items for 30 days, holding its
+    /// identifier URIs). A 404 means there was nothing to delete.
+    pub async fn delete_application(&self, object_id: &str) -> Result<bool, WireError> {
+        self.delete(&format!("/applications/{}", key(object_id)))
+            .await
+    }
+
+    /// Deletes a service principal. Purging its application does not do this.
+    pub async fn delete_service_principal(&self, object_id: &str) -> Result<bool, WireError> {
+        self.delete(&format!("/servicePrincipals/{}", key(object_id)))
+            .await
+    }
+
+    /// Soft-deleted applications, optionally narrowed by an OData `$filter`.
+    pub async fn deleted_applications(
+        &self,
+        filter: Option<&str>,
+    ) -> Result<Vec<Value>, WireError> {
+        let mut path = "/directory/deletedItems/microsoft.graph.application".to_owned();
+        if let Some(filter) = filter {
+            path.push_str("?$filter=");
+            path.push_str(&query_value(filter));
+        }
+        self.list(&path).await
+    }
+
+    /// Restores a soft-deleted application or service principal.
+    pub async fn restore_deleted(&self, object_id: &str) -> Result<Value, WireError> {
+        let request = WireRequest::new(
+            Method::Post,
+            self.url(&format!(
+                "/directory/deletedItems/{}/restore",
+                key(object_id)
+            )),
+        );
+        // A second restore of a restored object answers 404, not a duplicate: safe to repeat.
+        let response = self
+            .session
+            .expect_success(
+                Service::Graph,
+                &self.scope,
+                &request,
+                Replay::Safe,
+                &format!("deleted object {object_id} to be restored"),
+            )
+            .await?;
+        json(&request, &response)
+    }
+
+    /// Deletes a soft-deleted object for good. A 404 means it was already gone.
+    pub async fn purge_deleted(&self, object_id: &str) -> Result<bool, WireError> {
+        self.delete(&format!("/directory/deletedItems/{}", key(object_id)))
+            .await
+    }
+
+    /// Waits until a replica can read the application `app_id` (reads by `appId`, token requests
+    /// for it, and service principal creation all need that).
+    pub async fn app_is_readable(
+        &self,
+        app_id: &str,
+        timeout: Duration,
+    ) -> Result<Value, WireError> {
+        self.session
+            .until(
+                &format!("application {app_id} to be readable in Microsoft Graph"),
+                timeout,
+                || async {
+                    Ok(match self.application_by_app_id(app_id).await? {
+                        Some(app) => Probe::Ready(app),
+                        None => Probe::NotYet("HTTP 404 Request_ResourceNotFound".to_owned()),
+                    })
+                },
+            )
+            .await
+    }
+
+    /// Waits until the service principal of `app_id` can be read.
+    pub async fn service_principal_exists(
+        &self,
+        app_id: &str,
+        timeout: Duration,
+    ) -> Result<Value, WireError> {
+        self.session
+            .until(
+                &format!("the service principal of application {app_id} to exist"),
+                timeout,
+                || async {
+                    Ok(match self.service_principal_by_app_id(app_id).await? {
+                        Some(sp) => Probe::Ready(sp),
+                        None => Probe::NotYet("HTTP 404 Request_ResourceNotFound".to_owned()),
+                    })
+                },
+            )
+            .await
+    }
+
+    /// Waits until the service principal with object id `object_id` (for example a managed
+    /// identity) shows up in directory queries. ARM reads the directory through the same kind of
+    /// replica, so this is the Graph-side sign that a role assignment will find the principal;
+    /// the role assignment write still retries `PrincipalNotFound` for the rest of the lag.
+    pub async fn principal_visible_to_arm(
+        &self,
+        object_id: &str,
+        timeout: Duration,
+    ) -> Result<Value, WireError> {
+        let path = format!(
+            "/servicePrincipals?$filter={}",
+            query_value(&format!("id eq '{}'", object_id.replace('\'', "''")))
+        );
+        self.session
+            .until(
+                &format!("principal {object_id} to be visible to Azure Resource Manager"),
+                timeout,
+                || async {
+                    Ok(match self.list(&path).await?.into_iter().next() {
+                        Some(sp) => Probe::Ready(sp),
+                        None => Probe::NotYet("not in directory queries yet".to_owned()),
+                    })
+                },
+            )
+            .await
+    }
+
+    async fn upsert(&self, path: &str, body: &Value, what: &str) -> Result<Upserted, WireError> {
+        let request = WireRequest::new(Method::Patch, self.url(path))
+            .header("prefer", "create-if-missing")
+            .json(body);
+        // The upsert is keyed by an alternate key: repeating it updates what the first created.
+        let response = self
+            .session
+            .expect_success(Service::Graph, &self.scope, &request, Replay::Safe, what)
+            .await?;
+        if response.status == 201 {
+            json(&request, &response).map(Upserted::Created)
+        } else {
+            Ok(Upserted::Updated)
+        }
+    }
+
+    async fn get_optional(&self, path: &str) -> Result<Option<Value>, WireError> {
+        let request = WireRequest::new(Method::Get, self.url(path));
+        let response = self
+            .session
+            .send(&self.scope, &request, Replay::ByMethod, path)
+            .await?;
+        match response.status {
+            404 => Ok(None),
+            _ if response.is_success() => json(&request, &response).map(Some),
+            _ => Err(api_error(&request, &response)),
+        }
+    }
+
+    async fn list(&self, path: &str) -> Result<Vec<Value>, WireError> {
+        let mut items = Vec::new();
+        let mut url = self.url(path);
+        loop {
+            let request = WireRequest::new(Method::Get, &url);
+            let response = self
+                .session
+                .expect_success(
+                    Service::Graph,
+                    &self.scope,
+                    &request,
+                    Replay::ByMethod,
+                    path,
+                )
+                .await?;
+            let page = json(&request, &response)?;
+            if let Some(values) = page.get("value").and_then(Value::as_array) {
+                items.extend(values.iter().cloned());
+            }
+            match page.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(next) => url = next.to_owned(),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    async fn delete(&self, path: &str) -> Result<bool, WireError> {
+        let request = WireRequest::new(Method::Delete, self.url(path));
+        let response = self
+            .session
+            .send(&self.scope, &request, Replay::ByMethod, path)
+            .await?;
+        match response.status {
+            404 => Ok(false),
+            _ if response.is_success() => Ok(true),
+            _ => Err(api_error(&request, &response)),
+        }
+    }
+}
+
+fn json(request: &WireRequest, response: &WireResponse) -> Result<Value, WireError> {
+    response.body_json().map_err(|e| WireError::Unexpected {
+        action: action(request.method, &request.url),
+        reason: format!("the body is not JSON: {e}"),
+    })
+}
+
+fn api_error(request: &WireRequest, response: &WireResponse) -> WireError {
+    WireError::Api {
+        action: action(request.method, &request.url),
+        error: Box::new(ApiError::from_response(Service::Graph, response)),
+    }
+}
+
+/// A key inside `(…='…')`: OData doubles single quotes; the rest is percent-encoded where a URL
+/// path needs it.
+fn key(value: &str) -> String {
+    encode(&value.replace('\'', "''"), b"-._~!$&'()*+,;=:@")
+}
+
+/// A query parameter value.
+fn query_value(value: &str) -> String {
+    encode(value, b"-._~!$'()*,;:@/")
+}
+
+fn encode(value: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || keep.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_double_quotes_and_encode_what_a_path_can_not_hold() {
+        assert_eq!(key("provision-llm-prod"), "provision-llm-prod");
+        assert_eq!(key("o'brien app"), "o''brien%20app");
+        assert_eq!(key("a/b#c?"), "a%2Fb%23c%3F");
+        assert_eq!(query_value("id eq 'x'"), "id%20eq%20'x'");
+    }
+}

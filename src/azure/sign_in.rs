@@ -1,0 +1,501 @@
+//! Getting tokens: the credential [`plan`](super::credential::plan) chose, turned into something
+//! that hands out a token per scope, cached for the run.
+//!
+//! The Azure credentials (CLI, Developer CLI, managed identity, workload identity, client secret,
+//! client assertion) come from `azure_identity`, which has them right and keeps up with Entra.
+//! Two are ours because the crate can not do them: the sandbox's client credentials (the crate
+//! refuses a non-HTTPS authority, and the sandbox serves plain HTTP on loopback) and fetching the
+//! GitHub Actions OIDC token that the crate's `ClientAssertionCredential` then exchanges.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use azure_core::credentials::TokenCredential;
+use azure_identity::{
+    AzureCliCredential, ClientAssertion, ClientAssertionCredential,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+
+use super::credential::{AccessToken, CredentialPlan, IssuedToken, Secret, TokenCache};
+use super::retry::{self, Deadline, Replay, RetryPolicy};
+use super::transport::{Method, Transport, WireRequest};
+use crate::cloud::{Cloud, CloudEndpoints};
+use crate::dice::Dice;
+
+/// A token could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not get a token for {scope} with {method}: {reason}")]
+pub struct SignInError {
+    pub method: &'static str,
+    pub scope: String,
+    pub reason: String,
+}
+
+impl SignInError {
+    /// What to do, per credential.
+    pub fn hint(&self) -> String {
+        match self.method {
+            m if m.contains("Azure CLI") => {
+                "run `az login` (and `az account set --subscription <id>`), or choose another \
+                 --auth"
+                    .to_owned()
+            }
+            m if m.contains("sandbox") => "start the sandbox (`provision sandbox serve`), or \
+                                           point the environment's sandbox address at it"
+                .to_owned(),
+            m if m.contains("managed identity") => {
+                "managed identity works only on an Azure host that has one assigned; elsewhere \
+                 choose another --auth"
+                    .to_owned()
+            }
+            _ => "check the identity's tenant and client id, and that it may sign in to this \
+                  cloud; --auth chooses another credential"
+                .to_owned(),
+        }
+    }
+}
+
+/// The future a [`SignIn`] returns.
+pub type TokenFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<IssuedToken, SignInError>> + Send + 'a>>;
+
+/// Something that gets a fresh token for a scope (`<resource>/.default`).
+pub trait SignIn: Send + Sync {
+    fn fetch<'a>(&'a self, scope: &'a str) -> TokenFuture<'a>;
+}
+
+/// The run's credential: one [`SignIn`] and its per-scope cache.
+pub struct Credentials {
+    method: &'static str,
+    sign_in: Box<dyn SignIn>,
+    cache: TokenCache,
+}
+
+impl Credentials {
+    pub fn new(method: &'static str, sign_in: Box<dyn SignIn>) -> Credentials {
+        Credentials {
+            method,
+            sign_in,
+            cache: TokenCache::new(),
+        }
+    }
+
+    /// The credentials a plan names, for a cloud. Nothing is fetched yet: the first
+    /// [`Credentials::token`] signs in.
+    pub fn from_plan(
+        plan: &CredentialPlan,
+        cloud: Cloud,
+        endpoints: &CloudEndpoints,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Credentials, SignInError> {
+        let method = plan.describe();
+        // azure_identity builds its own reqwest client on our rustls, which has no built-in
+        // crypto provider; ring must be installed before it connects anywhere.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let failed = |e: azure_core::Error| SignInError {
+            method,
+            scope: "any scope".to_owned(),
+            reason: e.to_string(),
+        };
+        let client_options = || azure_core::http::ClientOptions {
+            cloud: azure_cloud(cloud).map(Arc::new),
+            ..Default::default()
+        };
+        let assertion_options = || ClientAssertionCredentialOptions {
+            client_options: client_options(),
+        };
+        let credential: Arc<dyn TokenCredential> = match plan {
+            CredentialPlan::Sandbox => {
+                return Ok(Credentials::new(
+                    method,
+                    Box::new(SandboxSignIn::new(endpoints, transport)),
+                ));
+            }
+            CredentialPlan::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => ClientSecretCredential::new(
+                tenant_id,
+                client_id.clone(),
+                secret.expose().to_owned().into(),
+                Some(ClientSecretCredentialOptions {
+                    client_options: client_options(),
+                }),
+            )
+            .map_err(failed)?,
+            CredentialPlan::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            } => WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: assertion_options(),
+                client_id: Some(client_id.clone()),
+                tenant_id: Some(tenant_id.clone()),
+                token_file_path: Some(token_file.clone()),
+            }))
+            .map_err(failed)?,
+            CredentialPlan::ManagedIdentity { client_id, .. } => {
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: client_options(),
+                }))
+                .map_err(failed)?
+            }
+            CredentialPlan::DeveloperTools => {
+                DeveloperToolsCredential::new(None).map_err(failed)?
+            }
+            CredentialPlan::AzureCli => AzureCliCredential::new(None).map_err(failed)?,
+            CredentialPlan::GithubOidc {
+                tenant_id,
+                client_id,
+                request_url,
+                request_token,
+            } => ClientAssertionCredential::new(
+                tenant_id.clone(),
+                client_id.clone(),
+                GithubOidcAssertion {
+                    request_url: request_url.clone(),
+                    request_token: request_token.clone(),
+                    transport,
+                },
+                Some(assertion_options()),
+            )
+            .map_err(failed)?,
+        };
+        Ok(Credentials::new(
+            method,
+            Box::new(IdentitySignIn { method, credential }),
+        ))
+    }
+
+    /// How this run signs in, for progress output.
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
+    /// A token for `scope`, from the cache while it has five minutes left.
+    pub async fn token(&self, scope: &str) -> Result<AccessToken, SignInError> {
+        self.cache
+            .get_or_fetch(scope, SystemTime::now(), || self.sign_in.fetch(scope))
+            .await
+    }
+
+    /// Forgets the token for `scope` (the server refused it), so the next call signs in again.
+    pub async fn forget(&self, scope: &str) {
+        self.cache.forget(scope).await;
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("method", &self.method)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `azure_identity`'s name for our cloud; `None` for the sandbox, which never reaches the crate.
+fn azure_cloud(cloud: Cloud) -> Option<azure_core::cloud::CloudConfiguration> {
+    use azure_core::cloud::CloudConfiguration;
+    match cloud {
+        Cloud::Public => Some(CloudConfiguration::AzurePublic),
+        Cloud::Usgov => Some(CloudConfiguration::AzureGovernment),
+        Cloud::China => Some(CloudConfiguration::AzureChina),
+        Cloud::Sandbox => None,
+    }
+}
+
+/// Any `azure_identity` credential.
+struct IdentitySignIn {
+    method: &'static str,
+    credential: Arc<dyn TokenCredential>,
+}
+
+impl SignIn for IdentitySignIn {
+    fn fetch<'a>(&'a self, scope: &'a str) -> TokenFuture<'a> {
+        Box::pin(async move {
+            let token = self
+                .credential
+                .get_token(&[scope], None)
+                .await
+                .map_err(|e| SignInError {
+                    method: self.method,
+                    scope: scope.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            let expires_on = SystemTime::UNIX_EPOCH
+                + Duration::from_secs(token.expires_on.unix_timestamp().max(0) as u64);
+            Ok(IssuedToken {
+                token: AccessToken::new(token.token.secret()),
+                expires_on,
+            })
+        })
+    }
+}
+
+/// The GitHub Actions OIDC token, fetched fresh for every exchange (it lives five minutes), with
+/// the audience Entra federated credentials expect.
+struct GithubOidcAssertion {
+    request_url: String,
+    request_token: Secret,
+    transport: Arc<dyn Transport>,
+}
+
+impl fmt::Debug for GithubOidcAssertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GithubOidcAssertion")
+            .field("request_url", &self.request_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for GithubOidcAssertion {
+    async fn secret(
+        &self,
+        _options: Option<azure_core::http::ClientMethodOptions<'_>>,
+    ) -> azure_core::Result<String> {
+        let separator = if self.request_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let url = format!(
+            "{}{separator}audience=api://AzureADTokenExchange",
+            self.request_url
+        );
+        let request = WireRequest::new(Method::Get, url).header(
+            "authorization",
+            format!("Bearer {}", self.request_token.expose()),
+        );
+        let failed = |reason: String| {
+            azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, reason)
+        };
+        let response = self
+            .transport
+            .send(&request)
+            .await
+            .map_err(|e| failed(format!("requesting the GitHub Actions OIDC token: {e}")))?;
+        if !response.is_success() {
+            return Err(failed(format!(
+                "GitHub answered HTTP {} to the OIDC token request (does the job have \
+                 `permissions: id-token: write`?)",
+                response.status
+            )));
+        }
+        response
+            .body_json()
+            .ok()
+            .and_then(|b| b.get("value").and_then(|v| v.as_str()).map(str::to_owned))
+            .ok_or_else(|| failed("the GitHub OIDC token response has no `value`".to_owned()))
+    }
+}
+
+/// Client credentials against the sandbox, as its operator (`GET /_sandbox/info` tells who that
+/// is). The sandbox's token endpoint speaks Entra's v2 protocol, so this is the same form post the
+/// Azure SDKs send.
+struct SandboxSignIn {
+    transport: Arc<dyn Transport>,
+    login: String,
+    operator: tokio::sync::OnceCell<Operator>,
+}
+
+struct Operator {
+    tenant_id: String,
+    client_id: String,
+    client_secret: Secret,
+}
+
+const SANDBOX: &str = "sandbox client credentials";
+
+/// How long signing in to the sandbox may retry (throttling and injected faults included).
+const SIGN_IN_BUDGET: Duration = Duration::from_secs(60);
+
+impl SandboxSignIn {
+    fn new(endpoints: &CloudEndpoints, transport: Arc<dyn Transport>) -> SandboxSignIn {
+        SandboxSignIn {
+            transport,
+            login: endpoints.login.trim_end_matches('/').to_owned(),
+            operator: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn operator(&self, scope: &str) -> Result<&Operator, SignInError> {
+        let failed = |reason: String| SignInError {
+            method: SANDBOX,
+            scope: scope.to_owned(),
+            reason,
+        };
+        self.operator
+            .get_or_try_init(|| async {
+                let url = format!("{}/_sandbox/info", self.login);
+                let response = retry::send(
+                    &*self.transport,
+                    &WireRequest::new(Method::Get, &url),
+                    Replay::ByMethod,
+                    // A sandbox that is not listening will not start by being waited for: fail in
+                    // about a second with the hint to start it.
+                    &RetryPolicy {
+                        base: Duration::from_millis(100),
+                        cap: Duration::from_secs(1),
+                        max_attempts: 3,
+                    },
+                    &mut Dice::new(u64::from(std::process::id())),
+                    &Deadline::after(SIGN_IN_BUDGET, "the sandbox's operator credentials"),
+                )
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+                let info = response
+                    .body_json()
+                    .ok()
+                    .filter(|_| response.is_success())
+                    .ok_or_else(|| {
+                        failed(format!(
+                            "{url} answered HTTP {}, not the sandbox's info",
+                            response.status
+                        ))
+                    })?;
+                let field = |name: &str| {
+                    info.pointer(&format!("/operator/{name}"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                        .ok_or_else(|| failed(format!("{url} has no operator.{name}")))
+                };
+                Ok(Operator {
+                    tenant_id: field("tenant_id")?,
+                    client_id: field("client_id")?,
+                    client_secret: Secret::new(field("client_secret")?),
+                })
+            })
+            .await
+    }
+}
+
+impl SignIn for SandboxSignIn {
+    fn fetch<'a>(&'a self, scope: &'a str) -> TokenFuture<'a> {
+        Box::pin(async move {
+            let operator = self.operator(scope).await?;
+            let failed = |reason: String| SignInError {
+                method: SANDBOX,
+                scope: scope.to_owned(),
+                reason,
+            };
+            let form = form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "client_credentials")
+                .append_pair("client_id", &operator.client_id)
+                .append_pair("client_secret", operator.client_secret.expose())
+                .append_pair("scope", scope)
+                .finish();
+            let mut request = WireRequest::new(
+                Method::Post,
+                format!("{}/{}/oauth2/v2.0/token", self.login, operator.tenant_id),
+            )
+            .header("content-type", "application/x-www-form-urlencoded");
+            request.body = Some(form.into_bytes());
+            // A token request is safe to repeat: it creates nothing.
+            let response = retry::send(
+                &*self.transport,
+                &request,
+                Replay::Safe,
+                &RetryPolicy::default(),
+                &mut Dice::new(u64::from(std::process::id())),
+                &Deadline::after(SIGN_IN_BUDGET, "a sandbox token"),
+            )
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+            let body = response.body_json().unwrap_or_default();
+            if !response.is_success() {
+                let description = body
+                    .get("error_description")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("no error description");
+                return Err(failed(format!("HTTP {}: {description}", response.status)));
+            }
+            let token = body
+                .get("access_token")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| failed("the token response has no access_token".to_owned()))?;
+            let lifetime = body.get("expires_in").and_then(|v| v.as_u64()).unwrap_or(0);
+            Ok(IssuedToken {
+                token: AccessToken::new(token),
+                expires_on: SystemTime::now() + Duration::from_secs(lifetime),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::transport::{ScriptedTransport, WireResponse};
+    use serde_json::json;
+
+    fn sandbox_row() -> CloudEndpoints {
+        Cloud::Sandbox.endpoints("127.0.0.1:7171")
+    }
+
+    #[tokio::test]
+    async fn sandbox_sign_in_posts_the_operators_client_credentials_once_per_scope() {
+        let transport = Arc::new(ScriptedTransport::new([
+            Ok(WireResponse::new(200).json(&json!({"operator": {
+                "tenant_id": "t1", "client_id": "c1", "client_secret": "s3cr3t"}}))),
+            Ok(WireResponse::new(200)
+                .json(&json!({"access_token": "tok-arm", "expires_in": 3599}))),
+        ]));
+        let credentials = Credentials::from_plan(
+            &CredentialPlan::Sandbox,
+            Cloud::Sandbox,
+            &sandbox_row(),
+            transport.clone(),
+        )
+        .unwrap();
+        let scope = sandbox_row().arm_scope();
+        assert_eq!(credentials.token(&scope).await.unwrap().expose(), "tok-arm");
+        assert_eq!(credentials.token(&scope).await.unwrap().expose(), "tok-arm");
+        let sent = transport.sent();
+        assert_eq!(sent.len(), 2, "the second token comes from the cache");
+        assert_eq!(sent[0].url, "http://127.0.0.1:7171/_sandbox/info");
+        assert_eq!(sent[1].url, "http://127.0.0.1:7171/t1/oauth2/v2.0/token");
+        assert_eq!(
+            String::from_utf8(sent[1].body.clone().unwrap()).unwrap(),
+            "grant_type=client_credentials&client_id=c1&client_secret=s3cr3t&scope=https%3A%2F%2Fmanagement.azure.com%2F.default"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_sandbox_sign_in_says_why_without_the_secret() {
+        let transport = Arc::new(ScriptedTransport::new([
+            Ok(WireResponse::new(200).json(&json!({"operator": {
+                "tenant_id": "t1", "client_id": "c1", "client_secret": "s3cr3t"}}))),
+            Ok(
+                WireResponse::new(401).json(&json!({"error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided."})),
+            ),
+        ]));
+        let credentials = Credentials::from_plan(
+            &CredentialPlan::Sandbox,
+            Cloud::Sandbox,
+            &sandbox_row(),
+            transport,
+        )
+        .unwrap();
+        let error = credentials
+            .token("https://graph.microsoft.com/.default")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "could not get a token for https://graph.microsoft.com/.default with sandbox client \
+             credentials: HTTP 401: AADSTS7000215: Invalid client secret provided."
+        );
+        assert!(error.hint().contains("provision sandbox serve"));
+        assert!(!format!("{error:?}{credentials:?}").contains("s3cr3t"));
+    }
+}
