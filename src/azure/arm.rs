@@ -247,14 +247,30 @@ fn api_error(request: &WireRequest, response: &WireResponse) -> WireError {
     }
 }
 
-/// `accounts/ai-prod` from a resource id: the last type and name, for deadline messages.
+/// "Foundry account ai-prod" from a resource id: the last type and name, for progress and
+/// deadline messages.
 fn describe(id: &str) -> String {
     let path = id.split('?').next().unwrap_or(id);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match segments.as_slice() {
-        [.., kind, name] => format!("{kind}/{name}"),
-        _ => path.to_owned(),
-    }
+    let [.., kind, name] = segments.as_slice() else {
+        return path.to_owned();
+    };
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "subscriptions" => "subscription",
+        "resourcegroups" => "resource group",
+        "accounts" => "Foundry account",
+        "deletedaccounts" => "deleted Foundry account",
+        "deployments" => "model deployment",
+        "service" => "API Management service",
+        "apis" => "API",
+        "operations" => "API operation",
+        "policies" => "policy",
+        "backends" => "backend",
+        "namedvalues" => "named value",
+        "roleassignments" => "role assignment",
+        _ => kind,
+    };
+    format!("{kind} {name}")
 }
 
 #[cfg(test)]
@@ -293,7 +309,13 @@ mod tests {
             describe(
                 "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/ai?x=1"
             ),
-            "accounts/ai"
+            "Foundry account ai"
+        );
+        assert_eq!(
+            describe(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/gw"
+            ),
+            "API Management service gw"
         );
     }
 }

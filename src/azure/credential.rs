@@ -354,12 +354,15 @@ impl fmt::Debug for IssuedToken {
 
 /// Tokens for this run, one per scope. A token is handed out only while it has more than
 /// [`TokenCache::REFRESH_BEFORE`] left, so a request never leaves with a token that expires on the
-/// way (the Azure SDKs use the same 5 minutes). Fetches are serialised, so parallel apply steps
-/// that need a token at once cause one sign-in, not one each.
+/// way (the Azure SDKs use the same 5 minutes). Fetches are serialised per scope, so parallel apply
+/// steps that need a token at once cause one sign-in, not one each, and a Graph sign-in never
+/// holds up an ARM request whose token is cached.
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: tokio::sync::Mutex<HashMap<String, IssuedToken>>,
+    slots: std::sync::Mutex<HashMap<String, Slot>>,
 }
+
+type Slot = std::sync::Arc<tokio::sync::Mutex<Option<IssuedToken>>>;
 
 impl TokenCache {
     pub const REFRESH_BEFORE: Duration = Duration::from_secs(300);
@@ -371,6 +374,15 @@ impl TokenCache {
     /// Whether `token` can still be handed out at `now`.
     pub fn is_fresh(token: &IssuedToken, now: SystemTime) -> bool {
         now + TokenCache::REFRESH_BEFORE < token.expires_on
+    }
+
+    fn slot(&self, scope: &str) -> Slot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(scope.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// The cached token for `scope` if fresh at `now`, else the result of `fetch` (kept when it
@@ -385,38 +397,43 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<IssuedToken, E>>,
     {
-        let mut tokens = self.tokens.lock().await;
-        if let Some(cached) = tokens.get(scope).filter(|t| TokenCache::is_fresh(t, now)) {
-            return Ok(cached.token.clone());
+        let slot = self.slot(scope);
+        let mut cached = slot.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| TokenCache::is_fresh(t, now)) {
+            return Ok(token.token.clone());
         }
         let issued = fetch().await?;
         let token = issued.token.clone();
-        tokens.insert(scope.to_owned(), issued);
+        *cached = Some(issued);
         Ok(token)
     }
 
     /// Drops the token for `scope` (after a 401 that says it was revoked).
     pub async fn forget(&self, scope: &str) {
-        self.tokens.lock().await.remove(scope);
+        *self.slot(scope).lock().await = None;
     }
 }
 
 /// Shows which scopes are cached and until when, never the tokens.
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.tokens.try_lock() {
-            Ok(tokens) => {
-                let mut scopes: Vec<(&String, String)> = tokens
-                    .iter()
-                    .map(|(s, t)| (s, httpdate::fmt_http_date(t.expires_on)))
-                    .collect();
-                scopes.sort();
-                f.debug_struct("TokenCache")
-                    .field("scopes", &scopes)
-                    .finish()
-            }
-            Err(_) => f.write_str("TokenCache { <busy> }"),
-        }
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut scopes: Vec<(String, String)> = slots
+            .iter()
+            .map(|(scope, slot)| {
+                let until = match slot.try_lock() {
+                    Ok(token) => token
+                        .as_ref()
+                        .map_or("-".to_owned(), |t| httpdate::fmt_http_date(t.expires_on)),
+                    Err(_) => "<fetching>".to_owned(),
+                };
+                (scope.clone(), until)
+            })
+            .collect();
+        scopes.sort();
+        f.debug_struct("TokenCache")
+            .field("scopes", &scopes)
+            .finish()
     }
 }
 

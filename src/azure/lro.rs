@@ -210,12 +210,23 @@ impl Operation {
                 if !response.is_success() {
                     return unreadable(&status_url, &response);
                 }
+                // APIM's service create hands out one `operationresults` URL under both header
+                // names, and it answers as a Location does: 202 while running, then 200 with the
+                // service. Followed as such rather than called malformed.
+                if response.status == 202 {
+                    return Step::Poll {
+                        url: status_url,
+                        after: poll_delay(&response, now),
+                    };
+                }
                 let body = match response.body_json() {
                     Ok(body) => body,
                     Err(e) => return malformed(&status_url, e.to_string()),
                 };
-                let Some(status) = body.get("status").and_then(|s| s.as_str()) else {
-                    return malformed(&status_url, "no `status` field".to_owned());
+                let status = match body.get("status").and_then(|s| s.as_str()) {
+                    Some(status) => status,
+                    None if body.get("id").is_some() => "Succeeded",
+                    None => return malformed(&status_url, "no `status` field".to_owned()),
                 };
                 match state(status) {
                     State::Running => Step::Poll {
@@ -496,7 +507,8 @@ mod tests {
             matches!(step, Step::Failed(LroError::Unreadable { ref url, .. }) if url == AO),
             "{step:?}"
         );
-        let step = op.on_response(WireResponse::new(200).json(&json!({"id": "x"})), now());
+        // Neither an operation status nor a resource (which has an `id`).
+        let step = op.on_response(WireResponse::new(200).json(&json!({"name": "x"})), now());
         assert_eq!(
             step,
             Step::Failed(LroError::Malformed {
@@ -658,6 +670,23 @@ mod tests {
         .await
     }
 
+    #[test]
+    fn an_async_operation_url_that_answers_like_a_location_is_followed() {
+        let initial = WireResponse::new(201)
+            .header("Azure-AsyncOperation", AO)
+            .header("Location", AO);
+        let (op, _) = Operation::start(Method::Put, RES, initial, now());
+        let mut op = op.unwrap();
+        let running = WireResponse::new(202).header("Retry-After", "2");
+        assert_eq!(op.on_response(running, now()), poll(AO, 2000));
+        let service = WireResponse::new(200).json(&json!({"id": "/x", "properties": {}}));
+        assert_eq!(op.on_response(service, now()), poll(RES, 0));
+        assert_eq!(
+            op.on_response(resource("Succeeded"), now()),
+            Step::Done(resource("Succeeded"))
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn run_drives_an_async_operation_over_the_transport() {
         let transport = ScriptedTransport::new([
@@ -706,7 +735,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "timed out after 30s waiting for the APIM service to be deleted (last: still \
+                "gave up after 0ms of 30s waiting for the APIM service to be deleted (last: still \
                  running; next poll of {LOC} in 1m0s)"
             )
         );

@@ -196,21 +196,33 @@ impl Deadline {
     pub fn exceeded(&self, last: Option<String>) -> DeadlineExceeded {
         DeadlineExceeded {
             budget: self.budget,
+            left: self.remaining(),
             waiting_for: self.waiting_for.clone(),
             last,
         }
     }
 }
 
-/// A command ran out of time.
+/// A command ran out of time, or would before its next try.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "timed out after {} waiting for {waiting_for}{}",
-    format_duration(*budget),
+    "{} waiting for {waiting_for}{}",
+    if left.is_zero() {
+        format!("timed out after {}", format_duration(*budget))
+    } else {
+        // Giving up early: the next wait (named in `last`) would end past the deadline.
+        format!(
+            "gave up after {} of {}",
+            format_duration(budget.saturating_sub(*left)),
+            format_duration(*budget)
+        )
+    },
     last.as_ref().map(|l| format!(" (last: {l})")).unwrap_or_default()
 )]
 pub struct DeadlineExceeded {
     pub budget: Duration,
+    /// Time still left when giving up; zero when the deadline itself passed.
+    pub left: Duration,
     pub waiting_for: String,
     pub last: Option<String>,
 }
@@ -462,7 +474,7 @@ mod tests {
         let deadline = Deadline::after(Duration::from_secs(300), "the Foundry account to be ready");
         assert_eq!(
             deadline.exceeded(None).to_string(),
-            "timed out after 5m0s waiting for the Foundry account to be ready"
+            "gave up after 0ms of 5m0s waiting for the Foundry account to be ready"
         );
         assert_eq!(deadline.remaining(), Duration::from_secs(300));
         assert!(!deadline.cuts_short(Duration::from_secs(300)));
@@ -571,7 +583,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert_eq!(
             error.to_string(),
-            "timed out after 1m0s waiting for the role assignment (last: HTTP 429 (request id r-9); \
+            "gave up after 0ms of 1m0s waiting for the role assignment (last: HTTP 429 (request id r-9); \
              the next try would be in 2m0s)"
         );
     }

@@ -202,6 +202,8 @@ impl Session {
         let deadline = self.deadline.waiting_for(what);
         let mut request = request.clone();
         request.ensure_client_request_id();
+        // ARM echoes our id only when asked; errors then carry all three ids.
+        request.headers.set("x-ms-return-client-request-id", "true");
         for fresh in [false, true] {
             if fresh {
                 self.credentials.forget(scope).await;
@@ -464,7 +466,7 @@ mod tests {
         assert_eq!(probes, 4);
         assert_eq!(
             error.to_string(),
-            "timed out after 10s waiting for app 1234 to be readable (last: HTTP 404 \
+            "gave up after 7s of 10s waiting for app 1234 to be readable (last: HTTP 404 \
              Request_ResourceNotFound, after 4 tries)"
         );
         assert!(error.hint().unwrap().contains("--timeout"));

@@ -16,3 +16,4 @@ mod sandbox_graph;
 mod sandbox_login;
 mod sandbox_support;
 mod whoami_cli;
+mod wire;
