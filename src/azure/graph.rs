@@ -59,28 +59,31 @@ impl GraphClient {
         body: &Value,
     ) -> Result<Upserted, WireError> {
         let path = format!("/applications(uniqueName='{}')", key(unique_name));
-        self.upsert(&path, body, &format!("application {unique_name}"))
-            .await
+        self.upsert(&path, body).await
     }
 
-    /// Creates or updates the service principal of `app_id`. Right after the application was
-    /// created, Graph may answer 400 `NoBackingApplicationObject` until the application has
-    /// replicated; that is waited out for up to [`REPLICATION_TIMEOUT`].
+    /// Creates or updates the service principal of `app_id` (see [`GraphClient::upsert`] for
+    /// the replication wait).
     pub async fn upsert_service_principal(
         &self,
         app_id: &str,
         body: &Value,
     ) -> Result<Upserted, WireError> {
         let path = format!("/servicePrincipals(appId='{}')", key(app_id));
-        let what = format!("the service principal of application {app_id}");
+        self.upsert(&path, body).await
+    }
+
+    /// Creates or updates the object at `path` (`/applications(uniqueName='…')`,
+    /// `/servicePrincipals(appId='…')`). Right after an application was created, Graph may
+    /// answer 400 `NoBackingApplicationObject` to its service principal until the application
+    /// has replicated; that is waited out for up to [`REPLICATION_TIMEOUT`].
+    pub async fn upsert(&self, path: &str, body: &Value) -> Result<Upserted, WireError> {
         self.session
             .until(
-                &format!(
-                    "application {app_id} to replicate before its service principal is created"
-                ),
+                &format!("the application behind {path} to replicate"),
                 REPLICATION_TIMEOUT,
                 || async {
-                    match self.upsert(&path, body, &what).await {
+                    match self.upsert_once(path, body, path).await {
                         Err(e) if e.has_code("NoBackingApplicationObject") => Ok(Probe::NotYet(
                             "HTTP 400 NoBackingApplicationObject".to_owned(),
                         )),
@@ -89,6 +92,28 @@ impl GraphClient {
                 },
             )
             .await
+    }
+
+    /// The object at `path`, or `None` on 404 (which, for a read by alternate key, may also mean
+    /// a replica has not seen it yet).
+    pub async fn get(&self, path: &str) -> Result<Option<Value>, WireError> {
+        self.get_optional(path).await
+    }
+
+    /// Sets the properties in `body` on the object at `path` (`PATCH`, 204). A Graph PATCH sets
+    /// the properties it names, so repeating it is harmless.
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<(), WireError> {
+        let request = WireRequest::new(Method::Patch, self.url(path)).json(body);
+        self.session
+            .expect_success(
+                Service::Graph,
+                &self.scope,
+                &request,
+                Replay::Safe,
+                &format!("{path} to be updated"),
+            )
+            .await
+            .map(drop)
     }
 
     /// The application with this `uniqueName`, if a replica has it.
@@ -115,24 +140,10 @@ impl GraphClient {
             .await
     }
 
-    /// Updates an application by object id (`PATCH /applications/{id}`, 204). A Graph PATCH sets
-    /// the properties it names, so repeating it is harmless.
+    /// Updates an application by object id (`PATCH /applications/{id}`, 204).
     pub async fn update_application(&self, object_id: &str, body: &Value) -> Result<(), WireError> {
-        let request = WireRequest::new(
-            Method::Patch,
-            self.url(&format!("/applications/{}", key(object_id))),
-        )
-        .json(body);
-        self.session
-            .expect_success(
-                Service::Graph,
-                &self.scope,
-                &request,
-                Replay::Safe,
-                &format!("application {object_id} to be updated"),
-            )
+        self.patch(&format!("/applications/{}", key(object_id)), body)
             .await
-            .map(drop)
     }
 
     /// Soft-deletes an application (it stays in deleted items for 30 days, holding its
@@ -258,7 +269,12 @@ impl GraphClient {
             .await
     }
 
-    async fn upsert(&self, path: &str, body: &Value, what: &str) -> Result<Upserted, WireError> {
+    async fn upsert_once(
+        &self,
+        path: &str,
+        body: &Value,
+        what: &str,
+    ) -> Result<Upserted, WireError> {
         let request = WireRequest::new(Method::Patch, self.url(path))
             .header("prefer", "create-if-missing")
             .json(body);
@@ -341,38 +357,10 @@ fn api_error(request: &WireRequest, response: &WireResponse) -> WireError {
     }
 }
 
-/// A key inside `(…='…')`: OData doubles single quotes; the rest is percent-encoded where a URL
-/// path needs it.
 fn key(value: &str) -> String {
-    encode(&value.replace('\'', "''"), b"-._~!$&'()*+,;=:@")
+    crate::resources::odata_key(value)
 }
 
-/// A query parameter value.
 fn query_value(value: &str) -> String {
-    encode(value, b"-._~!$'()*,;:@/")
-}
-
-fn encode(value: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || keep.contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_double_quotes_and_encode_what_a_path_can_not_hold() {
-        assert_eq!(key("provision-llm-prod"), "provision-llm-prod");
-        assert_eq!(key("o'brien app"), "o''brien%20app");
-        assert_eq!(key("a/b#c?"), "a%2Fb%23c%3F");
-        assert_eq!(query_value("id eq 'x'"), "id%20eq%20'x'");
-    }
+    crate::resources::query_value(value)
 }

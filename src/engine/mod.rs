@@ -1,0 +1,126 @@
+//! The provisioning engine: observe every resource (one GET each, concurrently), plan the change
+//! each needs, and apply the plan as a dependency graph with outputs flowing into dependents.
+//! No state file: what exists is read from Azure and Entra every time.
+
+mod apply;
+mod observe;
+
+pub use apply::{Applied, Event, apply};
+pub use observe::{Observation, observe};
+
+use serde_json::Value;
+
+use crate::azure::session::WireError;
+use crate::resources::{Address, Change, Finding, Managed, Outputs};
+
+/// Why the engine stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{address}: {error}")]
+    Wire {
+        address: Address,
+        #[source]
+        error: WireError,
+    },
+    /// A resource that must exist does not, or a name is held by something we may not touch.
+    #[error("{message}")]
+    Blocked { message: String, hint: String },
+    /// A resource did not converge within a bounded number of writes (a service that ignores
+    /// what it is sent).
+    #[error("{address}: still differs from the desired state after {writes} writes")]
+    NotConverging { address: Address, writes: usize },
+}
+
+impl EngineError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::Wire { error, .. } => error.hint(),
+            EngineError::Blocked { hint, .. } => Some(hint.clone()),
+            EngineError::NotConverging { .. } => Some(
+                "run `provision plan` to see the remaining difference; it may be a field Azure \
+                 normalises"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+/// One resource in a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub address: Address,
+    pub change: Change,
+    /// The desired state, shown for a resource to be created.
+    pub desired: Value,
+    pub findings: Vec<Finding>,
+}
+
+/// What `up` would do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub resources: Vec<Planned>,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for r in &self.resources {
+            match r.change {
+                Change::Create => s.create += 1,
+                Change::Update(_) => s.update += 1,
+                Change::Replace { .. } => s.replace += 1,
+                Change::NoOp => s.unchanged += 1,
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.resources.iter().any(|r| r.change != Change::NoOp)
+    }
+
+    pub fn findings(&self) -> impl Iterator<Item = (&Address, &Finding)> {
+        self.resources
+            .iter()
+            .flat_map(|r| r.findings.iter().map(move |f| (&r.address, f)))
+    }
+}
+
+/// The plan for what was observed: pure.
+pub fn plan(resources: &[Box<dyn Managed>], observation: &Observation) -> Plan {
+    let resources = resources
+        .iter()
+        .map(|r| {
+            let address = r.address();
+            let observed = observation.observed(&address);
+            Planned {
+                change: r.change(observed, &observation.known),
+                desired: r.desired(&observation.known),
+                findings: observed.map(|o| r.findings(o)).unwrap_or_default(),
+                address,
+            }
+        })
+        .collect();
+    Plan { resources }
+}
+
+/// Outputs of everything observed, so dependents plan with real ids where they exist.
+pub(crate) fn outputs_of(resources: &[Box<dyn Managed>], observed: &[(Address, Value)]) -> Outputs {
+    let mut known = Outputs::default();
+    for (address, value) in observed {
+        if let Some(r) = resources.iter().find(|r| &r.address() == address) {
+            known.merge(r.outputs(value));
+        }
+    }
+    known
+}

@@ -1,0 +1,157 @@
+//! One GET per resource, concurrently, in waves: a resource whose identity comes from another's
+//! outputs (a service principal is read by its app's `appId`) is read in the wave after.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use super::{EngineError, outputs_of};
+use crate::azure::Azure;
+use crate::azure::session::WireError;
+use crate::resources::{Address, Kind, Managed, Outputs, Read, Service};
+
+/// What exists.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// Every resource that could be read: `Some` if it exists, `None` if the GET said 404.
+    /// Resources whose identity is not known yet (and so do not exist yet) are absent from the map.
+    pub observed: BTreeMap<Address, Option<Value>>,
+    /// Outputs of everything that exists.
+    pub known: Outputs,
+    /// How many GETs were sent.
+    pub reads: usize,
+}
+
+impl Observation {
+    pub fn observed(&self, address: &Address) -> Option<&Value> {
+        self.observed.get(address).and_then(Option::as_ref)
+    }
+
+    /// Whether the resource was read at all (it may have been absent).
+    pub fn was_read(&self, address: &Address) -> bool {
+        self.observed.contains_key(address)
+    }
+}
+
+/// Sends one read. ARM and Graph both answer 404 for "not there".
+pub(crate) async fn read(azure: &Azure, read: &Read) -> Result<Option<Value>, WireError> {
+    match read.service {
+        Service::Arm => azure.arm.get(&read.path).await,
+        Service::Graph => azure.graph.get(&read.path).await,
+    }
+}
+
+/// Reads every resource, then checks what would stop a plan: a resource that must exist and
+/// does not, or a name held by a soft-deleted resource.
+pub async fn observe(
+    azure: &Azure,
+    resources: &[Box<dyn Managed>],
+) -> Result<Observation, EngineError> {
+    let mut observation = Observation::default();
+    loop {
+        let mut wave: JoinSet<(Address, Result<Option<Value>, WireError>)> = JoinSet::new();
+        for r in resources {
+            let address = r.address();
+            if observation.was_read(&address) {
+                continue;
+            }
+            let Some(what) = r.read(&observation.known) else {
+                continue;
+            };
+            let azure = azure.clone();
+            wave.spawn(async move {
+                let result = read(&azure, &what).await;
+                (address, result)
+            });
+        }
+        if wave.is_empty() {
+            break;
+        }
+        while let Some(joined) = wave.join_next().await {
+            let (address, result) = joined.expect("a read task does not panic");
+            observation.reads += 1;
+            let value = result.map_err(|error| EngineError::Wire {
+                address: address.clone(),
+                error,
+            })?;
+            observation.observed.insert(address, value);
+        }
+        let existing: Vec<(Address, Value)> = observation
+            .observed
+            .iter()
+            .filter_map(|(a, v)| v.clone().map(|v| (a.clone(), v)))
+            .collect();
+        observation.known = outputs_of(resources, &existing);
+    }
+    blockers(azure, resources, &mut observation).await?;
+    Ok(observation)
+}
+
+async fn blockers(
+    azure: &Azure,
+    resources: &[Box<dyn Managed>],
+    observation: &mut Observation,
+) -> Result<(), EngineError> {
+    for r in resources {
+        let address = r.address();
+        if observation.observed(&address).is_some() {
+            continue;
+        }
+        if let Some((message, hint)) = r.absent_error() {
+            return Err(EngineError::Blocked { message, hint });
+        }
+        let Some(tombstone) = r.tombstone() else {
+            continue;
+        };
+        observation.reads += 1;
+        let deleted = read(azure, &tombstone)
+            .await
+            .map_err(|error| EngineError::Wire {
+                address: address.clone(),
+                error,
+            })?;
+        if let Some(deleted) = deleted {
+            return Err(soft_deleted(&address, &deleted));
+        }
+    }
+    Ok(())
+}
+
+fn soft_deleted(address: &Address, deleted: &Value) -> EngineError {
+    let at = deleted
+        .pointer("/properties/deletionDate")
+        .and_then(Value::as_str)
+        .map(|d| format!(" on {d}"))
+        .unwrap_or_default();
+    let location = deleted
+        .get("location")
+        .and_then(Value::as_str)
+        .unwrap_or("<location>");
+    // …/locations/{l}/resourceGroups/{group}/deletedAccounts/{name}
+    let group = deleted
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| {
+            let segments: Vec<&str> = id.split('/').collect();
+            let at = segments
+                .iter()
+                .position(|s| s.eq_ignore_ascii_case("resourceGroups"))?;
+            segments.get(at + 1).copied()
+        })
+        .unwrap_or("<resource-group>");
+    let name = &address.name;
+    debug_assert_eq!(address.kind, Kind::Account);
+    EngineError::Blocked {
+        message: format!(
+            "{address} was deleted{at} and is soft-deleted: Azure keeps its name for 48 hours, and \
+             creating it again fails with FlagMustBeSetForRestore"
+        ),
+        hint: format!(
+            "purge it to free the name (`az cognitiveservices account purge --name {name} \
+             --resource-group {group} --location {location}`), or restore it (`az \
+             cognitiveservices account recover --name {name} --resource-group {group} --location \
+             {location}`) and run again"
+        ),
+    }
+}

@@ -1,0 +1,418 @@
+//! The Entra ID app registrations: the API app (the token audience, with one delegated scope),
+//! the public client apps (device code flow), their service principals, and the API's
+//! pre-authorization of the clients.
+//!
+//! Apps are found and written by `uniqueName` (an alternate key), so a re-run or a retried
+//! request never makes a second one. The pre-authorization is its own resource because Graph
+//! refuses a pre-authorization in the same request as the scope it names, and because it needs
+//! the clients' app ids, which need the API's.
+
+use serde_json::{Value, json};
+
+use super::{
+    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, Service, has_unknown,
+    odata_key, stable_guid,
+};
+use crate::config::{Blueprint, ClientApp as ClientSpec};
+
+/// Outputs of apps and service principals.
+pub const APP_ID: &str = "appId";
+pub const OBJECT_ID: &str = "id";
+
+fn graph_read(path: String) -> Option<Read> {
+    Some(Read {
+        service: Service::Graph,
+        path,
+    })
+}
+
+fn by_unique_name(unique_name: &str) -> String {
+    format!("/applications(uniqueName='{}')", odata_key(unique_name))
+}
+
+fn app_outputs(address: &Address, observed: &Value) -> Outputs {
+    let mut outputs = Outputs::default();
+    for name in [APP_ID, OBJECT_ID] {
+        if let Some(value) = observed.get(name).and_then(Value::as_str) {
+            outputs.set(address, name, value);
+        }
+    }
+    outputs
+}
+
+/// `provision` and `provision-env:<env>`: how teardown finds this environment's apps.
+fn app_tags(blueprint: &Blueprint) -> Value {
+    json!(["provision", format!("provision-env:{}", blueprint.env)])
+}
+
+/// The top-level fields of `desired` that differ, as one PATCH body (Graph replaces each
+/// property it is given, so unchanged ones are left out).
+fn patch_of(changes: &[FieldChange], desired: &Value) -> Value {
+    let mut body = serde_json::Map::new();
+    for change in changes {
+        let top = change.path.split(['.', '[']).next().unwrap_or(&change.path);
+        if let Some(value) = desired.get(top) {
+            body.insert(top.to_owned(), value.clone());
+        }
+    }
+    Value::Object(body)
+}
+
+/// The API app's scope id: stable per app and scope value, so re-runs and clients agree on it.
+pub fn scope_id(blueprint: &Blueprint) -> String {
+    stable_guid(&[
+        "oauth2PermissionScope",
+        &blueprint.entra.api.unique_name,
+        &blueprint.entra.api.scope,
+    ])
+}
+
+/// The API app registration.
+pub struct ApiApp {
+    unique_name: String,
+    display_name: String,
+    scope: String,
+    scope_id: String,
+    tags: Value,
+}
+
+impl ApiApp {
+    pub fn new(blueprint: &Blueprint) -> ApiApp {
+        let api = &blueprint.entra.api;
+        ApiApp {
+            unique_name: api.unique_name.clone(),
+            display_name: api.display_name.clone(),
+            scope: api.scope.clone(),
+            scope_id: scope_id(blueprint),
+            tags: app_tags(blueprint),
+        }
+    }
+
+    pub fn address_of(blueprint: &Blueprint) -> Address {
+        Address::new(Kind::ApiApp, blueprint.entra.api.unique_name.clone())
+    }
+
+    fn scope_object(&self) -> Value {
+        let text = format!("Call the {} through the gateway", self.display_name);
+        json!({
+            "id": self.scope_id,
+            "value": self.scope,
+            "type": "User",
+            "isEnabled": true,
+            "adminConsentDisplayName": format!("Invoke {}", self.display_name),
+            "adminConsentDescription": text,
+            "userConsentDisplayName": format!("Invoke {}", self.display_name),
+            "userConsentDescription": text,
+        })
+    }
+}
+
+impl Managed for ApiApp {
+    fn address(&self) -> Address {
+        Address::new(Kind::ApiApp, self.unique_name.clone())
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        Vec::new()
+    }
+
+    fn read(&self, _known: &Outputs) -> Option<Read> {
+        graph_read(by_unique_name(&self.unique_name))
+    }
+
+    fn desired(&self, known: &Outputs) -> Value {
+        let app_id = known.or_unknown(&self.address(), APP_ID);
+        json!({
+            "displayName": self.display_name,
+            "signInAudience": "AzureADMyOrg",
+            "identifierUris": [format!("api://{app_id}")],
+            "api": {
+                "requestedAccessTokenVersion": 2,
+                "oauth2PermissionScopes": [self.scope_object()],
+            },
+            "tags": self.tags,
+        })
+    }
+
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+        let Some(observed) = observed else {
+            // Created without the identifier URI, which needs the app id it is about to get.
+            let mut body = self.desired(known);
+            body.as_object_mut()?.remove("identifierUris");
+            return Some(Call::graph_upsert(by_unique_name(&self.unique_name), body));
+        };
+        let mut known = known.clone();
+        known.merge(self.outputs(observed));
+        let desired = self.desired(&known);
+        let changes = self.compare(observed, &desired);
+        if changes.is_empty() {
+            return None;
+        }
+        let mut body = patch_of(&changes, &desired);
+        // Graph replaces `api` whole: keep the pre-authorizations another resource manages.
+        if let (Some(api), Some(pre)) = (
+            body.get_mut("api"),
+            observed.pointer("/api/preAuthorizedApplications"),
+        ) {
+            api["preAuthorizedApplications"] = pre.clone();
+        }
+        let id = observed.get(OBJECT_ID)?.as_str()?;
+        Some(Call::graph_patch(format!("/applications/{id}"), body))
+    }
+
+    fn outputs(&self, observed: &Value) -> Outputs {
+        app_outputs(&self.address(), observed)
+    }
+
+    fn findings(&self, observed: &Value) -> Vec<Finding> {
+        let version = observed.pointer("/api/requestedAccessTokenVersion");
+        if version.and_then(Value::as_i64) != Some(2) {
+            vec![Finding {
+                rule: "v1-access-tokens",
+                message: "issues v1 access tokens (api.requestedAccessTokenVersion is not 2): \
+                          their audience is the identifier URI and their issuer sts.windows.net, \
+                          which the v2 policy does not accept"
+                    .to_owned(),
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// A service principal, the tenant's instance of an app: without it, no token can be issued for
+/// the API, and no user can sign in to a client.
+pub struct ServicePrincipal {
+    kind: Kind,
+    app: Address,
+}
+
+impl ServicePrincipal {
+    pub fn of_api(blueprint: &Blueprint) -> ServicePrincipal {
+        ServicePrincipal {
+            kind: Kind::ApiServicePrincipal,
+            app: ApiApp::address_of(blueprint),
+        }
+    }
+
+    pub fn of_client(client: &ClientSpec) -> ServicePrincipal {
+        ServicePrincipal {
+            kind: Kind::ClientServicePrincipal,
+            app: ClientApp::address_of(client),
+        }
+    }
+
+    fn path(&self, known: &Outputs) -> Option<String> {
+        let app_id = known.get(&self.app, APP_ID)?;
+        Some(format!("/servicePrincipals(appId='{}')", odata_key(app_id)))
+    }
+}
+
+impl Managed for ServicePrincipal {
+    fn address(&self) -> Address {
+        Address::new(self.kind, self.app.name.clone())
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        vec![self.app.clone()]
+    }
+
+    fn read(&self, known: &Outputs) -> Option<Read> {
+        graph_read(self.path(known)?)
+    }
+
+    fn desired(&self, known: &Outputs) -> Value {
+        json!({"appId": known.or_unknown(&self.app, APP_ID)})
+    }
+
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+        if observed.is_some() {
+            return None;
+        }
+        let path = self.path(known)?;
+        Some(Call::graph_upsert(path, json!({})))
+    }
+
+    fn outputs(&self, observed: &Value) -> Outputs {
+        let mut outputs = Outputs::default();
+        if let Some(id) = observed.get(OBJECT_ID).and_then(Value::as_str) {
+            outputs.set(&self.address(), OBJECT_ID, id);
+        }
+        outputs
+    }
+}
+
+/// A public client app (scripts, notebooks): device code flow, no secret.
+pub struct ClientApp {
+    spec: ClientSpec,
+    api: Address,
+    scope_id: String,
+    tags: Value,
+}
+
+impl ClientApp {
+    pub fn all(blueprint: &Blueprint) -> Vec<ClientApp> {
+        blueprint
+            .entra
+            .clients
+            .iter()
+            .map(|spec| ClientApp {
+                spec: spec.clone(),
+                api: ApiApp::address_of(blueprint),
+                scope_id: scope_id(blueprint),
+                tags: app_tags(blueprint),
+            })
+            .collect()
+    }
+
+    pub fn address_of(client: &ClientSpec) -> Address {
+        Address::new(Kind::ClientApp, client.unique_name.clone())
+    }
+}
+
+impl Managed for ClientApp {
+    fn address(&self) -> Address {
+        ClientApp::address_of(&self.spec)
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        vec![self.api.clone()]
+    }
+
+    fn read(&self, _known: &Outputs) -> Option<Read> {
+        graph_read(by_unique_name(&self.spec.unique_name))
+    }
+
+    fn desired(&self, known: &Outputs) -> Value {
+        json!({
+            "displayName": self.spec.display_name,
+            "signInAudience": "AzureADMyOrg",
+            "isFallbackPublicClient": true,
+            "publicClient": {"redirectUris": self.spec.redirect_uris},
+            "requiredResourceAccess": [{
+                "resourceAppId": known.or_unknown(&self.api, APP_ID),
+                "resourceAccess": [{"id": self.scope_id, "type": "Scope"}],
+            }],
+            "tags": self.tags,
+        })
+    }
+
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+        let desired = self.desired(known);
+        let Some(observed) = observed else {
+            return Some(Call::graph_upsert(
+                by_unique_name(&self.spec.unique_name),
+                desired,
+            ));
+        };
+        let changes = self.compare(observed, &desired);
+        if changes.is_empty() {
+            return None;
+        }
+        let id = observed.get(OBJECT_ID)?.as_str()?;
+        Some(Call::graph_patch(
+            format!("/applications/{id}"),
+            patch_of(&changes, &desired),
+        ))
+    }
+
+    fn outputs(&self, observed: &Value) -> Outputs {
+        app_outputs(&self.address(), observed)
+    }
+
+    fn findings(&self, observed: &Value) -> Vec<Finding> {
+        if observed
+            .get("isFallbackPublicClient")
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
+            vec![Finding {
+                rule: "client-not-public",
+                message: "does not allow public client flows (isFallbackPublicClient is not \
+                          true): the device code flow fails for it"
+                    .to_owned(),
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// The API app's `preAuthorizedApplications`: each client may get tokens for the scope without
+/// a consent prompt.
+pub struct PreAuthorization {
+    api: Address,
+    clients: Vec<Address>,
+    scope_id: String,
+}
+
+impl PreAuthorization {
+    pub fn new(blueprint: &Blueprint) -> PreAuthorization {
+        PreAuthorization {
+            api: ApiApp::address_of(blueprint),
+            clients: blueprint
+                .entra
+                .clients
+                .iter()
+                .map(ClientApp::address_of)
+                .collect(),
+            scope_id: scope_id(blueprint),
+        }
+    }
+}
+
+impl Managed for PreAuthorization {
+    fn address(&self) -> Address {
+        Address::new(Kind::ApiPreAuthorization, self.api.name.clone())
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        let mut deps = vec![self.api.clone()];
+        deps.extend(self.clients.iter().cloned());
+        deps
+    }
+
+    /// By object id, which Graph answers from the primary: right after the API app was created,
+    /// a read by `uniqueName` may still miss it.
+    fn read(&self, known: &Outputs) -> Option<Read> {
+        let id = known.get(&self.api, OBJECT_ID)?;
+        graph_read(format!("/applications/{}", odata_key(id)))
+    }
+
+    fn desired(&self, known: &Outputs) -> Value {
+        let pre: Vec<Value> = self
+            .clients
+            .iter()
+            .map(|c| {
+                json!({
+                    "appId": known.or_unknown(c, APP_ID),
+                    "delegatedPermissionIds": [self.scope_id],
+                })
+            })
+            .collect();
+        json!({"api": {"preAuthorizedApplications": pre}})
+    }
+
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+        let desired = self.desired(known);
+        let observed = observed?;
+        if self.compare(observed, &desired).is_empty() {
+            return None;
+        }
+        if has_unknown(&desired) {
+            return None;
+        }
+        // The whole `api` object, as observed, with the new list (a partial `api` loses fields).
+        let mut api = observed.get("api").cloned().unwrap_or_else(|| json!({}));
+        api["preAuthorizedApplications"] = desired["api"]["preAuthorizedApplications"].clone();
+        let id = observed.get(OBJECT_ID)?.as_str()?;
+        Some(Call::graph_patch(
+            format!("/applications/{id}"),
+            json!({"api": api}),
+        ))
+    }
+
+    fn outputs(&self, _observed: &Value) -> Outputs {
+        Outputs::default()
+    }
+}

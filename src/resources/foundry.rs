@@ -1,0 +1,345 @@
+//! The resource group, the Foundry (Cognitive Services) account and its model deployments.
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, Service,
+    put_unless_converged,
+};
+use crate::config::{Blueprint, Deployment};
+
+/// `managed-by: provision`, `provision-env: <env>` and the environment's own tags: how teardown
+/// finds what this tool made for this environment, and nothing else.
+pub fn tags(blueprint: &Blueprint) -> Value {
+    let mut tags: Map<String, Value> = blueprint
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    tags.insert("managed-by".into(), json!("provision"));
+    tags.insert("provision-env".into(), json!(blueprint.env));
+    Value::Object(tags)
+}
+
+pub fn group_id(blueprint: &Blueprint) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups/{}",
+        blueprint.subscription_id, blueprint.resource_group
+    )
+}
+
+pub fn account_id(blueprint: &Blueprint) -> String {
+    format!(
+        "{}/providers/Microsoft.CognitiveServices/accounts/{}",
+        group_id(blueprint),
+        blueprint.foundry.account
+    )
+}
+
+/// Where a soft-deleted account of this name would be (deleted accounts live under the location).
+pub fn deleted_account_id(blueprint: &Blueprint) -> String {
+    format!(
+        "/subscriptions/{}/providers/Microsoft.CognitiveServices/locations/{}/resourceGroups/{}/deletedAccounts/{}",
+        blueprint.subscription_id,
+        blueprint.location,
+        blueprint.resource_group,
+        blueprint.foundry.account
+    )
+}
+
+/// ARM writes locations lower-case without spaces ("Sweden Central" → "swedencentral").
+fn same_location(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.replace(' ', "").to_ascii_lowercase();
+    norm(a) == norm(b)
+}
+
+/// Drops a `location` change that is only a spelling difference.
+fn without_location_spelling(changes: Vec<FieldChange>) -> Vec<FieldChange> {
+    changes
+        .into_iter()
+        .filter(|c| {
+            !(c.path == "location"
+                && matches!((&c.old, &c.new), (Some(Value::String(a)), Some(Value::String(b))) if same_location(a, b)))
+        })
+        .collect()
+}
+
+fn arm_read(path: String) -> Option<Read> {
+    Some(Read {
+        service: Service::Arm,
+        path,
+    })
+}
+
+/// The environment's resource group.
+pub struct ResourceGroup {
+    id: String,
+    name: String,
+    location: String,
+    tags: Value,
+}
+
+impl ResourceGroup {
+    pub fn new(blueprint: &Blueprint) -> ResourceGroup {
+        ResourceGroup {
+            id: group_id(blueprint),
+            name: blueprint.resource_group.clone(),
+            location: blueprint.location.clone(),
+            tags: tags(blueprint),
+        }
+    }
+
+    pub fn address_of(blueprint: &Blueprint) -> Address {
+        Address::new(Kind::ResourceGroup, blueprint.resource_group.clone())
+    }
+}
+
+impl Managed for ResourceGroup {
+    fn address(&self) -> Address {
+        Address::new(Kind::ResourceGroup, self.name.clone())
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        Vec::new()
+    }
+
+    fn read(&self, _known: &Outputs) -> Option<Read> {
+        arm_read(self.id.clone())
+    }
+
+    fn desired(&self, _known: &Outputs) -> Value {
+        json!({"location": self.location, "tags": self.tags})
+    }
+
+    fn compare(&self, observed: &Value, desired: &Value) -> Vec<FieldChange> {
+        without_location_spelling(super::subset_diff(desired, observed))
+    }
+
+    fn replace_reason(&self, observed: &Value, _desired: &Value) -> Option<String> {
+        let location = observed.get("location")?.as_str()?;
+        (!same_location(location, &self.location)).then(|| {
+            format!(
+                "the resource group is in {location}, and a resource group can not move to {}",
+                self.location
+            )
+        })
+    }
+
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+        put_unless_converged(self, &self.id, observed, known)
+    }
+
+    fn outputs(&self, _observed: &Value) -> Outputs {
+        Outputs::default()
+    }
+}
+
+/// The Foundry account: `disableLocalAuth` so nothing can call the model with a key, bypassing
+/// the gateway; a system-assigned identity; a custom subdomain (Entra auth needs one).
+pub struct Account {
+    id: String,
+    deleted_id: String,
+    name: String,
+    group: Address,
+    location: String,
+    kind: String,
+    sku: String,
+    tags: Value,
+}
+
+impl Account {
+    pub fn new(blueprint: &Blueprint) -> Account {
+        Account {
+            id: account_id(blueprint),
+            deleted_id: deleted_account_id(blueprint),
+            name: blueprint.foundry.account.clone(),
+            group: ResourceGroup::address_of(blueprint),
+            location: blueprint.location.clone(),
+            kind: blueprint.foundry.kind.clone(),
+            sku: blueprint.foundry.sku.clone(),
+            tags: tags(blueprint),
+        }
+    }
+
+    pub fn address_of(blueprint: &Blueprint) -> Address {
+        Address::new(Kind::Account, blueprint.foundry.account.clone())
+    }
+}
+
+/// Outputs of an account.
+pub const ENDPOINT: &str = "endpoint";
+pub const RESOURCE_ID: &str = "id";
+
+/// The endpoint the gateway's backend points at: the OpenAI-compatible one from the `endpoints`
+/// map, else the account's main endpoint. Never built from the name: the host differs by kind
+/// and cloud.
+pub fn openai_endpoint(account: &Value) -> Option<&str> {
+    let properties = account.get("properties")?;
+    properties
+        .pointer("/endpoints/OpenAI Language Model Instance API")
+        .and_then(Value::as_str)
+        .or_else(|| properties.get("endpoint").and_then(Value::as_str))
+}
+
+impl Managed for Account {
+    fn address(&self) -> Address {
+        Address::new(Kind::Account, self.name.clone())
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        vec![self.group.clone()]
+    }
+
+    fn read(&self, _known: &Outputs) -> Option<Read> {
+        arm_read(self.id.clone())
+    }
+
+    fn desired(&self, _known: &Outputs) -> Value {
+        json!({
+            "location": self.location,
+            "kind": self.kind,
+            "sku": {"name": self.sku},
+            "identity": {"type": "SystemAssigned"},
+            "tags": self.tags,
+            "properties": {
+                "customSubDomainName": self.name,
+                "disableLocalAuth": true,
+                "publicNetworkAccess": "Enabled",
+            },
+        })
+    }
+
+    fn compare(&self, observed: &Value, desired: &Value) -> Vec<FieldChange> {
+        without_location_spelling(super::subset_diff(desired, observed))
+            .into_iter()
+            // Subdomains come back lower-cased.
+            .filter(|c| {
+                !(c.path == "properties.customSubDomainName"
+                    && c.old
+                        .as_ref()
+                        .and_then(Value::as_str)
+                        .is_some_and(|o| o.eq_ignore_ascii_case(&self.name)))
+            })
+            .collect()
+    }
+
+    fn replace_reason(&self, observed: &Value, _desired: &Value) -> Option<String> {
+        let kind = observed.get("kind").and_then(Value::as_str)?;
+        if !kind.eq_ignore_ascii_case(&self.kind) {
+            return Some(format!(
+                "the account is of kind {kind}; a Cognitive Services account can not change its kind to {}",
+                self.kind
+            ));
+        }
+        let subdomain = observed
+            .pointer("/properties/customSubDomainName")
+            .and_then(Value::as_str)?;
+        (!subdomain.eq_ignore_ascii_case(&self.name)).then(|| {
+            format!("the account's custom subdomain is {subdomain}, and a subdomain can not change once set")
+        })
+    }
+
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+        put_unless_converged(self, &self.id, observed, known)
+    }
+
+    fn outputs(&self, observed: &Value) -> Outputs {
+        let mut outputs = Outputs::default();
+        let me = self.address();
+        if let Some(endpoint) = openai_endpoint(observed) {
+            outputs.set(&me, ENDPOINT, endpoint);
+        }
+        outputs.set(&me, RESOURCE_ID, self.id.clone());
+        outputs
+    }
+
+    fn tombstone(&self) -> Option<Read> {
+        arm_read(self.deleted_id.clone())
+    }
+
+    fn findings(&self, observed: &Value) -> Vec<Finding> {
+        let local_auth = observed
+            .pointer("/properties/disableLocalAuth")
+            .and_then(Value::as_bool)
+            != Some(true);
+        if local_auth {
+            vec![Finding {
+                rule: "local-auth-enabled",
+                message: "accepts API keys (disableLocalAuth is not true): anyone with a key can \
+                          call the model without passing the gateway"
+                    .to_owned(),
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// One model deployment. Deployments of an account are written one at a time (the service
+/// answers 409 to a second write while one runs), so each depends on the one before it.
+pub struct ModelDeployment {
+    id: String,
+    name: String,
+    account: Address,
+    previous: Option<Address>,
+    spec: Deployment,
+}
+
+impl ModelDeployment {
+    /// The deployments of an environment, chained in file order.
+    pub fn all(blueprint: &Blueprint) -> Vec<ModelDeployment> {
+        let account = Account::address_of(blueprint);
+        let mut previous = None;
+        blueprint
+            .foundry
+            .deployments
+            .iter()
+            .map(|spec| {
+                let d = ModelDeployment {
+                    id: format!("{}/deployments/{}", account_id(blueprint), spec.name),
+                    name: spec.name.clone(),
+                    account: account.clone(),
+                    previous: previous.clone(),
+                    spec: spec.clone(),
+                };
+                previous = Some(d.address());
+                d
+            })
+            .collect()
+    }
+}
+
+impl Managed for ModelDeployment {
+    fn address(&self) -> Address {
+        Address::new(Kind::Deployment, self.name.clone())
+    }
+
+    fn depends_on(&self) -> Vec<Address> {
+        let mut deps = vec![self.account.clone()];
+        deps.extend(self.previous.clone());
+        deps
+    }
+
+    fn read(&self, _known: &Outputs) -> Option<Read> {
+        arm_read(self.id.clone())
+    }
+
+    fn desired(&self, _known: &Outputs) -> Value {
+        let mut model = json!({"format": self.spec.model.format, "name": self.spec.model.name});
+        if let Some(version) = &self.spec.model.version {
+            model["version"] = json!(version);
+        }
+        json!({
+            "sku": {"name": self.spec.sku.name, "capacity": self.spec.sku.capacity},
+            "properties": {"model": model},
+        })
+    }
+
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+        put_unless_converged(self, &self.id, observed, known)
+    }
+
+    fn outputs(&self, _observed: &Value) -> Outputs {
+        Outputs::default()
+    }
+}

@@ -1,0 +1,352 @@
+//! The resources against the shipped `local` environment: what each writes first, what it writes
+//! next once Azure has answered, and when it is done.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::apim::{ApimService, PRINCIPAL_ID, Policy, RoleAssignment};
+use super::entra::{APP_ID, ApiApp, ClientApp, OBJECT_ID, PreAuthorization, ServicePrincipal};
+use super::foundry::{Account, ENDPOINT, ModelDeployment};
+use super::*;
+use crate::config::{self, Blueprint, Environment};
+use crate::render::TemplateSet;
+
+fn blueprint() -> Blueprint {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match config::load(&root.join("environments"), "local").unwrap() {
+        Environment::Target(b) => *b,
+        Environment::Abstract { .. } => unreachable!("local is a target"),
+    }
+}
+
+fn templates() -> TemplateSet {
+    TemplateSet::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap()
+}
+
+const API_APP_ID: &str = "11111111-1111-4111-8111-111111111111";
+const CLIENT_APP_ID: &str = "22222222-2222-4222-8222-222222222222";
+
+#[test]
+fn the_api_app_is_created_then_given_its_identifier_uri() {
+    let b = blueprint();
+    let app = ApiApp::new(&b);
+    let known = Outputs::default();
+    let first = app.next_write(None, &known).unwrap();
+    assert_eq!(first.verb, Verb::GraphUpsert);
+    assert_eq!(
+        first.path,
+        "/applications(uniqueName='llm-gateway-api-local')"
+    );
+    let body = first.body.clone().unwrap();
+    assert!(
+        body.get("identifierUris").is_none(),
+        "no app id yet to put in it"
+    );
+    assert_eq!(body["signInAudience"], "AzureADMyOrg");
+    assert_eq!(body["api"]["requestedAccessTokenVersion"], 2);
+    let scope = &body["api"]["oauth2PermissionScopes"][0];
+    assert_eq!(scope["value"], "llm.invoke");
+    assert_eq!(scope["id"], json!(entra::scope_id(&b)));
+
+    // Graph's 201 body: the app with its new ids, no identifier URI.
+    let mut created = body.clone();
+    created["id"] = json!("ob-1");
+    created["appId"] = json!(API_APP_ID);
+    created["identifierUris"] = json!([]);
+    let second = app.next_write(Some(&created), &known).unwrap();
+    assert_eq!(second.verb, Verb::GraphPatch);
+    assert_eq!(second.path, "/applications/ob-1");
+    assert_eq!(
+        second.body.unwrap(),
+        json!({"identifierUris": [format!("api://{API_APP_ID}")]})
+    );
+    created["identifierUris"] = json!([format!("api://{API_APP_ID}")]);
+    assert_eq!(app.next_write(Some(&created), &known), None);
+    assert_eq!(
+        app.change(Some(&created), &app.outputs(&created)),
+        Change::NoOp
+    );
+}
+
+#[test]
+fn patching_the_api_keeps_the_pre_authorizations() {
+    let b = blueprint();
+    let app = ApiApp::new(&b);
+    let mut observed = app.desired(&Outputs::default());
+    observed["id"] = json!("ob-1");
+    observed["appId"] = json!(API_APP_ID);
+    observed["identifierUris"] = json!([format!("api://{API_APP_ID}")]);
+    observed["api"]["requestedAccessTokenVersion"] = json!(1);
+    let pre = json!([{"appId": CLIENT_APP_ID, "delegatedPermissionIds": [entra::scope_id(&b)]}]);
+    observed["api"]["preAuthorizedApplications"] = pre.clone();
+    let write = app
+        .next_write(Some(&observed), &Outputs::default())
+        .unwrap();
+    let body = write.body.unwrap();
+    assert_eq!(body["api"]["requestedAccessTokenVersion"], 2);
+    assert_eq!(body["api"]["preAuthorizedApplications"], pre);
+    assert_eq!(
+        app.findings(&observed)
+            .iter()
+            .map(|f| f.rule)
+            .collect::<Vec<_>>(),
+        ["v1-access-tokens"]
+    );
+}
+
+#[test]
+fn service_principals_wait_for_their_app_id_and_are_upserted_once() {
+    let b = blueprint();
+    let sp = ServicePrincipal::of_api(&b);
+    assert_eq!(sp.read(&Outputs::default()), None);
+    assert_eq!(sp.next_write(None, &Outputs::default()), None);
+    let mut known = Outputs::default();
+    known.set(&ApiApp::address_of(&b), APP_ID, API_APP_ID);
+    let write = sp.next_write(None, &known).unwrap();
+    assert_eq!(
+        (write.verb, write.path.as_str()),
+        (
+            Verb::GraphUpsert,
+            "/servicePrincipals(appId='11111111-1111-4111-8111-111111111111')"
+        )
+    );
+    assert_eq!(sp.next_write(Some(&json!({"id": "sp"})), &known), None);
+}
+
+#[test]
+fn clients_request_the_api_scope_and_are_pre_authorized_by_app_id() {
+    let b = blueprint();
+    let client = &ClientApp::all(&b)[0];
+    let mut known = Outputs::default();
+    known.set(&ApiApp::address_of(&b), APP_ID, API_APP_ID);
+    known.set(&ApiApp::address_of(&b), OBJECT_ID, "ob-1");
+    let body = client.next_write(None, &known).unwrap().body.unwrap();
+    assert_eq!(body["isFallbackPublicClient"], true);
+    assert_eq!(
+        body["requiredResourceAccess"],
+        json!([{"resourceAppId": API_APP_ID,
+                "resourceAccess": [{"id": entra::scope_id(&b), "type": "Scope"}]}])
+    );
+    let pre = PreAuthorization::new(&b);
+    assert_eq!(
+        pre.read(&known).unwrap().path,
+        "/applications/ob-1",
+        "read by object id: the primary has it even before replicas do"
+    );
+    let api = json!({"id": "ob-1", "api": {"requestedAccessTokenVersion": 2,
+        "oauth2PermissionScopes": [{"id": "s"}], "preAuthorizedApplications": []}});
+    assert_eq!(
+        pre.next_write(Some(&api), &known),
+        None,
+        "a client without an app id can not be pre-authorized yet"
+    );
+    known.set(&client.address(), APP_ID, CLIENT_APP_ID);
+    let write = pre.next_write(Some(&api), &known).unwrap();
+    assert_eq!(write.path, "/applications/ob-1");
+    assert_eq!(
+        write.body.unwrap(),
+        json!({"api": {"requestedAccessTokenVersion": 2,
+            "oauth2PermissionScopes": [{"id": "s"}],
+            "preAuthorizedApplications": [{"appId": CLIENT_APP_ID,
+                "delegatedPermissionIds": [entra::scope_id(&b)]}]}})
+    );
+}
+
+#[test]
+fn an_account_with_keys_is_a_finding_and_an_update_and_its_kind_forces_a_replace() {
+    let b = blueprint();
+    let account = Account::new(&b);
+    let mut observed = account.desired(&Outputs::default());
+    observed["properties"]["disableLocalAuth"] = json!(false);
+    observed["properties"]["customSubDomainName"] = json!("LLMGW-Foundry-Local");
+    observed["location"] = json!("Sweden Central");
+    assert_eq!(
+        account.change(Some(&observed), &Outputs::default()),
+        Change::Update(vec![FieldChange {
+            path: "properties.disableLocalAuth".into(),
+            old: Some(json!(false)),
+            new: Some(json!(true)),
+        }])
+    );
+    assert_eq!(account.findings(&observed)[0].rule, "local-auth-enabled");
+    observed["kind"] = json!("OpenAI");
+    assert!(matches!(
+        account.change(Some(&observed), &Outputs::default()),
+        Change::Replace { reason } if reason.contains("can not change its kind to AIServices")
+    ));
+}
+
+#[test]
+fn the_endpoint_comes_from_the_endpoints_map_first() {
+    let b = blueprint();
+    let account = Account::new(&b);
+    let observed = json!({"properties": {
+        "endpoint": "https://x.cognitiveservices.azure.com/",
+        "endpoints": {"OpenAI Language Model Instance API": "https://x.openai.azure.com/"}}});
+    assert_eq!(
+        account.outputs(&observed).get(&account.address(), ENDPOINT),
+        Some("https://x.openai.azure.com/")
+    );
+    let plain = json!({"properties": {"endpoint": "https://x.cognitiveservices.azure.com/"}});
+    assert_eq!(
+        account.outputs(&plain).get(&account.address(), ENDPOINT),
+        Some("https://x.cognitiveservices.azure.com/")
+    );
+}
+
+#[test]
+fn deployments_are_chained_one_after_another() {
+    let mut b = blueprint();
+    let mut second = b.foundry.deployments[0].clone();
+    second.name = "text-embedding-3-small".into();
+    b.foundry.deployments.push(second);
+    let all = ModelDeployment::all(&b);
+    assert_eq!(all[0].depends_on(), [Account::address_of(&b)]);
+    assert_eq!(
+        all[1].depends_on(),
+        [Account::address_of(&b), all[0].address()]
+    );
+}
+
+#[test]
+fn the_policy_is_compared_by_meaning_and_written_as_rawxml() {
+    let b = Arc::new(blueprint());
+    let policy = Policy::new(b.clone(), Arc::new(templates()));
+    let mut known = Outputs::default();
+    assert_eq!(policy.next_write(None, &known), None, "no app ids yet");
+    known.set(&ApiApp::address_of(&b), APP_ID, API_APP_ID);
+    known.set(
+        &ClientApp::address_of(&b.entra.clients[0]),
+        APP_ID,
+        CLIENT_APP_ID,
+    );
+    let write = policy.next_write(None, &known).unwrap();
+    assert_eq!(write.verb, Verb::ArmPut);
+    let xml = write.body.as_ref().unwrap()["properties"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(write.body.unwrap()["properties"]["format"], "rawxml");
+    assert!(xml.contains(CLIENT_APP_ID) && xml.contains(API_APP_ID));
+    // APIM's echo: the same policy written differently.
+    let echoed = json!({"properties": {"format": "xml", "value": xml.replace("\n", "\r\n\t")}});
+    assert_eq!(policy.next_write(Some(&echoed), &known), None);
+    let without_client = json!({"properties": {"value": xml.replace(
+        &format!("<application-id>{CLIENT_APP_ID}</application-id>"), "")}});
+    let changes = policy.compare(&without_client, &policy.desired(&known));
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(
+        changes[0]
+            .path
+            .starts_with("policy inbound/validate-azure-ad-token")
+    );
+    assert_eq!(changes[0].new, Some(json!(CLIENT_APP_ID)));
+    assert!(
+        policy
+            .findings(&json!({"properties": {"value": "<policies><inbound/></policies>"}}))
+            .iter()
+            .any(|f| f.rule == "no-token-check")
+    );
+}
+
+#[test]
+fn the_role_assignment_has_a_stable_name_and_is_replaced_for_a_new_principal() {
+    let b = blueprint();
+    let role = RoleAssignment::new(&b);
+    let again = RoleAssignment::new(&b);
+    assert_eq!(
+        role.read(&Outputs::default()),
+        again.read(&Outputs::default())
+    );
+    let mut known = Outputs::default();
+    known.set(&ApimService::address_of(&b), PRINCIPAL_ID, "p-new");
+    let desired = role.desired(&known);
+    assert_eq!(desired["properties"]["principalType"], "ServicePrincipal");
+    assert!(
+        desired["properties"]["roleDefinitionId"]
+            .as_str()
+            .unwrap()
+            .ends_with("/roleDefinitions/5e0bd9bd-7b93-4f28-af87-19fc36ad61bd")
+    );
+    let mut observed = desired.clone();
+    observed["properties"]["principalId"] = json!("p-old");
+    assert!(matches!(
+        role.change(Some(&observed), &known),
+        Change::Replace { .. }
+    ));
+    assert_eq!(role.change(Some(&desired), &known), Change::NoOp);
+}
+
+#[test]
+fn the_inventory_lists_every_resource_once_with_known_dependencies() {
+    let b = Arc::new(blueprint());
+    let all = inventory(b.clone(), Arc::new(templates()));
+    let addresses: Vec<Address> = all.iter().map(|r| r.address()).collect();
+    let unique: std::collections::BTreeSet<&Address> = addresses.iter().collect();
+    assert_eq!(unique.len(), addresses.len());
+    for r in &all {
+        for d in r.depends_on() {
+            let at = addresses.iter().position(|a| *a == d);
+            let me = addresses.iter().position(|a| *a == r.address()).unwrap();
+            assert!(
+                at.is_some_and(|at| at < me),
+                "{} depends on {d}",
+                r.address()
+            );
+        }
+    }
+    // Everything has a stable read except what waits for an id.
+    let unreadable: Vec<Kind> = all
+        .iter()
+        .filter(|r| r.read(&Outputs::default()).is_none())
+        .map(|r| r.address().kind)
+        .collect();
+    assert_eq!(
+        unreadable,
+        [
+            Kind::ApiServicePrincipal,
+            Kind::ClientServicePrincipal,
+            Kind::ApiPreAuthorization
+        ]
+    );
+}
+
+#[test]
+fn stable_guids_are_stable_distinct_and_well_formed() {
+    let a = stable_guid(&["scope", "llm-gateway-api", "llm.invoke"]);
+    assert_eq!(a, stable_guid(&["scope", "llm-gateway-api", "llm.invoke"]));
+    assert_ne!(
+        a,
+        stable_guid(&["scope", "llm-gateway-api-dev", "llm.invoke"])
+    );
+    // The separator keeps ("ab","c") and ("a","bc") apart.
+    assert_ne!(stable_guid(&["ab", "c"]), stable_guid(&["a", "bc"]));
+    let parsed = uuid::Uuid::parse_str(&a).unwrap();
+    assert_eq!(parsed.get_version_num(), 8);
+}
+
+#[test]
+fn odata_keys_double_quotes_and_encode_what_a_path_can_not_hold() {
+    assert_eq!(odata_key("provision-llm-prod"), "provision-llm-prod");
+    assert_eq!(odata_key("o'brien app"), "o''brien%20app");
+    assert_eq!(odata_key("a/b#c?"), "a%2Fb%23c%3F");
+    assert_eq!(query_value("id eq 'x'"), "id%20eq%20'x'");
+}
+
+#[test]
+fn a_resource_whose_last_operation_failed_is_written_again() {
+    let b = blueprint();
+    let account = Account::new(&b);
+    let mut observed = account.desired(&Outputs::default());
+    assert_eq!(
+        account.next_write(Some(&observed), &Outputs::default()),
+        None
+    );
+    observed["properties"]["provisioningState"] = json!("Failed");
+    let write = account
+        .next_write(Some(&observed), &Outputs::default())
+        .unwrap();
+    assert_eq!(write.verb, Verb::ArmPut);
+}
