@@ -72,6 +72,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Test, evaluate and compare policies offline.
     Policy(PolicyArgs),
+    /// Show what `up` would change, Entra ID and Azure together.
+    Plan(PlanArgs),
+    /// Create or update everything an environment needs, in one idempotent run.
+    Up(UpArgs),
     /// Sign in to an environment's cloud and show who you are there (checks credentials).
     Whoami(WhoamiArgs),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
@@ -105,6 +109,36 @@ fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
         return Err("must be longer than zero".to_owned());
     }
     Ok(duration)
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Environment to plan.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// Exit 2 when there are changes and 0 when there are none (1 stays an error).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Environment to bring up.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// Apply without asking, also for a protected environment.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print each resource's start and end, and the critical path.
+    #[arg(long)]
+    pub timings: bool,
+    /// Resources worked on at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 #[derive(Debug, Args)]

@@ -1,9 +1,12 @@
 //! One file per subcommand: the glue between the CLI, the pure core and the printer.
 
 mod completions;
+mod plan;
 mod policy;
 mod render;
 mod sandbox;
+mod target;
+mod up;
 mod validate;
 mod whoami;
 
@@ -37,9 +40,19 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Render(args) => render::run(&cli.global, args, printer),
         Command::Validate(args) => validate::run(&cli.global, args, printer),
         Command::Policy(args) => policy::run(&cli.global, args, printer),
+        Command::Plan(args) => plan::run(&cli.global, args, printer),
+        Command::Up(args) => up::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Completions(args) => completions::run(args),
+    }
+}
+
+/// The engine's error as the printer shows it: message and hint.
+fn engine_error(error: crate::engine::EngineError) -> anyhow::Error {
+    match error.hint() {
+        Some(hint) => Hinted::error(error.to_string(), hint),
+        None => anyhow::Error::new(error),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The printer: results on stdout (human text or JSON lines), progress and notes on stderr, colour
 //! only where wanted. Commands describe what to print; this module decides how.
 
+pub mod plan;
+pub mod progress;
+
 use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
@@ -33,6 +36,10 @@ impl Printer {
             color,
             quiet,
         }
+    }
+
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 
     pub fn json(&self) -> bool {

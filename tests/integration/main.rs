@@ -15,5 +15,6 @@ mod sandbox_admin;
 mod sandbox_graph;
 mod sandbox_login;
 mod sandbox_support;
+mod up_e2e;
 mod whoami_cli;
 mod wire;

@@ -1,0 +1,135 @@
+//! What `plan` and `up` share: the environment resolved, its templates loaded, signed in, the
+//! inventory of resources built, and for `cloud: sandbox` a sandbox to talk to (started in this
+//! process when none listens at the environment's address).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::whoami::credential_plan;
+use super::{load_target, load_templates};
+use crate::azure::Azure;
+use crate::azure::retry::Deadline;
+use crate::azure::transport::{ReqwestTransport, Transport};
+use crate::cli::{AzureArgs, GlobalArgs};
+use crate::cloud::Cloud;
+use crate::config::Blueprint;
+use crate::output::{Hinted, Printer};
+use crate::render::{self, TemplateSet};
+use crate::resources::{self, Managed};
+use crate::sandbox::{Sandbox, SandboxConfig};
+
+/// Where the embedded sandbox keeps its state, so `up` and a later `plan` see the same one.
+pub const EMBEDDED_STATE_DIR: &str = ".provision/sandbox";
+
+pub(super) struct Target {
+    pub blueprint: Arc<Blueprint>,
+    pub azure: Azure,
+    pub resources: Arc<Vec<Box<dyn Managed>>>,
+    /// The sandbox this process started: held, not read; dropping it stops the sandbox.
+    pub _sandbox: Option<Sandbox>,
+}
+
+/// Everything that can be checked before the network: the environment, the templates (rendered
+/// once with stand-in ids, so a template error stops the command before any request), and the
+/// credential choice.
+pub(super) struct Prepared {
+    blueprint: Arc<Blueprint>,
+    templates: Arc<TemplateSet>,
+    plan: crate::azure::credential::CredentialPlan,
+}
+
+pub(super) fn prepare(
+    global: &GlobalArgs,
+    env: &str,
+    azure: &AzureArgs,
+) -> anyhow::Result<Prepared> {
+    let blueprint = load_target(&global.env_dir, env)?;
+    let templates = load_templates(&global.templates_dir, &blueprint)?;
+    render::render_preview(&blueprint, &templates)?;
+    let plan = credential_plan(azure, &blueprint)?;
+    Ok(Prepared {
+        blueprint: Arc::new(blueprint),
+        templates: Arc::new(templates),
+        plan,
+    })
+}
+
+pub(super) async fn connect(
+    prepared: Prepared,
+    azure_args: &AzureArgs,
+    printer: &Printer,
+) -> anyhow::Result<Target> {
+    let Prepared {
+        blueprint,
+        templates,
+        plan,
+    } = prepared;
+    let deadline = Deadline::after(azure_args.timeout, format!("environment {}", blueprint.env));
+    let embedded = match blueprint.cloud {
+        Cloud::Sandbox => ensure_sandbox(&blueprint, printer).await?,
+        _ => None,
+    };
+    let endpoints = blueprint.cloud.endpoints(&blueprint.sandbox_address);
+    let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new()?);
+    let azure = Azure::connect(blueprint.cloud, &endpoints, &plan, transport, deadline)?;
+    let resources = Arc::new(resources::inventory(blueprint.clone(), templates));
+    Ok(Target {
+        blueprint,
+        azure,
+        resources,
+        _sandbox: embedded,
+    })
+}
+
+/// A sandbox at the environment's address: the one already listening, or one started here with
+/// its state under [`EMBEDDED_STATE_DIR`].
+async fn ensure_sandbox(
+    blueprint: &Blueprint,
+    printer: &Printer,
+) -> anyhow::Result<Option<Sandbox>> {
+    let addr: SocketAddr = blueprint.sandbox_address.parse().map_err(|e| {
+        Hinted::error(
+            format!(
+                "{}: sandbox.address {}: {e}",
+                blueprint.file, blueprint.sandbox_address
+            ),
+            "write a loopback HOST:PORT, e.g. 127.0.0.1:7171",
+        )
+    })?;
+    let listening = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    if listening {
+        return Ok(None);
+    }
+    let sandbox = Sandbox::start(SandboxConfig {
+        addr,
+        state_dir: Some(PathBuf::from(EMBEDDED_STATE_DIR)),
+        ..SandboxConfig::default()
+    })
+    .await
+    .map_err(|e| {
+        Hinted::error(
+            format!("no sandbox listens on {addr}, and starting one failed: {e}"),
+            "start one with `provision sandbox serve`, or free the address",
+        )
+    })?;
+    printer.note(&format!(
+        "started the sandbox on {addr} for this command (state in {EMBEDDED_STATE_DIR}/)"
+    ));
+    Ok(Some(sandbox))
+}
+
+/// A runtime for one command: two workers, so an embedded sandbox answers while the command
+/// waits on it.
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,196 @@
+//! How a plan reads: a tree of resources with their field changes and a summary line for people,
+//! JSON lines for pipelines (schema in the README).
+
+use anstyle::{AnsiColor, Style};
+use serde_json::{Value, json};
+
+use crate::engine::{Plan, Planned};
+use crate::resources::diff::show;
+use crate::resources::{Change, UNKNOWN};
+
+const CREATE: Style = AnsiColor::Green.on_default();
+const UPDATE: Style = AnsiColor::Yellow.on_default();
+const REPLACE: Style = AnsiColor::Red.on_default();
+
+/// Longest value shown inline; longer ones (a policy document) show their first line.
+const INLINE: usize = 100;
+
+fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+/// The human plan; the printer strips the styles when colour is off.
+pub fn human(plan: &Plan) -> String {
+    let mut out = String::new();
+    for r in &plan.resources {
+        match &r.change {
+            Change::NoOp => {}
+            Change::Create => {
+                out.push_str(&format!("{} {}\n", paint(CREATE, "  +"), r.address));
+                for (path, value) in leaves("", &r.desired) {
+                    out.push_str(&format!("      {path}: {}\n", short(&value)));
+                }
+            }
+            Change::Update(changes) => {
+                out.push_str(&format!("{} {}\n", paint(UPDATE, "  ~"), r.address));
+                for c in changes {
+                    let line = match (&c.old, &c.new) {
+                        (None, Some(new)) => format!("{}: + {}", c.path, short(new)),
+                        (Some(old), None) => format!("{}: - {}", c.path, short(old)),
+                        _ => format!(
+                            "{}: {} → {}",
+                            c.path,
+                            c.old.as_ref().map_or("(absent)".into(), short),
+                            c.new.as_ref().map_or("(absent)".into(), short)
+                        ),
+                    };
+                    out.push_str(&format!("      {line}\n"));
+                }
+            }
+            Change::Replace { reason } => {
+                out.push_str(&format!("{} {}\n", paint(REPLACE, "-/+"), r.address));
+                out.push_str(&format!("      replaced: {reason}\n"));
+            }
+        }
+    }
+    let findings: Vec<String> = plan
+        .findings()
+        .map(|(address, f)| format!("  ! {address}: {} [{}]\n", f.message, f.rule))
+        .collect();
+    if !findings.is_empty() {
+        out.push_str(&format!("\n{}\n", paint(REPLACE, "security findings:")));
+        for f in findings {
+            out.push_str(&f);
+        }
+    }
+    let s = plan.summary();
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "{} to create, {} to update, {} to replace, {} to delete, {} unchanged.",
+        s.create, s.update, s.replace, s.delete, s.unchanged
+    ));
+    out
+}
+
+/// One JSON object per resource, then the summary.
+pub fn json_lines(env: &str, plan: &Plan) -> Vec<Value> {
+    let mut lines: Vec<Value> = plan.resources.iter().map(|r| resource(env, r)).collect();
+    let s = plan.summary();
+    lines.push(json!({
+        "type": "summary",
+        "env": env,
+        "create": s.create,
+        "update": s.update,
+        "replace": s.replace,
+        "delete": s.delete,
+        "unchanged": s.unchanged,
+        "findings": plan.findings().count(),
+        "changes": plan.has_changes(),
+    }));
+    lines
+}
+
+fn resource(env: &str, r: &Planned) -> Value {
+    let (action, changes, reason) = match &r.change {
+        Change::Create => (
+            "create",
+            leaves("", &r.desired)
+                .into_iter()
+                .map(|(path, new)| json!({"path": path, "old": null, "new": unknown_as_null(&new)}))
+                .collect(),
+            None,
+        ),
+        Change::Update(changes) => (
+            "update",
+            changes
+                .iter()
+                .map(|c| {
+                    json!({"path": c.path, "old": c.old,
+                           "new": c.new.as_ref().map(unknown_as_null)})
+                })
+                .collect(),
+            None,
+        ),
+        Change::Replace { reason } => ("replace", Vec::new(), Some(reason.clone())),
+        Change::NoOp => ("no-op", Vec::new(), None),
+    };
+    json!({
+        "type": "resource",
+        "env": env,
+        "kind": r.address.kind,
+        "name": r.address.name,
+        "action": action,
+        "changes": changes,
+        "reason": reason,
+        "findings": r.findings,
+    })
+}
+
+/// In JSON, a value known only after apply is `null`.
+fn unknown_as_null(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.contains(UNKNOWN) => Value::Null,
+        Value::Array(items) => Value::Array(items.iter().map(unknown_as_null).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), unknown_as_null(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Leaf paths of a JSON value, lists kept whole.
+fn leaves(prefix: &str, value: &Value) -> Vec<(String, Value)> {
+    match value {
+        Value::Object(fields) if !fields.is_empty() => fields
+            .iter()
+            .flat_map(|(k, v)| {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(&path, v)
+            })
+            .collect(),
+        other => vec![(prefix.to_owned(), other.clone())],
+    }
+}
+
+/// A value on one line: long ones cut at [`INLINE`] characters, multi-line ones (a policy
+/// document) as their first non-blank line and a line count.
+fn short(value: &Value) -> String {
+    let text = show(value);
+    let lines: Vec<&str> = text.split("\\n").collect();
+    if lines.len() == 1 {
+        if text.chars().count() <= INLINE {
+            return text;
+        }
+        let cut: String = text.chars().take(INLINE).collect();
+        return format!("{cut}…");
+    }
+    let first = lines
+        .iter()
+        .map(|l| l.trim_matches(|c: char| c == '"' || c.is_whitespace()))
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let first: String = first.chars().take(60).collect();
+    format!("\"{first}…\" ({} lines)", lines.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_and_documents_counted() {
+        let long = json!("x".repeat(120));
+        assert_eq!(short(&long), format!("\"{}…", "x".repeat(99)));
+        assert_eq!(short(&json!("\n   abc\n  ")), "\"abc…\" (3 lines)");
+        assert_eq!(short(&json!("short")), "\"short\"");
+    }
+}
