@@ -106,7 +106,7 @@ impl Progress {
                             .expect("a valid template"),
                     );
                     bar.set_prefix(address.to_string());
-                    bar.set_message("reading");
+                    bar.set_message("checking");
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bars.insert(address.clone(), bar);
                 }
