@@ -106,7 +106,9 @@ pub fn plan(resources: &[Box<dyn Managed>], observation: &Observation) -> Plan {
             Planned {
                 change: r.change(observed, &observation.known),
                 desired: r.desired(&observation.known),
-                findings: observed.map(|o| r.findings(o)).unwrap_or_default(),
+                findings: observed
+                    .map(|o| r.findings(o, &observation.known))
+                    .unwrap_or_default(),
                 address,
             }
         })

@@ -571,20 +571,36 @@ impl Managed for Policy {
         Outputs::default()
     }
 
-    fn findings(&self, observed: &Value) -> Vec<Finding> {
+    fn findings(&self, observed: &Value, known: &Outputs) -> Vec<Finding> {
         let xml = observed
             .pointer("/properties/value")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if xml.contains("validate-azure-ad-token") || xml.contains("validate-jwt") {
-            return Vec::new();
+        if !(xml.contains("validate-azure-ad-token") || xml.contains("validate-jwt")) {
+            return vec![Finding {
+                rule: "no-token-check",
+                message:
+                    "checks no token (no validate-azure-ad-token or validate-jwt): anyone who \
+                          can reach the gateway can call the model"
+                        .to_owned(),
+            }];
         }
-        vec![Finding {
-            rule: "no-token-check",
-            message: "checks no token (no validate-azure-ad-token or validate-jwt): anyone who \
-                      can reach the gateway can call the model"
-                .to_owned(),
-        }]
+        // Each registered client's app id must be among the allowed ones; one that is not can
+        // not call the API, and usually means the policy pins an app from somewhere else.
+        let lower = xml.to_ascii_lowercase();
+        self.clients
+            .iter()
+            .filter_map(|client| {
+                let app_id = known.get(client, APP_ID)?;
+                (!lower.contains(&app_id.to_ascii_lowercase())).then(|| Finding {
+                    rule: "client-not-pinned",
+                    message: format!(
+                        "does not allow client app {} ({app_id}): its tokens are refused",
+                        client.name
+                    ),
+                })
+            })
+            .collect()
     }
 }
 

@@ -164,7 +164,7 @@ impl Managed for ApiApp {
         app_outputs(&self.address(), observed)
     }
 
-    fn findings(&self, observed: &Value) -> Vec<Finding> {
+    fn findings(&self, observed: &Value, _known: &Outputs) -> Vec<Finding> {
         let version = observed.pointer("/api/requestedAccessTokenVersion");
         if version.and_then(Value::as_i64) != Some(2) {
             vec![Finding {
@@ -320,7 +320,7 @@ impl Managed for ClientApp {
         app_outputs(&self.address(), observed)
     }
 
-    fn findings(&self, observed: &Value) -> Vec<Finding> {
+    fn findings(&self, observed: &Value, _known: &Outputs) -> Vec<Finding> {
         if observed
             .get("isFallbackPublicClient")
             .and_then(Value::as_bool)

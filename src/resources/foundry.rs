@@ -257,7 +257,7 @@ impl Managed for Account {
         arm_read(self.deleted_id.clone())
     }
 
-    fn findings(&self, observed: &Value) -> Vec<Finding> {
+    fn findings(&self, observed: &Value, _known: &Outputs) -> Vec<Finding> {
         let local_auth = observed
             .pointer("/properties/disableLocalAuth")
             .and_then(Value::as_bool)

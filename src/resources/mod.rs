@@ -269,8 +269,8 @@ pub trait Managed: Send + Sync {
         None
     }
 
-    /// Security findings about what is observed.
-    fn findings(&self, _observed: &Value) -> Vec<Finding> {
+    /// Security findings about what is observed (`known`: outputs of the rest, such as app ids).
+    fn findings(&self, _observed: &Value, _known: &Outputs) -> Vec<Finding> {
         Vec::new()
     }
 

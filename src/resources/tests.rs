@@ -88,7 +88,7 @@ fn patching_the_api_keeps_the_pre_authorizations() {
     assert_eq!(body["api"]["requestedAccessTokenVersion"], 2);
     assert_eq!(body["api"]["preAuthorizedApplications"], pre);
     assert_eq!(
-        app.findings(&observed)
+        app.findings(&observed, &Outputs::default())
             .iter()
             .map(|f| f.rule)
             .collect::<Vec<_>>(),
@@ -170,7 +170,10 @@ fn an_account_with_keys_is_a_finding_and_an_update_and_its_kind_forces_a_replace
             new: Some(json!(true)),
         }])
     );
-    assert_eq!(account.findings(&observed)[0].rule, "local-auth-enabled");
+    assert_eq!(
+        account.findings(&observed, &Outputs::default())[0].rule,
+        "local-auth-enabled"
+    );
     observed["kind"] = json!("OpenAI");
     assert!(matches!(
         account.change(Some(&observed), &Outputs::default()),
@@ -243,9 +246,25 @@ fn the_policy_is_compared_by_meaning_and_written_as_rawxml() {
             .starts_with("policy inbound/validate-azure-ad-token")
     );
     assert_eq!(changes[0].new, Some(json!(CLIENT_APP_ID)));
+    assert_eq!(
+        policy
+            .findings(&without_client, &known)
+            .iter()
+            .map(|f| (f.rule, f.message.as_str()))
+            .collect::<Vec<_>>(),
+        [(
+            "client-not-pinned",
+            "does not allow client app llm-gateway-notebooks-local \
+             (22222222-2222-4222-8222-222222222222): its tokens are refused"
+        )]
+    );
+    assert!(policy.findings(&echoed, &known).is_empty());
     assert!(
         policy
-            .findings(&json!({"properties": {"value": "<policies><inbound/></policies>"}}))
+            .findings(
+                &json!({"properties": {"value": "<policies><inbound/></policies>"}}),
+                &known
+            )
             .iter()
             .any(|f| f.rule == "no-token-check")
     );
@@ -349,4 +368,53 @@ fn a_resource_whose_last_operation_failed_is_written_again() {
         .next_write(Some(&observed), &Outputs::default())
         .unwrap();
     assert_eq!(write.verb, Verb::ArmPut);
+}
+
+#[test]
+fn an_existing_gateway_gets_a_system_identity_and_must_exist() {
+    let mut b = blueprint();
+    b.apim.service = crate::config::ApimService::Existing {
+        name: "apim-platform".into(),
+        resource_group: "rg-platform".into(),
+    };
+    let service = ApimService::new(&b);
+    assert_eq!(
+        service.read(&Outputs::default()).unwrap().path,
+        "/subscriptions/5a4d0000-0000-4000-8000-0000000000b1/resourceGroups/rg-platform/providers/Microsoft.ApiManagement/service/apim-platform"
+    );
+    assert!(
+        service
+            .absent_error()
+            .unwrap()
+            .0
+            .contains("apim-platform in resource group rg-platform does not exist")
+    );
+    let none = json!({"identity": {"type": "None"}});
+    let write = service
+        .next_write(Some(&none), &Outputs::default())
+        .unwrap();
+    assert_eq!(
+        (write.verb, write.body.unwrap()),
+        (
+            Verb::ArmPatch,
+            json!({"identity": {"type": "SystemAssigned"}})
+        )
+    );
+    let user = json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {"/x": {}}}});
+    let write = service
+        .next_write(Some(&user), &Outputs::default())
+        .unwrap();
+    assert_eq!(
+        write.body.unwrap(),
+        json!({"identity": {"type": "SystemAssigned, UserAssigned"}})
+    );
+    assert!(
+        matches!(service.change(Some(&user), &Outputs::default()), Change::Update(c) if c[0].path == "identity.type")
+    );
+    let both = json!({"identity": {"type": "SystemAssigned, UserAssigned", "principalId": "p"}});
+    assert_eq!(service.next_write(Some(&both), &Outputs::default()), None);
+    assert_eq!(
+        service.outputs(&both).get(&service.address(), PRINCIPAL_ID),
+        Some("p")
+    );
 }

@@ -498,6 +498,9 @@ async fn a_removed_client_id_shows_as_a_policy_change() {
             "  ~ apim api policy llm\n      \
              policy inbound/validate-azure-ad-token/client-application-ids: + \
              \"{client_app_id}\"\n\
+             \nsecurity findings:\n  \
+             ! apim api policy llm: does not allow client app {CLIENT_APP} ({client_app_id}): its \
+             tokens are refused [client-not-pinned]\n\
              \n0 to create, 1 to update, 0 to replace, 0 to delete, {} unchanged.\n",
             RESOURCES - 1
         )
@@ -526,6 +529,7 @@ async fn a_removed_client_id_shows_as_a_policy_change() {
     assert_eq!(changed[0]["kind"], "policy");
     assert_eq!(changed[0]["name"], "llm");
     assert_eq!(changed[0]["action"], "update");
+    assert_eq!(changed[0]["findings"][0]["rule"], "client-not-pinned");
     assert_eq!(
         changed[0]["changes"],
         json!([{"path": "policy inbound/validate-azure-ad-token/client-application-ids",
