@@ -42,8 +42,9 @@ pub(crate) async fn read(azure: &Azure, read: &Read) -> Result<Option<Value>, Wi
     }
 }
 
-/// Reads every resource, then checks what would stop a plan: a resource that must exist and
-/// does not, or a name held by a soft-deleted resource.
+/// Reads every resource, then checks what would stop a plan: a resource that can not become
+/// what is desired without deleting it, one that must exist and does not, or a name held by a
+/// soft-deleted resource.
 pub async fn observe(
     azure: &Azure,
     resources: &[Box<dyn Managed>],
@@ -95,7 +96,10 @@ async fn blockers(
 ) -> Result<(), EngineError> {
     for r in resources {
         let address = r.address();
-        if observation.observed(&address).is_some() {
+        if let Some(observed) = observation.observed(&address) {
+            if let Some((message, hint)) = r.conflict(observed) {
+                return Err(EngineError::Blocked { message, hint });
+            }
             continue;
         }
         if let Some((message, hint)) = r.absent_error() {

@@ -115,12 +115,17 @@ impl Managed for ResourceGroup {
         without_location_spelling(super::subset_diff(desired, observed))
     }
 
-    fn replace_reason(&self, observed: &Value, _desired: &Value) -> Option<String> {
+    /// Never replaced: deleting a resource group deletes everything in it, whoever made it.
+    fn conflict(&self, observed: &Value) -> Option<(String, String)> {
         let location = observed.get("location")?.as_str()?;
         (!same_location(location, &self.location)).then(|| {
-            format!(
-                "the resource group is in {location}, and a resource group can not move to {}",
-                self.location
+            (
+                format!(
+                    "resource group {} exists in {location}, and the environment says {}; a \
+                     resource group can not move",
+                    self.name, self.location
+                ),
+                "set `location` to where the group is, or name another `resource_group`".to_owned(),
             )
         })
     }
@@ -223,20 +228,34 @@ impl Managed for Account {
             .collect()
     }
 
-    fn replace_reason(&self, observed: &Value, _desired: &Value) -> Option<String> {
+    /// Never replaced: a deleted account keeps its name for 48 hours (soft delete), so a
+    /// replacement could not be created under it anyway, and the account may hold other
+    /// deployments than ours.
+    fn conflict(&self, observed: &Value) -> Option<(String, String)> {
         let kind = observed.get("kind").and_then(Value::as_str)?;
-        if !kind.eq_ignore_ascii_case(&self.kind) {
-            return Some(format!(
-                "the account is of kind {kind}; a Cognitive Services account can not change its kind to {}",
-                self.kind
-            ));
-        }
         let subdomain = observed
             .pointer("/properties/customSubDomainName")
-            .and_then(Value::as_str)?;
-        (!subdomain.eq_ignore_ascii_case(&self.name)).then(|| {
-            format!("the account's custom subdomain is {subdomain}, and a subdomain can not change once set")
-        })
+            .and_then(Value::as_str);
+        let problem = if !kind.eq_ignore_ascii_case(&self.kind) {
+            format!(
+                "account {} is of kind {kind}, and the environment says {}; an account can not \
+                 change its kind",
+                self.name, self.kind
+            )
+        } else if let Some(sub) = subdomain.filter(|s| !s.eq_ignore_ascii_case(&self.name)) {
+            format!(
+                "account {} has the custom subdomain {sub}; a subdomain can not change once set",
+                self.name
+            )
+        } else {
+            return None;
+        };
+        Some((
+            problem,
+            "set `foundry.kind` to match, or name another `foundry.account` (an account is never \
+             deleted for you: delete and purge it yourself if it should go)"
+                .to_owned(),
+        ))
     }
 
     fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {

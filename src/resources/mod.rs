@@ -257,6 +257,12 @@ pub trait Managed: Send + Sync {
     /// Outputs readable from the observed (or written) resource.
     fn outputs(&self, observed: &Value) -> Outputs;
 
+    /// An error to stop the plan with when what exists can not become what is desired and must
+    /// not be deleted for it (the message and the hint).
+    fn conflict(&self, _observed: &Value) -> Option<(String, String)> {
+        None
+    }
+
     /// An error to stop the plan with when the resource is absent and can not be created here
     /// (an existing gateway that is not there): the message and the hint.
     fn absent_error(&self) -> Option<(String, String)> {

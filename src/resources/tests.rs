@@ -155,7 +155,7 @@ fn clients_request_the_api_scope_and_are_pre_authorized_by_app_id() {
 }
 
 #[test]
-fn an_account_with_keys_is_a_finding_and_an_update_and_its_kind_forces_a_replace() {
+fn an_account_with_keys_is_a_finding_and_an_update_and_another_kind_stops_the_plan() {
     let b = blueprint();
     let account = Account::new(&b);
     let mut observed = account.desired(&Outputs::default());
@@ -174,11 +174,15 @@ fn an_account_with_keys_is_a_finding_and_an_update_and_its_kind_forces_a_replace
         account.findings(&observed, &Outputs::default())[0].rule,
         "local-auth-enabled"
     );
+    assert_eq!(account.conflict(&observed), None);
     observed["kind"] = json!("OpenAI");
-    assert!(matches!(
-        account.change(Some(&observed), &Outputs::default()),
-        Change::Replace { reason } if reason.contains("can not change its kind to AIServices")
-    ));
+    let (message, hint) = account.conflict(&observed).unwrap();
+    assert_eq!(
+        message,
+        "account llmgw-foundry-local is of kind OpenAI, and the environment says AIServices; an \
+         account can not change its kind"
+    );
+    assert!(hint.contains("never deleted for you"));
 }
 
 #[test]
@@ -417,4 +421,29 @@ fn an_existing_gateway_gets_a_system_identity_and_must_exist() {
         service.outputs(&both).get(&service.address(), PRINCIPAL_ID),
         Some("p")
     );
+}
+
+#[test]
+fn a_resource_group_elsewhere_stops_the_plan_instead_of_being_replaced() {
+    let b = blueprint();
+    let group = foundry::ResourceGroup::new(&b);
+    assert_eq!(
+        group.conflict(&json!({"location": "Sweden Central"})),
+        None,
+        "only the spelling differs"
+    );
+    let (message, hint) = group.conflict(&json!({"location": "westeurope"})).unwrap();
+    assert_eq!(
+        message,
+        "resource group rg-llm-gateway-local exists in westeurope, and the environment says \
+         swedencentral; a resource group can not move"
+    );
+    assert!(hint.contains("another `resource_group`"));
+    assert!(!matches!(
+        group.change(
+            Some(&json!({"location": "westeurope"})),
+            &Outputs::default()
+        ),
+        Change::Replace { .. }
+    ));
 }

@@ -893,3 +893,39 @@ async fn a_protected_environment_changes_only_with_yes() {
         "{path:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_group_in_another_location_stops_the_plan_untouched() {
+    let world = World::default().await;
+    let arm = Arm::new(&world.sandbox);
+    let made = arm
+        .put(
+            &format!("{}?api-version=2025-04-01", group_id()),
+            &json!({"location": "westeurope"}),
+        )
+        .await;
+    assert_eq!(made.status, 201);
+    let mark = world.sandbox.requests().len();
+    let out = world.run(&["up", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).ends_with(
+            "error: resource group rg-llm-gateway-local exists in westeurope, and the environment \
+             says swedencentral; a resource group can not move\n\
+             hint: set `location` to where the group is, or name another `resource_group`\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        world.sandbox.requests()[mark..]
+            .iter()
+            .all(|r| r.method == "GET" || r.path.contains("/oauth2/v2.0/token")),
+        "nothing is written when the plan stops"
+    );
+    assert_eq!(
+        world.arm(&group_id()).unwrap()["location"],
+        "westeurope",
+        "the group is left as it was"
+    );
+}
