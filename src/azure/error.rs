@@ -180,8 +180,9 @@ impl ApiError {
         if find(&["FlagMustBeSetForRestore", "CustomDomainInUse"]).is_some() {
             return Some(
                 "a soft-deleted Cognitive Services account still holds this name (Azure keeps \
-                 deleted accounts for 48 hours); purge it with `provision down --purge`, or \
-                 restore it"
+                 deleted accounts for 48 hours); purge it (`az cognitiveservices account purge \
+                 --name <account> --resource-group <group> --location <location>`), or restore \
+                 it (`az cognitiveservices account recover` with the same arguments)"
                     .to_owned(),
             );
         }
@@ -365,7 +366,7 @@ fn quota_hint(message: &str) -> String {
     };
     format!(
         "{facts}lower the deployment's capacity, free capacity held by other deployments (a \
-         soft-deleted account keeps its quota until purged: `provision down --purge`), request \
+         soft-deleted account keeps its quota until purged: `az cognitiveservices account purge`), request \
          more quota, or use another region"
     )
 }
@@ -502,8 +503,9 @@ mod tests {
             assert_eq!(
                 hint_of(code, "..."),
                 "a soft-deleted Cognitive Services account still holds this name (Azure keeps \
-                 deleted accounts for 48 hours); purge it with `provision down --purge`, or \
-                 restore it"
+                 deleted accounts for 48 hours); purge it (`az cognitiveservices account purge \
+                 --name <account> --resource-group <group> --location <location>`), or restore \
+                 it (`az cognitiveservices account recover` with the same arguments)"
             );
         }
     }
@@ -520,8 +522,8 @@ mod tests {
             ),
             "quota 'Tokens Per Minute (thousands) - GPT-4o-mini', requested 10, available 0, in \
              use 30 of 30; lower the deployment's capacity, free capacity held by other \
-             deployments (a soft-deleted account keeps its quota until purged: `provision down \
-             --purge`), request more quota, or use another region"
+             deployments (a soft-deleted account keeps its quota until purged: `az \
+             cognitiveservices account purge`), request more quota, or use another region"
         );
         assert!(
             hint_of(
@@ -610,6 +612,11 @@ mod tests {
                 "details": [{"code": "FlagMustBeSetForRestore", "message": "soft deleted"}]}}),
         );
         assert!(error.has_code("flagmustbesetforrestore"));
-        assert!(error.hint().unwrap().ends_with("or restore it"));
+        assert!(
+            error
+                .hint()
+                .unwrap()
+                .ends_with("(`az cognitiveservices account recover` with the same arguments)")
+        );
     }
 }

@@ -627,7 +627,12 @@ mod tests {
         let Step::Failed(LroError::Rejected(error)) = step else {
             panic!()
         };
-        assert!(error.hint().unwrap().contains("provision down --purge"));
+        assert!(
+            error
+                .hint()
+                .unwrap()
+                .contains("az cognitiveservices account purge")
+        );
     }
 
     #[test]

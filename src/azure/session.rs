@@ -208,7 +208,15 @@ impl Session {
             if fresh {
                 self.credentials.forget(scope).await;
             }
-            let token = self.credentials.token(scope).await?;
+            // Signing in (a CLI, IMDS, a token endpoint) counts against the deadline too.
+            let token = tokio::time::timeout_at(deadline.at(), self.credentials.token(scope))
+                .await
+                .map_err(|_| {
+                    deadline.exceeded(Some(format!(
+                        "no token for {scope} from {}",
+                        self.credentials.method()
+                    )))
+                })??;
             request.headers.set("authorization", token.bearer());
             // Headers' Debug redacts credentials, so this is safe at any verbosity.
             tracing::trace!(method = %request.method, url = %request.url, headers = ?request.headers, "sending");

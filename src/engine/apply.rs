@@ -19,7 +19,7 @@ use super::observe::{Observation, read};
 use crate::azure::Azure;
 use crate::azure::graph::{REPLICATION_TIMEOUT, Upserted};
 use crate::azure::session::{Probe, WireError};
-use crate::resources::{Address, Call, Change, Managed, Outputs, Verb};
+use crate::resources::{Address, Call, Change, Kind, Managed, Outputs, UNKNOWN, Verb, has_unknown};
 
 /// Writes a resource may take to converge before the engine calls it a loop.
 const MAX_WRITES: usize = 6;
@@ -77,6 +77,9 @@ where
         .collect();
     let mut known = observation.known.clone();
     let mut done: BTreeSet<Address> = BTreeSet::new();
+    // Resources that wrote in this run: what depends on them is read again, not taken from the
+    // plan's snapshot (the API app and its pre-authorization are one Graph object).
+    let mut wrote: BTreeSet<Address> = BTreeSet::new();
     let mut started: BTreeSet<Address> = BTreeSet::new();
     let mut applied = Applied::default();
     let mut running: JoinSet<Finished> = JoinSet::new();
@@ -102,7 +105,12 @@ where
                 events(Event::Started {
                     address: address.clone(),
                 });
-                let initial = observation.observed.get(&address).cloned();
+                let stale = r.depends_on().iter().any(|d| wrote.contains(d));
+                let initial = if stale {
+                    None
+                } else {
+                    observation.observed.get(&address).cloned()
+                };
                 let change = observation
                     .observed(&address)
                     .map(|o| r.change(Some(o), &known));
@@ -135,6 +143,9 @@ where
                 let r = &resources[index[&address]];
                 known.merge(r.outputs(&observed));
                 applied.writes += writes;
+                if writes > 0 {
+                    wrote.insert(address.clone());
+                }
                 let end = start.elapsed();
                 applied.timings.insert(address.clone(), (began, end));
                 events(Event::Done {
@@ -227,17 +238,91 @@ async fn converge(
         if writes >= MAX_WRITES {
             return Err(EngineError::NotConverging { address, writes });
         }
+        if call.body.as_ref().is_some_and(has_unknown) {
+            return Err(unknown_after_dependencies(&address, &r.desired(&known)));
+        }
         events(Event::Writing {
             address: address.clone(),
             what: describe(&call),
         });
-        observed = send(azure, &call, observed).await.map_err(wire)?;
+        observed = match send(azure, &call, observed).await {
+            Ok(now) => now,
+            // The same grant exists under a name provision did not choose (made by hand or by
+            // another tool): the access is in place, which is what this resource is for.
+            Err(e)
+                if address.kind == Kind::RoleAssignment && e.has_code("RoleAssignmentExists") =>
+            {
+                events(Event::Writing {
+                    address: address.clone(),
+                    what: "already granted under another assignment name".to_owned(),
+                });
+                return Ok(Converged {
+                    observed: r.desired(&known),
+                    writes,
+                });
+            }
+            Err(e) => return Err(wire(e)),
+        };
         writes += 1;
+    }
+    // Nothing left to write, yet the desired state still waits for a value: an output that
+    // never came (a service that left out `principalId`), or a policy that does not render.
+    let mut known = known;
+    if let Some(now) = &observed {
+        known.merge(r.outputs(now));
+    }
+    let desired = r.desired(&known);
+    if has_unknown(&desired) {
+        return Err(unknown_after_dependencies(&address, &desired));
     }
     Ok(Converged {
         observed: observed.unwrap_or(Value::Null),
         writes,
     })
+}
+
+fn unknown_after_dependencies(address: &Address, desired: &Value) -> EngineError {
+    let mut unknown = Vec::new();
+    unknown_paths("", desired, &mut unknown);
+    EngineError::Blocked {
+        message: format!(
+            "{address}: still not known after everything it depends on was applied: {}",
+            unknown.join(", ")
+        ),
+        hint: "this is a bug in provision or an answer Azure left a field out of; run with -v \
+               and report the output"
+            .to_owned(),
+    }
+}
+
+/// Where in `value` the unknowns are, with what the marker carries (a render error, say).
+fn unknown_paths(path: &str, value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.contains(UNKNOWN) => {
+            let why = s.replace(UNKNOWN, "").trim().to_owned();
+            out.push(if why.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path} {why}")
+            });
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                unknown_paths(&format!("{path}[{i}]"), item, out);
+            }
+        }
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                unknown_paths(&child, v, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn describe(call: &Call) -> String {

@@ -659,11 +659,16 @@ impl Managed for RoleAssignment {
     }
 
     fn compare(&self, observed: &Value, desired: &Value) -> Vec<FieldChange> {
+        // ARM answers ids in its own casing, and a role definition id in more than one form
+        // (`/subscriptions/{s}/providers/…/roleDefinitions/{guid}` or `/providers/…/{guid}`):
+        // what identifies the role is the GUID at the end.
+        let last = |v: &str| v.rsplit('/').next().unwrap_or(v).to_ascii_lowercase();
         super::subset_diff(desired, observed)
             .into_iter()
             .filter(|c| {
-                // ARM may answer ids in another casing.
-                !matches!((&c.old, &c.new), (Some(Value::String(a)), Some(Value::String(b))) if a.eq_ignore_ascii_case(b))
+                !matches!((&c.old, &c.new), (Some(Value::String(a)), Some(Value::String(b)))
+                    if a.eq_ignore_ascii_case(b)
+                        || (c.path == "properties.roleDefinitionId" && last(a) == last(b)))
             })
             .collect()
     }

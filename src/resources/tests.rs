@@ -300,6 +300,12 @@ fn the_role_assignment_has_a_stable_name_and_is_replaced_for_a_new_principal() {
         Change::Replace { .. }
     ));
     assert_eq!(role.change(Some(&desired), &known), Change::NoOp);
+    // The form the official example answers with (2022-04-01, CreateForResource).
+    let mut answered = desired.clone();
+    answered["properties"]["roleDefinitionId"] = json!(
+        "/providers/Microsoft.Authorization/roleDefinitions/5E0BD9BD-7B93-4F28-AF87-19FC36AD61BD"
+    );
+    assert_eq!(role.change(Some(&answered), &known), Change::NoOp);
 }
 
 #[test]

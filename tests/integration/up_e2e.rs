@@ -929,3 +929,53 @@ async fn a_resource_group_in_another_location_stops_the_plan_untouched() {
         "the group is left as it was"
     );
 }
+
+/// The API app and its pre-authorization are one Graph object: a run that changes both must
+/// leave both changed (the pre-authorization once wrote back the API app's old `api`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_api_app_and_its_clients_in_one_run_converges() {
+    let world = World::default().await;
+    world.up().await;
+    let local = world
+        .project
+        .read("environments/local.yaml")
+        .replace(
+            "    display_name: LLM Gateway API (local)",
+            "    display_name: LLM Gateway API (local, renamed)",
+        )
+        .replace(
+            "      display_name: LLM Gateway notebooks (local)\n",
+            "      display_name: LLM Gateway notebooks (local)\n    \
+             - unique_name: llm-gateway-batch-local\n      display_name: LLM Gateway batch (local)\n      \
+             redirect_uris: [\"http://localhost\"]\n",
+        );
+    assert!(
+        local.contains("renamed") && local.contains("batch"),
+        "{local}"
+    );
+    world.project.write("environments/local.yaml", &local);
+    world.up().await;
+    world.replicated().await;
+    let out = world
+        .run(&["plan", "--env", "local", "--detailed-exitcode"])
+        .await;
+    assert_success(&out);
+    assert_eq!(
+        stdout(&out),
+        // A second client brings its app and service principal.
+        format!(
+            "0 to create, 0 to update, 0 to replace, 0 to delete, {} unchanged.\n",
+            RESOURCES + 2
+        )
+    );
+    let api = world.app(API_APP);
+    assert_eq!(api["displayName"], "LLM Gateway API (local, renamed)");
+    let batch = world.app("llm-gateway-batch-local");
+    let pre = api["api"]["preAuthorizedApplications"].as_array().unwrap();
+    assert_eq!(pre.len(), 2, "{pre:?}");
+    assert!(pre.iter().any(|p| p["appId"] == batch["appId"]));
+    assert_eq!(
+        api["api"]["oauth2PermissionScopes"][0]["adminConsentDisplayName"],
+        "Invoke LLM Gateway API (local, renamed)"
+    );
+}
