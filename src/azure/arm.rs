@@ -122,7 +122,10 @@ impl ArmClient {
                 items.extend(values.iter().cloned());
             }
             match page.get("nextLink").and_then(Value::as_str) {
-                Some(next) if !next.is_empty() => url = next.to_owned(),
+                Some(next) if !next.is_empty() => {
+                    super::session::check_origin(&url, next)?;
+                    url = next.to_owned();
+                }
                 _ => return Ok(items),
             }
         }

@@ -101,19 +101,30 @@ impl GraphClient {
     }
 
     /// Sets the properties in `body` on the object at `path` (`PATCH`, 204). A Graph PATCH sets
-    /// the properties it names, so repeating it is harmless.
+    /// the properties it names, so repeating it is harmless. Right after the object was created,
+    /// the replica that takes the write may not know it yet (404 `Request_ResourceNotFound`);
+    /// that is waited out for up to [`REPLICATION_TIMEOUT`].
     pub async fn patch(&self, path: &str, body: &Value) -> Result<(), WireError> {
         let request = WireRequest::new(Method::Patch, self.url(path)).json(body);
+        let what = format!("{path} to be updated");
         self.session
-            .expect_success(
-                Service::Graph,
-                &self.scope,
-                &request,
-                Replay::Safe,
-                &format!("{path} to be updated"),
+            .until(
+                &format!("{path} to be writable in Microsoft Graph"),
+                REPLICATION_TIMEOUT,
+                || async {
+                    match self
+                        .session
+                        .expect_success(Service::Graph, &self.scope, &request, Replay::Safe, &what)
+                        .await
+                    {
+                        Err(e) if e.status() == Some(404) => Ok(Probe::NotYet(
+                            "HTTP 404 Request_ResourceNotFound".to_owned(),
+                        )),
+                        other => other.map(|_| Probe::Ready(())),
+                    }
+                },
             )
             .await
-            .map(drop)
     }
 
     /// The application with this `uniqueName`, if a replica has it.
@@ -323,7 +334,10 @@ impl GraphClient {
                 items.extend(values.iter().cloned());
             }
             match page.get("@odata.nextLink").and_then(Value::as_str) {
-                Some(next) => url = next.to_owned(),
+                Some(next) => {
+                    super::session::check_origin(&url, next)?;
+                    url = next.to_owned();
+                }
                 None => return Ok(items),
             }
         }

@@ -299,6 +299,7 @@ impl Session {
             initial,
             &deadline,
             |url| async move {
+                check_origin(&request.url, &url)?;
                 self.send(
                     scope,
                     &WireRequest::new(Method::Get, url),
@@ -365,10 +366,40 @@ impl Session {
     }
 }
 
+/// The token goes only where the first request went: a status URL or `nextLink` on another
+/// origin (scheme, host, port) is refused rather than sent the bearer token.
+pub fn check_origin(first: &str, next: &str) -> Result<(), WireError> {
+    let origin = |u: &str| {
+        reqwest::Url::parse(u).ok().map(|u| {
+            (
+                u.scheme().to_owned(),
+                u.host_str().map(str::to_ascii_lowercase),
+                u.port_or_known_default(),
+            )
+        })
+    };
+    if origin(first).is_some() && origin(first) == origin(next) {
+        return Ok(());
+    }
+    Err(WireError::Unexpected {
+        action: action(Method::Get, next),
+        reason: format!(
+            "the service pointed to {next}, which is not where the request went ({first}); \
+             provision sends its token nowhere else"
+        ),
+    })
+}
+
 /// An LRO poll's failure: ours, or the protocol's.
 enum Polled {
     Wire(WireError),
     Lro(LroError),
+}
+
+impl From<WireError> for Polled {
+    fn from(error: WireError) -> Polled {
+        Polled::Wire(error)
+    }
 }
 
 impl From<LroError> for Polled {
@@ -478,6 +509,15 @@ mod tests {
              Request_ResourceNotFound, after 4 tries)"
         );
         assert!(error.hint().unwrap().contains("--timeout"));
+    }
+
+    #[test]
+    fn tokens_follow_only_urls_on_the_same_origin() {
+        let arm = "https://management.azure.com/subscriptions/s?api-version=1";
+        assert!(check_origin(arm, "https://MANAGEMENT.azure.com:443/x/operationResults/1").is_ok());
+        assert!(check_origin(arm, "https://evil.example/x").is_err());
+        assert!(check_origin(arm, "http://management.azure.com/x").is_err());
+        assert!(check_origin("http://127.0.0.1:7171/a", "http://127.0.0.1:7172/a").is_err());
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub(super) async fn connect(
     let endpoints = blueprint.cloud.endpoints(&blueprint.sandbox_address);
     let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new()?);
     let azure = Azure::connect(blueprint.cloud, &endpoints, &plan, transport, deadline)?;
+    same_tenant(&azure, &blueprint, &endpoints.arm_scope()).await?;
     let resources = Arc::new(resources::inventory(blueprint.clone(), templates));
     Ok(Target {
         blueprint,
@@ -81,6 +82,33 @@ pub(super) async fn connect(
         resources,
         _sandbox: embedded,
     })
+}
+
+/// Apps registered in the wrong tenant would refuse every token at the gateway (the policy pins
+/// the environment's tenant): the signed-in tenant must be the environment's, checked before any
+/// request.
+async fn same_tenant(azure: &Azure, blueprint: &Blueprint, scope: &str) -> anyhow::Result<()> {
+    let deadline = azure.session.deadline();
+    let token = tokio::time::timeout_at(deadline.at(), azure.session.credentials().token(scope))
+        .await
+        .map_err(|_| deadline.exceeded(Some(format!("no token for {scope}"))))??;
+    let tenant = crate::policy::token::Jwt::parse(token.expose())
+        .ok()
+        .and_then(|jwt| jwt.claim_str("tid").map(str::to_owned));
+    match tenant {
+        Some(tid) if !tid.eq_ignore_ascii_case(blueprint.tenant_id.as_str()) => Err(Hinted::error(
+            format!(
+                "signed in to tenant {tid}, and {} names tenant {}",
+                blueprint.file, blueprint.tenant_id
+            ),
+            format!(
+                "sign in to the environment's tenant (`az login --tenant {}`), or correct \
+                 `tenant_id` in {}",
+                blueprint.tenant_id, blueprint.file
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A sandbox at the environment's address: the one already listening, or one started here with

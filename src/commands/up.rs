@@ -11,7 +11,7 @@ use super::target::{Target, connect, prepare, runtime};
 use super::{ExitStatus, engine_error};
 use crate::azure::retry::format_duration;
 use crate::cli::{GlobalArgs, UpArgs};
-use crate::engine::{self, Applied};
+use crate::engine::{self, Applied, EngineError};
 use crate::output::progress::Progress;
 use crate::output::{Hinted, Printer, plan as show};
 use crate::resources::apim::{ApimService, GATEWAY_URL};
@@ -56,14 +56,24 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         )
         .await
         .map_err(|e| {
-            let hint = e.hint().unwrap_or_default();
-            Hinted::error(
-                format!("{e}\n  what finished stays; nothing else was started"),
-                format!(
-                    "{hint}{}run `provision up` again: it continues from what exists",
-                    if hint.is_empty() { "" } else { "; " }
-                ),
-            )
+            // A request Azure refused as wrong fails the same way when sent again; anything
+            // else (a timeout, throttling, a failed operation) may well pass on the next run.
+            let refused = matches!(&e, EngineError::Wire { error, .. }
+                if error.status().is_some_and(|s| (400..500).contains(&s) && s != 409 && s != 429))
+                || matches!(e, EngineError::Blocked { .. });
+            let mut hint = e.hint().unwrap_or_default();
+            if !refused {
+                if !hint.is_empty() {
+                    hint.push_str("; ");
+                }
+                hint.push_str("run `provision up` again: it continues from what exists");
+            }
+            let message = format!("{e}\n  what finished stays; nothing else was started");
+            if hint.is_empty() {
+                anyhow::Error::msg(message)
+            } else {
+                Hinted::error(message, hint)
+            }
         })?;
         if args.timings {
             timings(&target, &applied, printer);

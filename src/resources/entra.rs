@@ -40,6 +40,26 @@ fn app_outputs(address: &Address, observed: &Value) -> Outputs {
     outputs
 }
 
+/// Where an app is read: by its pinned `appId` when the environment names one (an app that
+/// exists already, perhaps made outside provision), else by `uniqueName`.
+fn app_path(unique_name: &str, pinned: Option<&str>) -> String {
+    match pinned {
+        Some(app_id) => format!("/applications(appId='{}')", odata_key(app_id)),
+        None => by_unique_name(unique_name),
+    }
+}
+
+/// A pinned app id that names no app: provision creates apps only when none is pinned.
+fn pinned_absent(key: &str, unique_name: &str, pinned: Option<&str>) -> Option<(String, String)> {
+    let app_id = pinned?;
+    Some((
+        format!(
+            "app {unique_name} is pinned to app id {app_id} ({key}), and no such app exists in the tenant"
+        ),
+        format!("check the id, or remove `{key}` to let provision create the app"),
+    ))
+}
+
 /// `provision` and `provision-env:<env>`: how teardown finds this environment's apps.
 fn app_tags(blueprint: &Blueprint) -> Value {
     json!(["provision", format!("provision-env:{}", blueprint.env)])
@@ -70,6 +90,8 @@ pub fn scope_id(blueprint: &Blueprint) -> String {
 /// The API app registration.
 pub struct ApiApp {
     unique_name: String,
+    /// `entra.api.app_id`: an app that exists already; read by it, never created.
+    pinned: Option<String>,
     display_name: String,
     scope: String,
     scope_id: String,
@@ -81,6 +103,7 @@ impl ApiApp {
         let api = &blueprint.entra.api;
         ApiApp {
             unique_name: api.unique_name.clone(),
+            pinned: api.app_id.as_ref().map(|id| id.as_str().to_owned()),
             display_name: api.display_name.clone(),
             scope: api.scope.clone(),
             scope_id: scope_id(blueprint),
@@ -117,7 +140,40 @@ impl Managed for ApiApp {
     }
 
     fn read(&self, _known: &Outputs) -> Option<Read> {
-        graph_read(by_unique_name(&self.unique_name))
+        graph_read(app_path(&self.unique_name, self.pinned.as_deref()))
+    }
+
+    fn absent_error(&self) -> Option<(String, String)> {
+        pinned_absent(
+            "entra.api.app_id",
+            &self.unique_name,
+            self.pinned.as_deref(),
+        )
+    }
+
+    /// Entra refuses to remove or change an enabled scope (`CannotDeleteOrUpdateEnabledEntitlement`),
+    /// and the scope's id follows its value: a renamed scope would be such a removal. Stopping
+    /// says so before any write; running again would not help.
+    fn conflict(&self, observed: &Value) -> Option<(String, String)> {
+        let scopes = observed
+            .pointer("/api/oauth2PermissionScopes")
+            .and_then(Value::as_array)?;
+        let other = scopes.iter().find(|s| {
+            s.get("isEnabled").and_then(Value::as_bool) == Some(true)
+                && s.get("id").and_then(Value::as_str) != Some(self.scope_id.as_str())
+        })?;
+        let value = other.get("value").and_then(Value::as_str).unwrap_or("?");
+        Some((
+            format!(
+                "API app {} has the enabled scope `{value}`, which is not `{}` (entra.api.scope); \
+                 Entra refuses to remove an enabled scope",
+                self.unique_name, self.scope
+            ),
+            format!(
+                "keep `scope: {value}`, or disable that scope first (set isEnabled to false on \
+                 the app registration's exposed API) and run again"
+            ),
+        ))
     }
 
     fn desired(&self, known: &Outputs) -> Value {
@@ -136,6 +192,9 @@ impl Managed for ApiApp {
 
     fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
         let Some(observed) = observed else {
+            if self.pinned.is_some() {
+                return None;
+            }
             // Created without the identifier URI, which needs the app id it is about to get.
             let mut body = self.desired(known);
             body.as_object_mut()?.remove("identifierUris");
@@ -280,7 +339,18 @@ impl Managed for ClientApp {
     }
 
     fn read(&self, _known: &Outputs) -> Option<Read> {
-        graph_read(by_unique_name(&self.spec.unique_name))
+        graph_read(app_path(
+            &self.spec.unique_name,
+            self.spec.app_id.as_ref().map(|id| id.as_str()),
+        ))
+    }
+
+    fn absent_error(&self) -> Option<(String, String)> {
+        pinned_absent(
+            "entra.clients[].app_id",
+            &self.spec.unique_name,
+            self.spec.app_id.as_ref().map(|id| id.as_str()),
+        )
     }
 
     fn desired(&self, known: &Outputs) -> Value {
@@ -300,6 +370,9 @@ impl Managed for ClientApp {
     fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
         let desired = self.desired(known);
         let Some(observed) = observed else {
+            if self.spec.app_id.is_some() {
+                return None;
+            }
             return Some(Call::graph_upsert(
                 by_unique_name(&self.spec.unique_name),
                 desired,

@@ -104,8 +104,22 @@ pub fn put_unless_converged<M: Managed + ?Sized>(
     match observed {
         // A resource whose last operation failed is written again, as the portal's "retry" does.
         Some(o) if !failed && resource.compare(o, &desired).is_empty() => None,
-        _ => Some(Call::arm_put(id, desired)),
+        _ => Some(Call::arm_put(id, with_their_tags(desired, observed))),
     }
+}
+
+/// ARM's PUT replaces the tags whole: keep the tags someone else put on the resource, with ours
+/// (and the environment's) on top.
+fn with_their_tags(mut desired: Value, observed: Option<&Value>) -> Value {
+    let theirs = observed
+        .and_then(|o| o.get("tags"))
+        .and_then(Value::as_object);
+    if let (Some(theirs), Some(Value::Object(ours))) = (theirs, desired.get_mut("tags")) {
+        for (k, v) in theirs {
+            ours.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    desired
 }
 
 /// Where a resource is read from: one GET.

@@ -453,3 +453,63 @@ fn a_resource_group_elsewhere_stops_the_plan_instead_of_being_replaced() {
         Change::Replace { .. }
     ));
 }
+
+#[test]
+fn a_pinned_app_is_read_by_its_id_and_never_created() {
+    let mut b = blueprint();
+    b.entra.api.app_id = Some(crate::config::Guid::parse(API_APP_ID).unwrap());
+    let app = ApiApp::new(&b);
+    assert_eq!(
+        app.read(&Outputs::default()).unwrap().path,
+        format!("/applications(appId='{API_APP_ID}')")
+    );
+    assert_eq!(app.next_write(None, &Outputs::default()), None);
+    let (message, hint) = app.absent_error().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "app llm-gateway-api-local is pinned to app id {API_APP_ID} (entra.api.app_id), and \
+             no such app exists in the tenant"
+        )
+    );
+    assert_eq!(
+        hint,
+        "check the id, or remove `entra.api.app_id` to let provision create the app"
+    );
+    assert_eq!(ApiApp::new(&blueprint()).absent_error(), None);
+}
+
+#[test]
+fn another_enabled_scope_stops_the_plan() {
+    let b = blueprint();
+    let app = ApiApp::new(&b);
+    let mut observed = app.desired(&Outputs::default());
+    assert_eq!(app.conflict(&observed), None);
+    observed["api"]["oauth2PermissionScopes"] = json!([
+        {"id": "0b0b0000-0000-4000-8000-000000000001", "value": "old.scope", "isEnabled": true}
+    ]);
+    let (message, hint) = app.conflict(&observed).unwrap();
+    assert_eq!(
+        message,
+        "API app llm-gateway-api-local has the enabled scope `old.scope`, which is not \
+         `llm.invoke` (entra.api.scope); Entra refuses to remove an enabled scope"
+    );
+    assert!(hint.starts_with("keep `scope: old.scope`"));
+    observed["api"]["oauth2PermissionScopes"][0]["isEnabled"] = json!(false);
+    assert_eq!(app.conflict(&observed), None, "a disabled scope may go");
+}
+
+#[test]
+fn a_put_keeps_the_tags_someone_else_set() {
+    let b = blueprint();
+    let group = foundry::ResourceGroup::new(&b);
+    let observed =
+        json!({"location": "swedencentral", "tags": {"owner": "platform", "workload": "old"}});
+    let write = group
+        .next_write(Some(&observed), &Outputs::default())
+        .unwrap();
+    let tags = &write.body.unwrap()["tags"];
+    assert_eq!(tags["owner"], "platform", "theirs kept");
+    assert_eq!(tags["workload"], "llm-gateway", "the environment's win");
+    assert_eq!(tags["managed-by"], "provision");
+}

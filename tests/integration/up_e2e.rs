@@ -979,3 +979,31 @@ async fn changing_the_api_app_and_its_clients_in_one_run_converges() {
         "Invoke LLM Gateway API (local, renamed)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_to_another_tenant_stops_before_any_request() {
+    let world = World::default().await;
+    let local = world.project.read("environments/local.yaml").replace(
+        "tenant_id: 5a4d0000-0000-4000-8000-0000000000b0",
+        "tenant_id: 5a4d0000-0000-4000-8000-0000000000ff",
+    );
+    world.project.write("environments/local.yaml", &local);
+    let out = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: signed in to tenant 5a4d0000-0000-4000-8000-0000000000b0, and \
+         environments/local.yaml names tenant 5a4d0000-0000-4000-8000-0000000000ff\n\
+         hint: sign in to the environment's tenant (`az login --tenant \
+         5a4d0000-0000-4000-8000-0000000000ff`), or correct `tenant_id` in \
+         environments/local.yaml\n"
+    );
+    assert!(
+        world
+            .sandbox
+            .requests()
+            .iter()
+            .all(|r| !r.path.starts_with("/subscriptions") && !r.path.starts_with("/v1.0")),
+        "nothing read from ARM or Graph"
+    );
+}
