@@ -368,11 +368,21 @@ pub struct ReqwestTransport {
 
 /// How long to wait for TCP and TLS set-up. Longer waits are bounded by the command's deadline.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may go silent while a request waits for its answer. ARM and Graph answer
+/// within seconds (long work is an operation to poll), so a silence this long is a half-open
+/// connection: the attempt fails as ambiguous and an idempotent request is sent again, instead of
+/// hanging until the command's deadline.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl ReqwestTransport {
     /// Trusts the platform's roots.
     pub fn new() -> Result<ReqwestTransport, TransportError> {
-        ReqwestTransport::build(None)
+        ReqwestTransport::build(None, READ_TIMEOUT)
+    }
+
+    /// With another silence limit than [`READ_TIMEOUT`] (tests).
+    pub fn with_read_timeout(read_timeout: Duration) -> Result<ReqwestTransport, TransportError> {
+        ReqwestTransport::build(None, read_timeout)
     }
 
     /// Also trusts `pem` (the sandbox's self-signed certificate when it serves TLS).
@@ -381,16 +391,20 @@ impl ReqwestTransport {
             url: String::new(),
             reason: format!("extra root certificate: {e}"),
         })?;
-        ReqwestTransport::build(Some(cert))
+        ReqwestTransport::build(Some(cert), READ_TIMEOUT)
     }
 
-    fn build(extra_root: Option<reqwest::Certificate>) -> Result<ReqwestTransport, TransportError> {
+    fn build(
+        extra_root: Option<reqwest::Certificate>,
+        read_timeout: Duration,
+    ) -> Result<ReqwestTransport, TransportError> {
         // reqwest is built without a crypto provider; another part of the program may already have
         // installed ring, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = || {
             let b = reqwest::Client::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(read_timeout)
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("provision/", env!("CARGO_PKG_VERSION")));
             match &extra_root {
@@ -777,5 +791,31 @@ mod tests {
                 "{error}"
             );
         });
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_fails_as_ambiguous_instead_of_hanging() {
+        // Accepts, reads nothing, answers nothing: a half-open peer.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(socket);
+        });
+        let transport = ReqwestTransport::with_read_timeout(Duration::from_millis(200)).unwrap();
+        let started = std::time::Instant::now();
+        let error = transport
+            .send(&WireRequest::new(Method::Get, &url))
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(error, TransportError::Ambiguous { .. }), "{error}");
+        assert!(error.to_string().contains("timed out"), "{error}");
+        held.abort();
     }
 }
