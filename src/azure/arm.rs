@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::error::Service;
 use super::retry::Replay;
-use super::session::{Probe, Session, WireError, action};
+use super::session::{Probe, Session, WireError, json_body};
 use super::transport::{Method, WireRequest, WireResponse};
 use crate::cloud::CloudEndpoints;
 
@@ -166,7 +166,7 @@ impl ArmClient {
             return Ok(Deleted::Absent);
         }
         if !initial.is_success() {
-            return Err(api_error(&request, &initial));
+            return Err(WireError::refused(Service::Arm, &request, &initial));
         }
         // Re-send through the LRO driver only to follow it: feed it the answer we already have.
         self.session
@@ -227,26 +227,12 @@ impl ArmClient {
         self.json(&request, response)
     }
 
-    /// The body of a successful answer; an empty one (a 202 or 204 that ends an operation) is
-    /// `null`.
+    /// The body of a successful answer (`null` when empty), or the error it is.
     fn json(&self, request: &WireRequest, response: WireResponse) -> Result<Value, WireError> {
         if !response.is_success() {
-            return Err(api_error(request, &response));
+            return Err(WireError::refused(Service::Arm, request, &response));
         }
-        response.body_json().map_err(|e| WireError::Unexpected {
-            action: action(request.method, &request.url),
-            reason: format!("the body is not JSON: {e}"),
-        })
-    }
-}
-
-fn api_error(request: &WireRequest, response: &WireResponse) -> WireError {
-    WireError::Api {
-        action: action(request.method, &request.url),
-        error: Box::new(super::error::ApiError::from_response(
-            Service::Arm,
-            response,
-        )),
+        json_body(request, &response)
     }
 }
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::{ApiError, Service};
+use super::error::Service;
 use super::retry::Replay;
-use super::session::{Probe, Session, WireError, action};
-use super::transport::{Method, WireRequest, WireResponse};
+use super::session::{Probe, Session, WireError, json_body};
+use super::transport::{Method, WireRequest};
 use crate::cloud::CloudEndpoints;
 
 /// How long a named wait gives a new object to replicate. Entra documents no bound ("There are
@@ -203,7 +203,7 @@ impl GraphClient {
                 &format!("deleted object {object_id} to be restored"),
             )
             .await?;
-        json(&request, &response)
+        json_body(&request, &response)
     }
 
     /// Deletes a soft-deleted object for good. A 404 means it was already gone.
@@ -219,18 +219,12 @@ impl GraphClient {
         app_id: &str,
         timeout: Duration,
     ) -> Result<Value, WireError> {
-        self.session
-            .until(
-                &format!("application {app_id} to be readable in Microsoft Graph"),
-                timeout,
-                || async {
-                    Ok(match self.application_by_app_id(app_id).await? {
-                        Some(app) => Probe::Ready(app),
-                        None => Probe::NotYet("HTTP 404 Request_ResourceNotFound".to_owned()),
-                    })
-                },
-            )
-            .await
+        self.readable(
+            &format!("/applications(appId='{}')", key(app_id)),
+            &format!("application {app_id} to be readable in Microsoft Graph"),
+            timeout,
+        )
+        .await
     }
 
     /// Waits until the service principal of `app_id` can be read.
@@ -239,17 +233,29 @@ impl GraphClient {
         app_id: &str,
         timeout: Duration,
     ) -> Result<Value, WireError> {
+        self.readable(
+            &format!("/servicePrincipals(appId='{}')", key(app_id)),
+            &format!("the service principal of application {app_id} to exist"),
+            timeout,
+        )
+        .await
+    }
+
+    /// Waits until a replica answers a GET of `path` with the object; `condition` names the wait
+    /// in the message when `timeout` expires.
+    pub async fn readable(
+        &self,
+        path: &str,
+        condition: &str,
+        timeout: Duration,
+    ) -> Result<Value, WireError> {
         self.session
-            .until(
-                &format!("the service principal of application {app_id} to exist"),
-                timeout,
-                || async {
-                    Ok(match self.service_principal_by_app_id(app_id).await? {
-                        Some(sp) => Probe::Ready(sp),
-                        None => Probe::NotYet("HTTP 404 Request_ResourceNotFound".to_owned()),
-                    })
-                },
-            )
+            .until(condition, timeout, || async {
+                Ok(match self.get_optional(path).await? {
+                    Some(value) => Probe::Ready(value),
+                    None => Probe::NotYet("HTTP 404 Request_ResourceNotFound".to_owned()),
+                })
+            })
             .await
     }
 
@@ -295,7 +301,7 @@ impl GraphClient {
             .expect_success(Service::Graph, &self.scope, &request, Replay::Safe, what)
             .await?;
         if response.status == 201 {
-            json(&request, &response).map(Upserted::Created)
+            json_body(&request, &response).map(Upserted::Created)
         } else {
             Ok(Upserted::Updated)
         }
@@ -309,8 +315,8 @@ impl GraphClient {
             .await?;
         match response.status {
             404 => Ok(None),
-            _ if response.is_success() => json(&request, &response).map(Some),
-            _ => Err(api_error(&request, &response)),
+            _ if response.is_success() => json_body(&request, &response).map(Some),
+            _ => Err(WireError::refused(Service::Graph, &request, &response)),
         }
     }
 
@@ -329,7 +335,7 @@ impl GraphClient {
                     path,
                 )
                 .await?;
-            let page = json(&request, &response)?;
+            let page = json_body(&request, &response)?;
             if let Some(values) = page.get("value").and_then(Value::as_array) {
                 items.extend(values.iter().cloned());
             }
@@ -352,22 +358,8 @@ impl GraphClient {
         match response.status {
             404 => Ok(false),
             _ if response.is_success() => Ok(true),
-            _ => Err(api_error(&request, &response)),
+            _ => Err(WireError::refused(Service::Graph, &request, &response)),
         }
-    }
-}
-
-fn json(request: &WireRequest, response: &WireResponse) -> Result<Value, WireError> {
-    response.body_json().map_err(|e| WireError::Unexpected {
-        action: action(request.method, &request.url),
-        reason: format!("the body is not JSON: {e}"),
-    })
-}
-
-fn api_error(request: &WireRequest, response: &WireResponse) -> WireError {
-    WireError::Api {
-        action: action(request.method, &request.url),
-        error: Box::new(ApiError::from_response(Service::Graph, response)),
     }
 }
 

@@ -9,6 +9,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::error::{ApiError, Service};
 use super::lro::{self, LroError};
 use super::retry::{self, Deadline, DeadlineExceeded, Replay, RetryPolicy, SendError};
@@ -50,6 +52,14 @@ impl From<SendError> for WireError {
 }
 
 impl WireError {
+    /// The service answered `request` with an error status.
+    pub fn refused(service: Service, request: &WireRequest, response: &WireResponse) -> WireError {
+        WireError::Api {
+            action: action(request.method, &request.url),
+            error: Box::new(ApiError::from_response(service, response)),
+        }
+    }
+
     /// The remedy, printed on its own `hint:` line.
     pub fn hint(&self) -> Option<String> {
         match self {
@@ -95,6 +105,15 @@ impl WireError {
     pub fn status(&self) -> Option<u16> {
         self.api().and_then(|e| e.status)
     }
+}
+
+/// The body of a successful answer as JSON; an empty one (a 202 or 204 that ends an operation) is
+/// `null`.
+pub fn json_body(request: &WireRequest, response: &WireResponse) -> Result<Value, WireError> {
+    response.body_json().map_err(|e| WireError::Unexpected {
+        action: action(request.method, &request.url),
+        reason: format!("the body is not JSON: {e}"),
+    })
 }
 
 /// `PUT /subscriptions/…` without scheme, host or query: what a message needs to name the resource.
@@ -263,10 +282,7 @@ impl Session {
         if response.is_success() {
             Ok(response)
         } else {
-            Err(WireError::Api {
-                action: action(request.method, &request.url),
-                error: Box::new(ApiError::from_response(service, &response)),
-            })
+            Err(WireError::refused(service, request, &response))
         }
     }
 

@@ -7,15 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::whoami::credential_plan;
-use super::{load_target, load_templates};
+use super::{engine_error, load_target, load_templates};
 use crate::azure::Azure;
+use crate::azure::credential::{self, AuthChoice, CredentialPlan};
 use crate::azure::retry::Deadline;
 use crate::azure::transport::{ReqwestTransport, Transport};
 use crate::cli::{AzureArgs, GlobalArgs};
 use crate::cloud::Cloud;
-use crate::config::Blueprint;
-use crate::output::{Hinted, Printer};
+use crate::config::{Blueprint, auth_fits_cloud};
+use crate::engine::{self, Observation, Plan};
+use crate::output::{Hinted, Printer, plan as show};
 use crate::render::{self, TemplateSet};
 use crate::resources::{self, Managed};
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -37,7 +38,7 @@ pub(super) struct Target {
 pub(super) struct Prepared {
     blueprint: Arc<Blueprint>,
     templates: Arc<TemplateSet>,
-    plan: crate::azure::credential::CredentialPlan,
+    plan: CredentialPlan,
 }
 
 pub(super) fn prepare(
@@ -82,6 +83,30 @@ pub(super) async fn connect(
         resources,
         _sandbox: embedded,
     })
+}
+
+/// Observes every resource and plans, printing the plan: JSON lines with `--output json`,
+/// else the human tree, on stdout for `plan` (`on_stdout`) and on stderr for `up`, whose result
+/// is what it did. An empty plan prints nothing for `up`.
+pub(super) async fn observe_and_plan(
+    target: &Target,
+    printer: &Printer,
+    on_stdout: bool,
+) -> anyhow::Result<(Observation, Plan)> {
+    let observation = engine::observe(&target.azure, &target.resources)
+        .await
+        .map_err(engine_error)?;
+    let plan = engine::plan(&target.resources, &observation);
+    if printer.json() {
+        for line in show::json_lines(&target.blueprint.env, &plan) {
+            printer.emit(&line);
+        }
+    } else if on_stdout {
+        printer.out(&show::human(&plan));
+    } else if plan.has_changes() {
+        printer.note(&show::human(&plan));
+    }
+    Ok((observation, plan))
 }
 
 /// Apps registered in the wrong tenant would refuse every token at the gateway (the policy pins
@@ -151,6 +176,22 @@ async fn ensure_sandbox(
         "started the sandbox on {addr} for this command (state in {EMBEDDED_STATE_DIR}/)"
     ));
     Ok(Some(sandbox))
+}
+
+/// The credential this run uses: `--auth`, else the environment's `auth:`, checked against the
+/// cloud, then resolved against the process environment.
+pub(super) fn credential_plan(
+    azure: &AzureArgs,
+    blueprint: &Blueprint,
+) -> anyhow::Result<CredentialPlan> {
+    let choice: AuthChoice = azure.auth.unwrap_or(blueprint.auth);
+    if let Err((message, hint)) = auth_fits_cloud(choice, blueprint.cloud) {
+        return Err(Hinted::error(format!("--auth {choice}: {message}"), hint));
+    }
+    Ok(credential::plan(
+        Some(choice),
+        &credential::process_environment(),
+    )?)
 }
 
 /// A runtime for one command: two workers, so an embedded sandbox answers while the command

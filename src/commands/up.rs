@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::target::{Target, connect, prepare, runtime};
-use super::{ExitStatus, engine_error};
+use super::ExitStatus;
+use super::target::{Target, connect, observe_and_plan, prepare, runtime};
 use crate::azure::retry::format_duration;
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::engine::{self, Applied, EngineError};
 use crate::output::progress::Progress;
-use crate::output::{Hinted, Printer, plan as show};
+use crate::output::{Hinted, Printer};
 use crate::resources::apim::{ApimService, GATEWAY_URL};
 use crate::resources::entra::{APP_ID, ApiApp, ClientApp};
 use crate::resources::{Address, Managed};
@@ -23,17 +23,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
     runtime()?.block_on(async {
         let started = tokio::time::Instant::now();
         let target = connect(prepared, &args.azure, printer).await?;
-        let observation = engine::observe(&target.azure, &target.resources)
-            .await
-            .map_err(engine_error)?;
-        let plan = engine::plan(&target.resources, &observation);
-        if printer.json() {
-            for line in show::json_lines(&target.blueprint.env, &plan) {
-                printer.emit(&line);
-            }
-        } else if plan.has_changes() {
-            printer.note(&show::human(&plan));
-        }
+        let (observation, plan) = observe_and_plan(&target, printer, false).await?;
         if !plan.has_changes() {
             let applied = Applied {
                 outputs: observation.known.clone(),

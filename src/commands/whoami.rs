@@ -6,39 +6,21 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::target::{credential_plan, runtime};
 use super::{ExitStatus, load_target};
 use crate::azure::Azure;
-use crate::azure::credential::{self, AuthChoice, CredentialPlan};
+use crate::azure::credential::CredentialPlan;
 use crate::azure::retry::Deadline;
 use crate::azure::transport::{ReqwestTransport, Transport};
 use crate::cli::{AzureArgs, GlobalArgs, WhoamiArgs};
-use crate::config::{Blueprint, auth_fits_cloud};
+use crate::config::Blueprint;
 use crate::output::{Hinted, Printer};
 use crate::policy::token::Jwt;
 
 pub fn run(global: &GlobalArgs, args: WhoamiArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let blueprint = load_target(&global.env_dir, &args.env)?;
     let plan = credential_plan(&args.azure, &blueprint)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(whoami(&blueprint, &plan, &args.azure, printer))
-}
-
-/// The credential this run uses: `--auth`, else the environment's `auth:`, checked against the
-/// cloud, then resolved against the process environment.
-pub(super) fn credential_plan(
-    azure: &AzureArgs,
-    blueprint: &Blueprint,
-) -> anyhow::Result<CredentialPlan> {
-    let choice: AuthChoice = azure.auth.unwrap_or(blueprint.auth);
-    if let Err((message, hint)) = auth_fits_cloud(choice, blueprint.cloud) {
-        return Err(Hinted::error(format!("--auth {choice}: {message}"), hint));
-    }
-    Ok(credential::plan(
-        Some(choice),
-        &credential::process_environment(),
-    )?)
+    runtime()?.block_on(whoami(&blueprint, &plan, &args.azure, printer))
 }
 
 async fn whoami(

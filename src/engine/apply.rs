@@ -19,7 +19,7 @@ use super::observe::{Observation, read};
 use crate::azure::Azure;
 use crate::azure::graph::{REPLICATION_TIMEOUT, Upserted};
 use crate::azure::session::{Probe, WireError};
-use crate::resources::{Address, Call, Change, Kind, Managed, Outputs, UNKNOWN, Verb, has_unknown};
+use crate::resources::{Address, Call, Change, Managed, Outputs, UNKNOWN, Verb, has_unknown};
 
 /// Writes a resource may take to converge before the engine calls it a loop.
 const MAX_WRITES: usize = 6;
@@ -199,11 +199,12 @@ async fn converge(
         address: address.clone(),
         error,
     };
-    // Not read during observation (its identity was unknown then), or absent: read it now that
-    // what it depends on exists.
+    // Not read during observation (its identity was unknown then), or read before something it
+    // depends on wrote (the caller passes `None` then): read it now. What the plan read, present
+    // or absent, is not read again.
     let mut observed = match initial {
-        Some(Some(value)) => Some(value),
-        _ => match r.read(&known) {
+        Some(seen) => seen,
+        None => match r.read(&known) {
             Some(what) => read(azure, &what).await.map_err(wire)?,
             None => None,
         },
@@ -247,14 +248,12 @@ async fn converge(
         });
         observed = match send(azure, &call, observed).await {
             Ok(now) => now,
-            // The same grant exists under a name provision did not choose (made by hand or by
-            // another tool): the access is in place, which is what this resource is for.
-            Err(e)
-                if address.kind == Kind::RoleAssignment && e.has_code("RoleAssignmentExists") =>
-            {
+            // The resource says this refusal means its purpose is already served (a role
+            // granted under another assignment name).
+            Err(e) if r.satisfied_by_error().is_some_and(|code| e.has_code(code)) => {
                 events(Event::Writing {
                     address: address.clone(),
-                    what: "already granted under another assignment name".to_owned(),
+                    what: format!("already in place ({})", e.api().map_or("", |a| a.code())),
                 });
                 return Ok(Converged {
                     observed: r.desired(&known),
@@ -411,17 +410,9 @@ fn merged(mut before: Value, patch: &Value) -> Value {
 }
 
 async fn readable(azure: &Azure, path: &str) -> Result<Value, WireError> {
+    let condition = format!("{path} to be readable in Microsoft Graph");
     azure
-        .session
-        .until(
-            &format!("{path} to be readable in Microsoft Graph"),
-            REPLICATION_TIMEOUT,
-            || async {
-                Ok(match azure.graph.get(path).await? {
-                    Some(value) => Probe::Ready(value),
-                    None => Probe::NotYet("HTTP 404".to_owned()),
-                })
-            },
-        )
+        .graph
+        .readable(path, &condition, REPLICATION_TIMEOUT)
         .await
 }

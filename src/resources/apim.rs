@@ -673,6 +673,12 @@ impl Managed for RoleAssignment {
             .collect()
     }
 
+    /// The same (scope, role, principal) granted under a name provision did not choose (by hand,
+    /// or by another tool): the access is in place.
+    fn satisfied_by_error(&self) -> Option<&'static str> {
+        Some("RoleAssignmentExists")
+    }
+
     fn replace_reason(&self, observed: &Value, desired: &Value) -> Option<String> {
         let have = observed.pointer("/properties/principalId")?.as_str()?;
         let want = desired.pointer("/properties/principalId")?.as_str()?;

@@ -283,6 +283,12 @@ pub trait Managed: Send + Sync {
         None
     }
 
+    /// An error code that, answered to this resource's write, means its purpose is already
+    /// served, so the resource counts as converged.
+    fn satisfied_by_error(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Where a soft-deleted copy would be that keeps the name taken while the resource is
     /// absent (a deleted Cognitive Services account holds its name for 48 hours).
     fn tombstone(&self) -> Option<Read> {
