@@ -6,7 +6,7 @@
 //! support asks for. [`ApiError::hint`] names the remedy where it is known; the output layer prints it
 //! on its own `hint:` line.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Deserializer};
 
@@ -74,21 +74,8 @@ impl ErrorBody {
     }
 }
 
-/// Which API answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    Arm,
-    Graph,
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Service::Arm => "ARM",
-            Service::Graph => "Microsoft Graph",
-        })
-    }
-}
+/// Which API answered: the core's own name for the two APIs.
+pub use crate::resources::Service;
 
 /// An error from ARM or Graph, with what is needed to act on it or report it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -28,6 +28,15 @@ pub enum Service {
     Graph,
 }
 
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Service::Arm => "ARM",
+            Service::Graph => "Microsoft Graph",
+        })
+    }
+}
+
 /// What a request does, and to which API. Graph upserts (`PATCH` with `Prefer:
 /// create-if-missing`) are their own verb because they may be repeated safely and answer 201 or
 /// 204.
