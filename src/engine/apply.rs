@@ -19,7 +19,7 @@ use super::observe::{Observation, read};
 use crate::azure::Azure;
 use crate::azure::graph::{REPLICATION_TIMEOUT, Upserted};
 use crate::azure::session::{Probe, WireError};
-use crate::resources::{Address, Call, Change, Managed, Outputs, UNKNOWN, Verb, has_unknown};
+use crate::resources::{Address, Call, Change, Managed, Outputs, Verb, has_unknown, unknowns};
 
 /// Writes a resource may take to converge before the engine calls it a loop.
 const MAX_WRITES: usize = 6;
@@ -281,46 +281,14 @@ async fn converge(
 }
 
 fn unknown_after_dependencies(address: &Address, desired: &Value) -> EngineError {
-    let mut unknown = Vec::new();
-    unknown_paths("", desired, &mut unknown);
     EngineError::Blocked {
         message: format!(
             "{address}: still not known after everything it depends on was applied: {}",
-            unknown.join(", ")
+            unknowns(desired).join(", ")
         ),
         hint: "this is a bug in provision or an answer Azure left a field out of; run with -v \
                and report the output"
             .to_owned(),
-    }
-}
-
-/// Where in `value` the unknowns are, with what the marker carries (a render error, say).
-fn unknown_paths(path: &str, value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::String(s) if s.contains(UNKNOWN) => {
-            let why = s.replace(UNKNOWN, "").trim().to_owned();
-            out.push(if why.is_empty() {
-                path.to_owned()
-            } else {
-                format!("{path} {why}")
-            });
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                unknown_paths(&format!("{path}[{i}]"), item, out);
-            }
-        }
-        Value::Object(fields) => {
-            for (k, v) in fields {
-                let child = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                unknown_paths(&child, v, out);
-            }
-        }
-        _ => {}
     }
 }
 

@@ -15,11 +15,43 @@ pub fn is_unknown(value: &Value) -> bool {
 
 /// Whether any value inside `value` is known only after apply (such a state can not be sent).
 pub fn has_unknown(value: &Value) -> bool {
+    !unknowns(value).is_empty()
+}
+
+/// Where in `value` the unknowns are (dotted paths), each with what its marker carries, such as
+/// a render error.
+pub fn unknowns(value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_unknowns("", value, &mut out);
+    out
+}
+
+fn collect_unknowns(path: &str, value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::String(s) => s.contains(UNKNOWN),
-        Value::Array(items) => items.iter().any(has_unknown),
-        Value::Object(fields) => fields.values().any(has_unknown),
-        _ => false,
+        Value::String(s) if s.contains(UNKNOWN) => {
+            let why = s.replace(UNKNOWN, "").trim().to_owned();
+            out.push(if why.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path} {why}")
+            });
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_unknowns(&format!("{path}[{i}]"), item, out);
+            }
+        }
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                collect_unknowns(&child, v, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -170,6 +202,14 @@ mod tests {
         assert_eq!(changes[0].new_display(), r#"["api://(known after apply)"]"#);
         assert_eq!(changes[0].old_display(), "[]");
         assert_eq!(show(&json!(UNKNOWN)), "(known after apply)");
+    }
+
+    #[test]
+    fn unknowns_are_found_with_their_reason() {
+        let value = json!({"a": [1, format!("api://{UNKNOWN}")], "b": {"c": format!("{UNKNOWN} (does not render)")}});
+        assert_eq!(unknowns(&value), ["a[1] api://", "b.c (does not render)"]);
+        assert!(has_unknown(&value));
+        assert!(!has_unknown(&json!({"a": "x"})));
     }
 
     #[test]

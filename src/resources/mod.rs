@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-pub use diff::{FieldChange, UNKNOWN, has_unknown, is_unknown, subset_diff};
+pub use diff::{FieldChange, UNKNOWN, has_unknown, is_unknown, subset_diff, unknowns};
 
 /// Which API a request goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
