@@ -329,11 +329,11 @@ mod tests {
     /// what was sent and what the service echoed back.
     fn apim_example(file: &str) -> (String, String) {
         let path = format!(
-            "{}/../shared/fixtures/azure-rest-api-specs/specification/apimanagement/resource-manager/Microsoft.ApiManagement/stable/2024-05-01/examples/{file}",
+            "{}/tests/fixtures/azure-rest-api-specs/specification/apimanagement/resource-manager/Microsoft.ApiManagement/stable/2024-05-01/examples/{file}",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("the APIM example fixture {path} must be present (shared/fixtures): {e}")
+            panic!("the APIM example fixture {path} must be present (tests/fixtures): {e}")
         });
         let json: serde_json::Value = serde_json::from_str(&text).expect("the example is JSON");
         let policy = |pointer: &str| {

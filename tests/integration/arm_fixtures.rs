@@ -1,4 +1,4 @@
-//! Replaying the official Azure REST API examples (../shared/fixtures/azure-rest-api-specs)
+//! Replaying the official Azure REST API examples (tests/fixtures/azure-rest-api-specs)
 //! against the sandbox: the request as the example has it (subscription rewritten to the
 //! sandbox's), and a response that has every field of the example's with the same JSON type.
 //! Values are not compared: ids, etags, timestamps and GUIDs differ by nature, and the examples'
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-const ROOT: &str = "../shared/fixtures/azure-rest-api-specs/specification";
+const ROOT: &str = "tests/fixtures/azure-rest-api-specs/specification";
 
 /// An example file, parsed.
 pub struct Example {

@@ -11,6 +11,7 @@ mod lint_fixtures;
 mod policy_cli;
 mod project;
 mod render_check;
+mod repository;
 mod sandbox_admin;
 mod sandbox_graph;
 mod sandbox_login;

@@ -297,7 +297,7 @@ fn malformed_jwks_and_policy_give_positions() {
 /// The APIM example where the service echoes a `rawxml` policy re-serialised.
 fn apim_echo() -> (String, String) {
     let path = manifest_dir().join(
-        "../shared/fixtures/azure-rest-api-specs/specification/apimanagement/resource-manager/Microsoft.ApiManagement/stable/2024-05-01/examples/ApiManagementCreateApiPolicyNonXmlEncoded.json",
+        "tests/fixtures/azure-rest-api-specs/specification/apimanagement/resource-manager/Microsoft.ApiManagement/stable/2024-05-01/examples/ApiManagementCreateApiPolicyNonXmlEncoded.json",
     );
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("fixture {} is required: {e}", path.display()));
