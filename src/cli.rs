@@ -21,7 +21,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Flags every command takes; listed under their own heading in each command's help.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Directory holding the environment files (<name>.yaml).
     #[arg(
@@ -77,6 +79,9 @@ pub enum Command {
     /// Create or update everything an environment needs, in one idempotent run.
     Up(UpArgs),
     /// Sign in to an environment's cloud and show who you are there (checks credentials).
+    #[command(mut_arg("timeout", |arg| arg
+        .help("Give up after this long, sign-in and the subscription read included (e.g. 30s, 2m)")
+        .default_value("2m")))]
     Whoami(WhoamiArgs),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
@@ -226,27 +231,29 @@ pub struct PolicyEvalArgs {
     /// The policy XML file.
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
-    /// The token (visible to other local users in the process list: prefer --token-file).
+    /// The token, sent as `Authorization: Bearer <JWT>` (visible to other local users in the
+    /// process list: prefer --token-file). Without a token, the request carries none.
     #[arg(
         long,
         value_name = "JWT",
         conflicts_with = "token_file",
-        required_unless_present = "token_file"
+        requires = "jwks"
     )]
     pub token: Option<String>,
     /// A file holding the token, or `-` for standard input.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "jwks")]
     pub token_file: Option<PathBuf>,
-    /// Signing keys (JWKS) of the policy's tenant.
+    /// Signing keys (JWKS) of the policy's tenant; needed to verify a token.
     #[arg(long, value_name = "FILE")]
-    pub jwks: PathBuf,
+    pub jwks: Option<PathBuf>,
     /// Signing keys of another tenant, as TENANT=FILE (repeatable).
     #[arg(long = "tenant-jwks", value_name = "TENANT=FILE")]
     pub tenant_jwks: Vec<String>,
     /// The instant to evaluate at (default: now).
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
-    /// A request header, 'Name: value' (repeatable). The token goes in Authorization unless given here.
+    /// A request header, 'Name: value' (repeatable). An Authorization header given here is sent
+    /// as is, instead of one made from --token.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// A query parameter, name=value (repeatable).
@@ -295,15 +302,12 @@ pub struct RenderArgs {
     pub offline: bool,
 }
 
+/// One of `--env` and `--all`: the group makes the usage line show both.
 #[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
 pub struct ValidateArgs {
     /// The environment to validate.
-    #[arg(
-        long,
-        value_name = "ENV",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
     /// Validate every environment in --env-dir.
     #[arg(long)]

@@ -44,7 +44,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Up(args) => up::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
-        Command::Completions(args) => completions::run(args),
+        Command::Completions(args) => completions::run(args, printer),
     }
 }
 

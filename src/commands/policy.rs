@@ -286,18 +286,21 @@ fn read_jwks(path: &Path) -> anyhow::Result<KeySet> {
 
 fn eval(args: PolicyEvalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let (doc, model) = load_policy(&args.policy)?;
+    // No token at all is a request like any other: the policy decides what it gets.
     let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => t.trim().to_owned(),
+        (Some(t), _) => Some(t.trim().to_owned()),
         (None, Some(f)) if f.as_os_str() == "-" => {
             let mut s = String::new();
             std::io::stdin().read_to_string(&mut s)?;
-            s.trim().to_owned()
+            Some(s.trim().to_owned())
         }
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
-            .trim()
-            .to_owned(),
-        (None, None) => unreachable!("clap requires one of --token and --token-file"),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
     };
     let now = match &args.now {
         Some(text) => instant::parse_rfc3339(text).map_err(anyhow::Error::msg)?,
@@ -321,7 +324,10 @@ fn eval(args: PolicyEvalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
         }
         (None, None) => (Cloud::Public, String::new()),
     };
-    let mut simulator = Simulator::new(cloud).with_default_keys(read_jwks(&args.jwks)?);
+    let mut simulator = Simulator::new(cloud);
+    if let Some(jwks) = &args.jwks {
+        simulator = simulator.with_default_keys(read_jwks(jwks)?);
+    }
     if !address.is_empty() {
         simulator.sandbox_address = address;
     }
@@ -340,7 +346,9 @@ fn eval(args: PolicyEvalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
         let (name, value) = split_pair(header, ':', "'Name: value'")?;
         request.headers.push((name.to_owned(), value.to_owned()));
     }
-    if request.header("Authorization").is_none() {
+    if let Some(token) = token
+        && request.header("Authorization").is_none()
+    {
         request
             .headers
             .push(("Authorization".to_owned(), format!("Bearer {token}")));

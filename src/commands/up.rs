@@ -25,6 +25,13 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         let target = connect(prepared, &args.azure, printer).await?;
         let (observation, plan) = observe_and_plan(&target, printer, false).await?;
         if !plan.has_changes() {
+            if args.timings {
+                printer.note(&format!(
+                    "timings: nothing to apply; reading {} resources took {}",
+                    target.resources.len(),
+                    format_duration(started.elapsed())
+                ));
+            }
             let applied = Applied {
                 outputs: observation.known.clone(),
                 ..Applied::default()

@@ -71,8 +71,7 @@ impl Progress {
                         "kind": address.kind, "name": address.name, "error": error, "at_ms": millis(at)})
                     }
                 };
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
+                super::stdout_written(writeln!(std::io::stdout().lock(), "{line}"));
             }
             Mode::Lines => {
                 if self.quiet {

@@ -404,3 +404,54 @@ fn diff_of_a_malformed_file_is_an_error() {
     assert_eq!(code, 1);
     assert!(stderr.starts_with("error: b.xml:3:"), "{stderr}");
 }
+
+/// Regression: `policy eval` required `--token`, so the most basic case — a request with no token
+/// at all — could not be expressed, nor a token carried by `--header` alone.
+#[test]
+fn eval_without_a_token_evaluates_a_request_that_has_none() {
+    let f = eval_fixture();
+    let policy = ["policy", "eval", "--policy", "rendered/prod/llm.policy.xml"];
+    let (code, stdout, stderr) = run(
+        &f.project,
+        &[&policy[..], &["--now", "2026-11-28T16:00:00Z"]].concat(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (
+            out["decision"].as_str(),
+            out["status"].as_u64(),
+            out["reason"].as_str()
+        ),
+        (Some("deny"), Some(401), Some("TokenNotPresent"))
+    );
+
+    let token = f.project.read("token.txt");
+    let header = format!("Authorization: Bearer {token}");
+    let (code, stdout, stderr) = run(
+        &f.project,
+        &[
+            &policy[..],
+            &[
+                "--jwks",
+                "jwks.json",
+                "--header",
+                &header,
+                "--now",
+                "2026-11-28T16:00:00Z",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(out["decision"], "allow", "{out}");
+
+    // A token to verify needs the keys to verify it with.
+    let (code, _, stderr) = run(
+        &f.project,
+        &[&policy[..], &["--token-file", "token.txt"]].concat(),
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--jwks <FILE>"), "{stderr}");
+}

@@ -892,6 +892,24 @@ async fn a_protected_environment_changes_only_with_yes() {
             || first.starts_with("apim service "),
         "{path:?}"
     );
+
+    // Regression: on a run with nothing to apply, --timings printed nothing at all.
+    world.replicated().await;
+    let out = world
+        .run(&["up", "--env", "local", "--yes", "--timings"])
+        .await;
+    assert_success(&out);
+    let log = stderr(&out);
+    let note = log
+        .lines()
+        .find(|l| l.starts_with("timings: "))
+        .unwrap_or_else(|| panic!("--timings says something on a no-op run:\n{log}"));
+    assert!(
+        note.starts_with(&format!(
+            "timings: nothing to apply; reading {RESOURCES} resources took "
+        )),
+        "{note}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
