@@ -53,7 +53,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Human,
-    /// JSON lines, one object per result (schema in the README).
+    /// JSON lines, one object per result (schema in docs/json-output.md).
     Json,
 }
 

@@ -1,5 +1,5 @@
 //! How a plan reads: a tree of resources with their field changes and a summary line for people,
-//! JSON lines for pipelines (schema in the README).
+//! JSON lines for pipelines (schema in docs/json-output.md).
 
 use anstyle::{AnsiColor, Style};
 use serde_json::{Value, json};
