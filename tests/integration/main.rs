@@ -9,6 +9,7 @@ mod bad_inputs;
 mod golden;
 mod lint_fixtures;
 mod policy_cli;
+mod policy_inputs;
 mod project;
 mod render_check;
 mod repository;
