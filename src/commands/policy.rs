@@ -16,8 +16,8 @@ use crate::output::{ERROR, GOOD, Hinted, Printer};
 use crate::policy::matrix::{self, Case, TokenWorld};
 use crate::policy::model::PolicyDocument;
 use crate::policy::simulator::{Outcome, Simulator};
-use crate::policy::token::{Jwks, KeySet, TokenSigner};
-use crate::policy::{Change, Document, cases, instant};
+use crate::policy::token::{Jwks, KeySet, MAX_JWKS_BYTES, TokenSigner};
+use crate::policy::{Change, Document, MAX_POLICY_BYTES, ParseError, cases, check_size, instant};
 use crate::render::{self, ResolvedAppIds};
 
 pub fn run(global: &GlobalArgs, args: PolicyArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
@@ -30,18 +30,55 @@ pub fn run(global: &GlobalArgs, args: PolicyArgs, printer: &Printer) -> anyhow::
 
 /// A policy file parsed into the model, with file:line:col on every error.
 fn load_policy(path: &Path) -> anyhow::Result<(Document, PolicyDocument)> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let text = read_policy(path)?;
     parse_policy(&path.display().to_string(), &text)
 }
 
+/// Reads at most one byte more than `limit` (from stdin for `-`): enough to know that an input
+/// is over its limit without reading a huge one whole.
+fn read_bounded(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let cannot = |e: std::io::Error| anyhow::anyhow!("cannot read {}: {e}", path.display());
+    let mut bytes = Vec::new();
+    let take = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(take)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(take).read_to_end(&mut bytes))
+            .map_err(cannot)?;
+    }
+    Ok(bytes)
+}
+
+/// The bytes as text, or an error at the first byte that is not UTF-8.
+fn utf8(name: &str, bytes: Vec<u8>, hint: &str) -> anyhow::Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let valid = std::str::from_utf8(valid).unwrap_or_default();
+        let line = valid.matches('\n').count() + 1;
+        let column = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        Hinted::error(format!("{name}:{line}:{column}: not UTF-8 text"), hint)
+    })
+}
+
+/// A policy file's text, refused promptly when it is over APIM's size limit.
+fn read_policy(path: &Path) -> anyhow::Result<String> {
+    let name = path.display().to_string();
+    let bytes = read_bounded(path, MAX_POLICY_BYTES)?;
+    check_size(&bytes).map_err(|e| xml_error(&name, &e))?;
+    utf8(&name, bytes, "save the policy as UTF-8")
+}
+
+fn xml_error(name: &str, e: &ParseError) -> anyhow::Error {
+    Hinted::error(format!("{name}:{}: {}", e.position, e.describe()), e.hint())
+}
+
 fn parse_policy(name: &str, text: &str) -> anyhow::Result<(Document, PolicyDocument)> {
-    let doc = Document::parse(text).map_err(|e| {
-        Hinted::error(
-            format!("{name}:{}: not well-formed XML: {}", e.position, e.message),
-            "fix the XML; `provision validate` lints rendered policies",
-        )
-    })?;
+    let doc = Document::parse(text).map_err(|e| xml_error(name, &e))?;
     let model = PolicyDocument::from_document(&doc).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("{name}:{e}")).collect();
         anyhow::anyhow!("{}", lines.join("\n"))
@@ -279,9 +316,32 @@ fn split_pair<'a>(
 }
 
 fn read_jwks(path: &Path) -> anyhow::Result<KeySet> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    KeySet::from_json(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+    let name = path.display().to_string();
+    let bytes = read_bounded(path, MAX_JWKS_BYTES)?;
+    let text = utf8(&name, bytes, "a JWKS document is JSON, which is UTF-8")?;
+    KeySet::from_json(&text).map_err(|e| anyhow::anyhow!("{name}:{e}"))
+}
+
+/// More than any token file needs: a token over [`crate::policy::token::MAX_TOKEN_BYTES`] is
+/// still read, to be refused by the policy as malformed, with room for surrounding whitespace.
+const MAX_TOKEN_FILE_BYTES: usize = 64 * 1024;
+
+fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    let name = if path.as_os_str() == "-" {
+        "stdin".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let bytes = read_bounded(path, MAX_TOKEN_FILE_BYTES)?;
+    if bytes.len() > MAX_TOKEN_FILE_BYTES {
+        return Err(Hinted::error(
+            format!("{name}: larger than {MAX_TOKEN_FILE_BYTES} bytes, which no token is"),
+            "pass the file that holds just the token (Entra tokens are a few KB)",
+        ));
+    }
+    Ok(utf8(&name, bytes, "a token is ASCII text")?
+        .trim()
+        .to_owned())
 }
 
 fn eval(args: PolicyEvalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
@@ -289,17 +349,7 @@ fn eval(args: PolicyEvalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     // No token at all is a request like any other: the policy decides what it gets.
     let token = match (&args.token, &args.token_file) {
         (Some(t), _) => Some(t.trim().to_owned()),
-        (None, Some(f)) if f.as_os_str() == "-" => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
-            Some(s.trim().to_owned())
-        }
-        (None, Some(f)) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
-                .trim()
-                .to_owned(),
-        ),
+        (None, Some(f)) => Some(read_token_file(f)?),
         (None, None) => None,
     };
     let now = match &args.now {
@@ -373,16 +423,8 @@ fn eval(args: PolicyEvalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
 
 fn diff(args: PolicyDiffArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let read = |path: &Path| -> anyhow::Result<Document> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        Document::parse(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "{}:{}: not well-formed XML: {}",
-                path.display(),
-                e.position,
-                e.message
-            )
-        })
+        let text = read_policy(path)?;
+        Document::parse(&text).map_err(|e| xml_error(&path.display().to_string(), &e))
     };
     let (old, new) = (read(&args.old)?, read(&args.new)?);
     let differences = crate::policy::diff(&old, &new);

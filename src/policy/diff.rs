@@ -165,14 +165,18 @@ impl Walk<'_> {
     /// policy statements run in order.
     fn children(&mut self, path: &str, old: &Canonical, new: &Canonical) {
         let (o, n) = (old.children(), new.children());
-        let steps = align(o.len(), n.len(), |i, j| o[i] == n[j]);
+        // Subtrees are compared by hash first, so most of the alignment's comparisons are of
+        // two numbers rather than of two subtrees.
+        let (ho, hn) = (hashes(o), hashes(n));
+        let steps = align(o.len(), n.len(), |i, j| ho[i] == hn[j] && o[i] == n[j]);
+        let segments = segments(n);
         let (mut gap_old, mut gap_new) = (Vec::new(), Vec::new());
         for step in steps.into_iter().chain([Step::Both(o.len(), n.len())]) {
             match step {
                 Step::Old(i) => gap_old.push(i),
                 Step::New(j) => gap_new.push(j),
                 Step::Both(..) => {
-                    self.gap(path, new, &gap_old, &gap_new, o, n);
+                    self.gap(path, &segments, &gap_old, &gap_new, o, n);
                     gap_old.clear();
                     gap_new.clear();
                 }
@@ -183,7 +187,7 @@ impl Walk<'_> {
     fn gap(
         &mut self,
         path: &str,
-        parent: &Canonical,
+        segments: &[String],
         gap_old: &[usize],
         gap_new: &[usize],
         o: &[CanonicalNode],
@@ -205,7 +209,7 @@ impl Walk<'_> {
                 Step::New(j) => self.push(here.clone(), Change::Added(shown(&n[gap_new[j]]))),
                 Step::Both(i, j) => match (&o[gap_old[i]], &n[gap_new[j]]) {
                     (CanonicalNode::Element(a), CanonicalNode::Element(b)) => {
-                        let below = child_path(path, parent, gap_new[j]);
+                        let below = child_path(path, &segments[gap_new[j]]);
                         self.element(&below, a, b);
                     }
                     (CanonicalNode::Text(a), CanonicalNode::Text(b)) => self.push(
@@ -234,26 +238,50 @@ fn shown(node: &CanonicalNode) -> String {
     }
 }
 
-/// The path of `parent`'s child at `index` (an element), indexed among its same-name siblings
-/// when there are several.
-fn child_path(path: &str, parent: &Canonical, index: usize) -> String {
-    let CanonicalNode::Element(child) = &parent.children()[index] else {
-        unreachable!("only elements are descended into");
-    };
-    let same_name = |node: &CanonicalNode| matches!(node, CanonicalNode::Element(e) if e.name() == child.name());
-    let total = parent.children().iter().filter(|c| same_name(c)).count();
-    let segment = if total > 1 {
-        let nth = parent.children()[..index]
-            .iter()
-            .filter(|c| same_name(c))
-            .count()
-            + 1;
-        format!("{}[{nth}]", child.name())
-    } else {
-        child.name().to_owned()
-    };
+fn hashes(nodes: &[CanonicalNode]) -> Vec<u64> {
+    use std::hash::{Hash, Hasher};
+    nodes
+        .iter()
+        .map(|node| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            node.hash(&mut h);
+            h.finish()
+        })
+        .collect()
+}
+
+/// The path segment of each child that is an element: its name, with a 1-based `[n]` among its
+/// same-name siblings when there are several. Counted once per parent, in linear time; counting
+/// per child was quadratic in the number of siblings.
+fn segments(children: &[CanonicalNode]) -> Vec<String> {
+    fn name(node: &CanonicalNode) -> Option<&str> {
+        match node {
+            CanonicalNode::Element(e) => Some(e.name()),
+            CanonicalNode::Text(_) => None,
+        }
+    }
+    let mut totals: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for n in children.iter().filter_map(name) {
+        *totals.entry(n).or_default() += 1;
+    }
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    children
+        .iter()
+        .map(|child| match name(child) {
+            None => String::new(),
+            Some(n) if totals[n] > 1 => {
+                let nth = seen.entry(n).or_default();
+                *nth += 1;
+                format!("{n}[{nth}]")
+            }
+            Some(n) => n.to_owned(),
+        })
+        .collect()
+}
+
+fn child_path(path: &str, segment: &str) -> String {
     if path.is_empty() {
-        segment
+        segment.to_owned()
     } else {
         format!("{path}/{segment}")
     }
@@ -266,36 +294,86 @@ enum Step {
     New(usize),
 }
 
+/// Cells of the alignment table beyond which [`align`] stops looking for the best alignment:
+/// 16 MiB of table, reached only by two policies whose long runs of siblings differ throughout.
+const ALIGN_CELLS: usize = 1 << 20;
+
 /// An order-preserving alignment of `0..m` with `0..n` matching as many pairs as `same` allows
 /// (a longest common subsequence). Among the longest, it takes the one whose matches move least
 /// (smallest total `|i - j|`): with repeated equal siblings, plain LCS may match an item to its
 /// twin one place over and report an edit as a removal here plus an addition there.
+///
+/// A common prefix and suffix are matched first, in linear time (all of a policy compared with
+/// itself, or with one edit). The table for what is left costs `m × n`; past [`ALIGN_CELLS`] the
+/// items are paired by position instead, which still reports every difference, if not the
+/// fewest.
 fn align(m: usize, n: usize, same: impl Fn(usize, usize) -> bool) -> Vec<Step> {
+    let mut prefix = 0;
+    while prefix < m.min(n) && same(prefix, prefix) {
+        prefix += 1;
+    }
+    let mut suffix = 0;
+    while suffix < (m - prefix).min(n - prefix) && same(m - 1 - suffix, n - 1 - suffix) {
+        suffix += 1;
+    }
+    let (mm, nn) = (m - prefix - suffix, n - prefix - suffix);
+    let mut steps = Vec::with_capacity(m.max(n));
+    steps.extend((0..prefix).map(|k| Step::Both(k, k)));
+    let middle = |i: usize, j: usize| same(prefix + i, prefix + j);
+    let shift = |step: Step| match step {
+        Step::Both(i, j) => Step::Both(prefix + i, prefix + j),
+        Step::Old(i) => Step::Old(prefix + i),
+        Step::New(j) => Step::New(prefix + j),
+    };
+    if (mm + 1).saturating_mul(nn + 1) <= ALIGN_CELLS {
+        steps.extend(best_alignment(mm, nn, middle).into_iter().map(shift));
+    } else {
+        for k in 0..mm.max(nn) {
+            if k < mm && k < nn && middle(k, k) {
+                steps.push(shift(Step::Both(k, k)));
+                continue;
+            }
+            if k < mm {
+                steps.push(shift(Step::Old(k)));
+            }
+            if k < nn {
+                steps.push(shift(Step::New(k)));
+            }
+        }
+    }
+    steps.extend((0..suffix).map(|k| Step::Both(m - suffix + k, n - suffix + k)));
+    steps
+}
+
+/// The dynamic-programming alignment behind [`align`], in one flat table.
+fn best_alignment(m: usize, n: usize, same: impl Fn(usize, usize) -> bool) -> Vec<Step> {
     // best[i][j]: (matches, -displacement) for the suffixes old[i..], new[j..]; larger is better.
-    let mut best = vec![vec![(0usize, 0isize); n + 1]; m + 1];
+    let width = n + 1;
+    let mut best = vec![(0usize, 0isize); (m + 1) * width];
+    let at = |i: usize, j: usize| i * width + j;
     for i in (0..m).rev() {
         for j in (0..n).rev() {
-            let mut b = best[i + 1][j].max(best[i][j + 1]);
+            let mut b = best[at(i + 1, j)].max(best[at(i, j + 1)]);
             if same(i, j) {
-                let (k, d) = best[i + 1][j + 1];
+                let (k, d) = best[at(i + 1, j + 1)];
                 b = b.max((k + 1, d - displacement(i, j)));
             }
-            best[i][j] = b;
+            best[at(i, j)] = b;
         }
     }
     let mut steps = Vec::with_capacity(m.max(n));
     let (mut i, mut j) = (0, 0);
     while i < m || j < n {
         if i < m && j < n && same(i, j) {
-            let (k, d) = best[i + 1][j + 1];
-            if (k + 1, d - displacement(i, j)) == best[i][j] {
+            let (k, d) = best[at(i + 1, j + 1)];
+            if (k + 1, d - displacement(i, j)) == best[at(i, j)] {
                 steps.push(Step::Both(i, j));
                 i += 1;
                 j += 1;
                 continue;
             }
         }
-        if i < m && (j == n || best[i + 1][j] == best[i][j]) {
+        if i < m && (j == n || best[at(i + 1, j)] == best[at(i, j)]) {
             steps.push(Step::Old(i));
             i += 1;
         } else {
@@ -514,5 +592,75 @@ mod tests {
         let old = "<a><v>x</v><v>x</v><v>x</v></a>";
         let new = "<a><v>x</v><v>y</v><v>x</v></a>";
         assert_eq!(shown(old, new), ["v[2]: \"x\" → \"y\""]);
+    }
+
+    #[test]
+    fn sixteen_thousand_siblings_diff_in_linear_time() {
+        let siblings = |value: &str| {
+            format!(
+                "<policies><inbound>{}</inbound></policies>",
+                format!("<a v=\"{value}\"/>").repeat(16_000)
+            )
+        };
+        let (one, two) = (parse(&siblings("1")), parse(&siblings("2")));
+        let started = std::time::Instant::now();
+        assert_eq!(diff(&one, &one), []);
+        // Nothing in common: past the table's limit, siblings are paired by position.
+        let differences = diff(&one, &two);
+        assert_eq!(differences.len(), 16_000);
+        assert_eq!(
+            differences[15_999].to_string(),
+            "inbound/a[16000]@v: \"1\" → \"2\""
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_insertion_among_thousands_of_siblings_is_one_addition() {
+        let siblings: Vec<String> = (0..5_000).map(|i| format!("<a v=\"{i}\"/>")).collect();
+        let old = format!(
+            "<policies><inbound>{}</inbound></policies>",
+            siblings.concat()
+        );
+        let mut edited = siblings.clone();
+        edited.insert(2_500, "<b/>".to_owned());
+        let new = format!(
+            "<policies><inbound>{}</inbound></policies>",
+            edited.concat()
+        );
+        assert_eq!(shown(&old, &new), ["inbound: + <b />"]);
+    }
+
+    #[test]
+    fn a_chain_at_the_depth_limit_diffs_on_a_small_stack() {
+        let chain = |leaf: &str| {
+            format!(
+                "{}{leaf}{}",
+                "<a>".repeat(crate::policy::MAX_DEPTH),
+                "</a>".repeat(crate::policy::MAX_DEPTH)
+            )
+        };
+        let (old, new) = (chain("x"), chain("y"));
+        // Half the stack a test thread gets by default: the recursion has room to spare.
+        let differences = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let (old, new) = (parse(&old), parse(&new));
+                let c = canonical(&old);
+                assert_eq!(canonical(&parse(&c.to_xml())), c);
+                diff(&old, &new)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(differences.len(), 1);
+        assert_eq!(
+            differences[0].path,
+            vec!["a"; crate::policy::MAX_DEPTH - 1].join("/")
+        );
     }
 }

@@ -122,7 +122,7 @@ pub fn lint(xml: &str, ctx: &LintContext<'_>) -> Vec<Finding> {
                 line: e.position.line,
                 column: e.position.column,
                 element: None,
-                message: format!("not well-formed XML: {}", e.message),
+                message: e.describe(),
             }];
         }
     };
@@ -161,8 +161,10 @@ impl Lint<'_> {
                     section,
                     format!("section <{}> appears twice", section.name),
                 );
+            } else {
+                // At most the four sections, so a repeated one is found without a scan per copy.
+                seen.push(&section.name);
             }
-            seen.push(&section.name);
             let bases: Vec<&Element> = section.elements().filter(|e| e.name == "base").collect();
             for extra in bases.iter().skip(1) {
                 self.error(
@@ -173,8 +175,7 @@ impl Lint<'_> {
             }
         }
         let mut token_checks = 0;
-        for (ancestors, element) in root.descendants() {
-            let section = ancestors.get(1).copied().unwrap_or("");
+        for (section, element) in root.descendants() {
             match element.name.as_str() {
                 name if TOKEN_CHECKS.contains(&name) => {
                     token_checks += 1;

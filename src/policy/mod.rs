@@ -16,5 +16,8 @@ pub mod token;
 
 pub use canonical::{Canonical, CanonicalNode, canonical};
 pub use diff::{Change, Difference, diff};
-pub use document::{Document, Element, Node, ParseError, Position};
+pub use document::{
+    Document, Element, MAX_ATTRIBUTES, MAX_DEPTH, MAX_ELEMENTS, MAX_POLICY_BYTES, Node, ParseError,
+    Position, check_size,
+};
 pub use lint::{Finding, LintContext, Severity, lint};

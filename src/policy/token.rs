@@ -16,6 +16,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+/// The largest token read. Entra access tokens are a few KB (group overage keeps even a member of
+/// many groups small); anything four times larger is refused as malformed rather than decoded.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// The largest JWKS document read. Entra's key sets hold a handful of 2048-bit keys, about 2 KB
+/// each.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Keys in one JWKS document: Entra publishes fewer than ten at a time.
+pub const MAX_JWKS_KEYS: usize = 64;
+
 /// A token split into its parts; nothing in it is trusted until verified.
 #[derive(Debug, Clone)]
 pub struct Jwt {
@@ -30,7 +41,14 @@ pub struct Jwt {
 
 impl Jwt {
     /// Parses a compact JWS. Errors say what is malformed, never the token itself.
+    /// Nesting in the header and payload is bounded by `serde_json`'s recursion limit (128).
     pub fn parse(token: &str) -> Result<Jwt, String> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(format!(
+                "the token is {} bytes; a JWT over {MAX_TOKEN_BYTES} bytes is refused (Entra tokens are a few KB)",
+                token.len()
+            ));
+        }
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -77,10 +95,29 @@ impl Jwt {
         self.claims.get(name).and_then(Value::as_str)
     }
 
-    pub fn claim_i64(&self, name: &str) -> Option<i64> {
-        self.claims
-            .get(name)
-            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+    /// A time claim (`exp`, `nbf`, `iat`) as Unix seconds: `Ok(None)` when absent, an error
+    /// naming the claim when it is not a whole number of seconds from 1970 to the end of 9999.
+    /// RFC 7519 allows fractions, but Entra never issues them, and an absurd instant only makes
+    /// the lifetime arithmetic overflow.
+    pub fn time_claim(&self, name: &str) -> Result<Option<i64>, String> {
+        let Some(value) = self.claims.get(name) else {
+            return Ok(None);
+        };
+        let seconds = match value {
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e18)
+                    .map(|f| f as i64)
+            }),
+            _ => None,
+        };
+        match seconds {
+            Some(s) if (0..=MAX_NUMERIC_DATE).contains(&s) => Ok(Some(s)),
+            _ => Err(format!(
+                "claim `{name}` must be a whole number of seconds from 0 to {MAX_NUMERIC_DATE} (9999-12-31T23:59:59Z), not {}",
+                shown_json(value)
+            )),
+        }
     }
 
     pub fn signing_input(&self) -> &[u8] {
@@ -89,6 +126,23 @@ impl Jwt {
 
     pub fn signature(&self) -> &[u8] {
         &self.signature
+    }
+}
+
+/// 9999-12-31T23:59:59Z in Unix seconds: the last instant a time claim may name.
+pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
+/// A claim value in an error: numbers and short strings as they are, anything else by its kind,
+/// so a detail stays one short line.
+fn shown_json(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.chars().count() <= 40 => format!("\"{s}\""),
+        Value::String(_) => "a long string".to_owned(),
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
     }
 }
 
@@ -134,7 +188,17 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// Refuses documents over [`MAX_JWKS_BYTES`] or [`MAX_JWKS_KEYS`]; nesting is bounded by
+    /// `serde_json`'s recursion limit (128).
     pub fn from_json(text: &str) -> Result<KeySet, JwksError> {
+        if text.len() > MAX_JWKS_BYTES {
+            return Err(JwksError {
+                location: None,
+                message: format!(
+                    "the key set is larger than {MAX_JWKS_BYTES} bytes; Entra's are a few KB"
+                ),
+            });
+        }
         let jwks: Jwks = serde_json::from_str(text).map_err(|e| JwksError {
             location: Some((e.line(), e.column())),
             message: format!("not a JWKS document ({{\"keys\": [...]}}): {e}"),
@@ -143,6 +207,15 @@ impl KeySet {
     }
 
     pub fn from_jwks(jwks: Jwks) -> Result<KeySet, JwksError> {
+        if jwks.keys.len() > MAX_JWKS_KEYS {
+            return Err(JwksError {
+                location: None,
+                message: format!(
+                    "the key set has {} keys; at most {MAX_JWKS_KEYS} are read (Entra publishes fewer than ten)",
+                    jwks.keys.len()
+                ),
+            });
+        }
         let mut set = KeySet::default();
         for (i, jwk) in jwks.keys.iter().enumerate() {
             let fail = |message: String| JwksError {
@@ -417,5 +490,81 @@ pub(crate) mod tests {
             err.message,
             "keys[0]: an RSA key without `kid` cannot be selected"
         );
+    }
+
+    #[test]
+    fn a_token_over_16_kib_is_malformed() {
+        let claims = serde_json::json!({ "pad": "x".repeat(MAX_TOKEN_BYTES) });
+        let token = signer().sign(&claims);
+        assert_eq!(
+            Jwt::parse(&token).unwrap_err(),
+            format!(
+                "the token is {} bytes; a JWT over 16384 bytes is refused (Entra tokens are a few KB)",
+                token.len()
+            )
+        );
+        let just_fits = format!(
+            "{}.e30.",
+            encode_json(
+                &serde_json::json!({"alg": "RS256", "p": "x".repeat(MAX_TOKEN_BYTES * 3 / 4 - 40)})
+            )
+        );
+        assert!(just_fits.len() <= MAX_TOKEN_BYTES, "{}", just_fits.len());
+        assert!(Jwt::parse(&just_fits).is_ok());
+    }
+
+    #[test]
+    fn json_nested_past_serde_json_recursion_limit_is_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let payload = URL_SAFE_NO_PAD.encode(format!("{{\"a\":{}}}", &deep[..2_000 * 2]));
+        assert_eq!(
+            Jwt::parse(&format!("{payload}.e30.")).unwrap_err(),
+            "the header is not a JSON object"
+        );
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        assert_eq!(
+            Jwt::parse(&format!("{header}.{payload}.")).unwrap_err(),
+            "the payload is not a JSON object"
+        );
+        // What `Jwt::parse` relies on: parsing into a `Value` stops at depth 128.
+        let err = serde_json::from_str::<Value>(&deep).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "recursion limit exceeded at line 1 column 128"
+        );
+        // A key set is read into its own types: nesting where a key belongs is a type error,
+        // and an unknown field is skipped without recursion, whatever its depth.
+        let err = KeySet::from_json(&format!("{{\"keys\": {deep}}}")).unwrap_err();
+        assert_eq!(err.location, Some((1, 11)));
+        assert!(
+            KeySet::from_json(&format!("{{\"pad\": {deep}, \"keys\": []}}"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_jwks_over_its_size_or_key_count_is_refused() {
+        let big = format!(
+            "{{\"keys\": [], \"pad\": \"{}\"}}",
+            "x".repeat(MAX_JWKS_BYTES)
+        );
+        assert_eq!(
+            KeySet::from_json(&big).unwrap_err().to_string(),
+            "the key set is larger than 262144 bytes; Entra's are a few KB"
+        );
+        let many = Jwks {
+            keys: vec![signer().jwk(); MAX_JWKS_KEYS + 1],
+        };
+        assert_eq!(
+            KeySet::from_json(&serde_json::to_string(&many).unwrap())
+                .unwrap_err()
+                .to_string(),
+            "the key set has 65 keys; at most 64 are read (Entra publishes fewer than ten)"
+        );
+        let enough = Jwks {
+            keys: vec![signer().jwk(); MAX_JWKS_KEYS],
+        };
+        assert!(KeySet::from_jwks(enough).is_ok());
     }
 }

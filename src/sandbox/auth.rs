@@ -136,7 +136,12 @@ pub(crate) fn verify_bearer(
         )));
     }
     let now = now_s();
-    if jwt.claim_i64("exp").is_none_or(|exp| now >= exp + 300) {
+    if jwt
+        .time_claim("exp")
+        .ok()
+        .flatten()
+        .is_none_or(|exp| now >= exp + 300)
+    {
         return Err(AuthError::Expired);
     }
     let aud = jwt.claim_str("aud").unwrap_or_default().to_owned();

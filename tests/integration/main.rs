@@ -10,6 +10,7 @@ mod cli_usage;
 mod golden;
 mod lint_fixtures;
 mod policy_cli;
+mod policy_inputs;
 mod project;
 mod render_check;
 mod repository;

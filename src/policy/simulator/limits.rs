@@ -25,12 +25,12 @@ impl Counters {
         }
     }
 
+    /// Saturating: amounts come from the caller, and a sum past `u64::MAX` is over any limit.
     fn sum_since(events: &[(i64, u64)], since: i64) -> u64 {
         events
             .iter()
             .filter(|(t, _)| *t > since)
-            .map(|(_, n)| n)
-            .sum()
+            .fold(0, |sum, (_, n)| sum.saturating_add(*n))
     }
 }
 
@@ -91,7 +91,11 @@ impl Simulator {
         position: Position,
     ) -> Result<Option<Denial>, NotSimulated> {
         let calls = self.number(&limit.calls, ctx, policy)?;
-        let period = self.number(&limit.renewal_period, ctx, policy)? as i64;
+        // A renewal period past i64 seconds is forever; saturating keeps the window arithmetic
+        // below from overflowing on it.
+        let period =
+            i64::try_from(self.number(&limit.renewal_period, ctx, policy)?).unwrap_or(i64::MAX);
+        let since = ctx.now.saturating_sub(period);
         let key = format!(
             "{}:{}:{}",
             position,
@@ -108,10 +112,10 @@ impl Simulator {
             });
         }
         let events = self.counters.calls.entry(key).or_default();
-        events.retain(|(t, _)| *t > ctx.now - period);
-        if Counters::sum_since(events, ctx.now - period) >= calls {
+        events.retain(|(t, _)| *t > since);
+        if Counters::sum_since(events, since) >= calls {
             let oldest = events.first().map_or(ctx.now, |(t, _)| *t);
-            let retry = (oldest + period - ctx.now).max(1);
+            let retry = oldest.saturating_add(period).saturating_sub(ctx.now).max(1);
             return Ok(Some(Denial {
                 status: 429,
                 reason: "RateLimitExceeded",
@@ -175,11 +179,10 @@ impl Simulator {
                     column: position.column,
                     what: format!("token-quota-period `{}`", limit.token_quota_period),
                 })?;
-            let used: u64 = events
+            let used = events
                 .iter()
                 .filter(|(t, _)| *t >= start && *t < end)
-                .map(|(_, n)| n)
-                .sum();
+                .fold(0u64, |sum, (_, n)| sum.saturating_add(*n));
             if used >= quota {
                 let retry = (end - ctx.now).max(1);
                 return Ok((

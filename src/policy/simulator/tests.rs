@@ -678,3 +678,99 @@ fn token_from_an_expression_it_cannot_evaluate_is_unknown() {
         (Decision::Unknown, Some("validate-azure-ad-token"))
     );
 }
+
+#[test]
+fn exp_near_the_end_of_i64_is_malformed_instead_of_overflowing() {
+    // `2^63-300` passed and `2^63-299` was "expired -9223372035058542569 s ago".
+    for (exp, shown) in [
+        (json!(i64::MAX - 300), "9223372036854775507"),
+        (json!(i64::MAX - 299), "9223372036854775508"),
+        (json!(u64::MAX), "18446744073709551615"),
+        (json!(-1), "-1"),
+        (json!(253_402_300_800_i64), "253402300800"),
+        (json!(1.8e9 + 0.5), "1800000000.5"),
+        (json!("1800003600"), "\"1800003600\""),
+    ] {
+        let token = signer().sign(&with(v2_claims(), json!({ "exp": exp })));
+        let o = run(&aad("", ""), &request(&token));
+        assert_eq!(
+            (o.decision, o.status, o.reason.as_deref()),
+            (Decision::Deny, 401, Some("JwtInvalid"))
+        );
+        assert_eq!(
+            o.detail.as_deref(),
+            Some(format!("claim `exp` must be a whole number of seconds from 0 to 253402300799 (9999-12-31T23:59:59Z), not {shown}").as_str())
+        );
+    }
+    // The last second of 9999 and a whole number written as a float are still times.
+    for exp in [json!(253_402_300_799_i64), json!(1.8e9 + 3600.0)] {
+        let token = signer().sign(&with(v2_claims(), json!({ "exp": exp })));
+        assert_eq!(
+            reason(&aad("", ""), &request(&token)),
+            (Decision::Allow, 200, None)
+        );
+    }
+}
+
+#[test]
+fn absurd_nbf_and_iat_are_malformed_naming_the_claim() {
+    for (claim, value, shown) in [
+        ("nbf", json!(i64::MIN), "-9223372036854775808"),
+        ("nbf", json!(i64::MAX), "9223372036854775807"),
+        ("iat", json!(-5), "-5"),
+        ("iat", json!({"at": 1}), "an object"),
+    ] {
+        let token = signer().sign(&with(v2_claims(), json!({ claim: value })));
+        let o = run(&aad("", ""), &request(&token));
+        assert_eq!(o.reason.as_deref(), Some("JwtInvalid"), "{claim}");
+        assert_eq!(
+            o.detail.as_deref(),
+            Some(format!("claim `{claim}` must be a whole number of seconds from 0 to 253402300799 (9999-12-31T23:59:59Z), not {shown}").as_str())
+        );
+    }
+}
+
+#[test]
+fn an_absurd_clock_skew_saturates_instead_of_overflowing() {
+    let inbound = format!(
+        r#"<validate-jwt header-name="Authorization" clock-skew="9223372036854775807">
+             <openid-config url="https://login.microsoftonline.com/{TENANT}/v2.0/.well-known/openid-configuration" />
+           </validate-jwt>"#
+    );
+    let late = with(v2_claims(), json!({"exp": NOW - 3600, "nbf": NOW + 3600}));
+    assert_eq!(
+        reason(&inbound, &request(&signer().sign(&late))),
+        (Decision::Allow, 200, None)
+    );
+}
+
+#[test]
+fn a_renewal_period_past_i64_and_token_counts_past_u64_saturate() {
+    let doc = policy(
+        r#"<rate-limit-by-key calls="1" renewal-period="18446744073709551615" counter-key="k" />"#,
+    );
+    let mut sim = simulator();
+    let r = Request::new("GET", "/");
+    assert_eq!(sim.evaluate(&doc, &r, NOW).decision, Decision::Allow);
+    let second = sim.evaluate(&doc, &r, NOW + 1);
+    assert_eq!(second.reason.as_deref(), Some("RateLimitExceeded"));
+    assert_eq!(
+        second.response_headers,
+        vec![("Retry-After".to_owned(), (i64::MAX - NOW - 1).to_string())]
+    );
+
+    // Two calls under the quota whose tokens add up past u64::MAX.
+    let doc = policy(
+        r#"<llm-token-limit counter-key="k" token-quota="18446744073709551615" token-quota-period="Yearly" />"#,
+    );
+    let mut sim = simulator();
+    let mut r = Request::new("GET", "/");
+    r.llm_tokens = u64::MAX - 1;
+    assert_eq!(sim.evaluate(&doc, &r, NOW).decision, Decision::Allow);
+    assert_eq!(sim.evaluate(&doc, &r, NOW + 1).decision, Decision::Allow);
+    let third = sim.evaluate(&doc, &r, NOW + 2);
+    assert_eq!(
+        (third.status, third.reason.as_deref()),
+        (403, Some("TokenQuotaExceeded"))
+    );
+}

@@ -532,24 +532,30 @@ fn verify_signature(jwt: &Jwt, keys: &KeySet) -> Result<(), Rejection> {
     }
 }
 
+/// Time claims are read strictly (see [`Jwt::time_claim`]): a malformed one makes the token
+/// `JwtInvalid`, naming the claim, whatever the others say. Within their range, `exp + skew` and
+/// `now + skew` cannot overflow but for an absurd `clock-skew`, which saturates (never expires).
 fn check_lifetime(jwt: &Jwt, now: i64, skew: i64, require_exp: bool) -> Result<(), Rejection> {
-    match jwt.claim_i64("exp") {
-        Some(exp) if now >= exp + skew => {
+    let claim = |name: &str| jwt.time_claim(name).map_err(|e| reject("JwtInvalid", e));
+    let (exp, nbf) = (claim("exp")?, claim("nbf")?);
+    claim("iat")?;
+    match exp {
+        Some(exp) if now >= exp.saturating_add(skew) => {
             return Err(reject(
                 "TokenExpired",
-                format!("expired {} s ago", now - exp),
+                format!("expired {} s ago", now.saturating_sub(exp)),
             ));
         }
         Some(_) => {}
         None if require_exp => return Err(reject("JwtInvalid", "the token has no `exp`")),
         None => {}
     }
-    if let Some(nbf) = jwt.claim_i64("nbf")
-        && now + skew < nbf
+    if let Some(nbf) = nbf
+        && now.saturating_add(skew) < nbf
     {
         return Err(reject(
             "TokenNotYetValid",
-            format!("valid from {} s from now", nbf - now),
+            format!("valid from {} s from now", nbf.saturating_sub(now)),
         ));
     }
     Ok(())

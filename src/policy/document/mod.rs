@@ -1,9 +1,32 @@
 //! A policy document as a tree of elements that remember where they were in the text. Entity
 //! references are resolved, so `&quot;` and `"` read the same; comments are dropped from the tree
 //! because APIM drops them too.
+//!
+//! Every policy text is untrusted input (a file, a template's output, ARM's echo), so the parser
+//! bounds what it builds: the text's size, nesting depth, attributes per element and elements in
+//! all. The tree is therefore never deeper than [`MAX_DEPTH`], which is what lets canonical form,
+//! diff, lint and even `Drop` recurse over it without overflowing a thread's stack.
+
+use std::collections::HashSet;
 
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
+
+/// APIM's own limit on one policy document ("Policy document size: 256 KiB", Azure API
+/// Management gateway runtime limits); a larger policy would be refused at deployment anyway.
+pub const MAX_POLICY_BYTES: usize = 256 * 1024;
+
+/// Nesting depth, the root being 1. Real policies nest a handful of levels (`choose`/`when`
+/// inside a section); 256 is far beyond any of them and far below what recursion can take.
+pub const MAX_DEPTH: usize = 256;
+
+/// Attributes on one element. The widest APIM policies (`validate-jwt`, `llm-token-limit`) take
+/// about a dozen.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// Elements in one document. A 256 KiB policy written sensibly holds a few thousand; the cap
+/// keeps the worst case (`<a/>` repeated) to a size every later phase handles at once.
+pub const MAX_ELEMENTS: usize = 16_384;
 
 /// 1-based line and column (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,7 +72,7 @@ impl Element {
         self.attribute(name).map(|a| a.value.as_str())
     }
 
-    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+    pub fn elements(&self) -> impl DoubleEndedIterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
             Node::Element(e) => Some(e),
             Node::Text(_) => None,
@@ -71,23 +94,22 @@ impl Element {
         out.trim().to_owned()
     }
 
-    /// Every element below this one, depth first, with its ancestors' names.
-    pub fn descendants(&self) -> Vec<(Vec<&str>, &Element)> {
+    /// Every element below this one, depth first, each with the name of the child of this
+    /// element that it is in (for a policy's root, its section), or `""` for this element's own
+    /// children. Linear: copying each element's whole ancestry made a deep tree quadratic.
+    pub fn descendants(&self) -> Vec<(&str, &Element)> {
         let mut out = Vec::new();
-        fn walk<'a>(
-            e: &'a Element,
-            path: &mut Vec<&'a str>,
-            out: &mut Vec<(Vec<&'a str>, &'a Element)>,
-        ) {
-            for child in e.elements() {
-                out.push((path.clone(), child));
-                path.push(&child.name);
-                walk(child, path, out);
-                path.pop();
-            }
+        let mut pending: Vec<(&str, &Element)> =
+            self.elements().rev().map(|child| ("", child)).collect();
+        while let Some((branch, element)) = pending.pop() {
+            out.push((branch, element));
+            let branch = if branch.is_empty() {
+                element.name.as_str()
+            } else {
+                branch
+            };
+            pending.extend(element.elements().rev().map(|child| (branch, child)));
         }
-        let mut path = vec![self.name.as_str()];
-        walk(self, &mut path, &mut out);
         out
     }
 }
@@ -97,35 +119,112 @@ pub struct Document {
     pub root: Element,
 }
 
-/// The document is not well-formed XML.
+/// The document is not well-formed XML, or is over one of the limits above.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{position}: {message}")]
 pub struct ParseError {
     pub position: Position,
     pub message: String,
+    /// For a document refused for a limit rather than for its syntax: what to do about it.
+    pub limit_hint: Option<&'static str>,
 }
 
-/// Maps byte offsets to positions.
+impl ParseError {
+    fn malformed(position: Position, message: String) -> ParseError {
+        ParseError {
+            position,
+            message,
+            limit_hint: None,
+        }
+    }
+
+    /// The message as a person reads it: syntax errors say that the XML is not well-formed, a
+    /// limit speaks for itself.
+    pub fn describe(&self) -> String {
+        match self.limit_hint {
+            Some(_) => self.message.clone(),
+            None => format!("not well-formed XML: {}", self.message),
+        }
+    }
+
+    /// The remedy to print under the error.
+    pub fn hint(&self) -> &'static str {
+        self.limit_hint
+            .unwrap_or("fix the XML; `provision validate` lints rendered policies")
+    }
+}
+
+const SIZE_HINT: &str = "APIM refuses a policy document over 256 KiB; move shared parts into policy fragments (<include-fragment>)";
+const SHAPE_HINT: &str =
+    "no APIM policy is shaped like this; check that the file is the policy you meant";
+
+/// Refuses a text over [`MAX_POLICY_BYTES`], pointing at the first byte past the limit. Takes
+/// bytes so that a caller can check a bounded read before decoding it.
+pub fn check_size(bytes: &[u8]) -> Result<(), ParseError> {
+    if bytes.len() <= MAX_POLICY_BYTES {
+        return Ok(());
+    }
+    let before = &bytes[..MAX_POLICY_BYTES];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = before[line_start..]
+        .iter()
+        .filter(|&&b| !is_continuation(b))
+        .count()
+        + 1;
+    Err(ParseError {
+        position: Position { line, column },
+        message: format!(
+            "the policy is larger than {MAX_POLICY_BYTES} bytes (256 KiB), the most APIM accepts in one policy document"
+        ),
+        limit_hint: Some(SIZE_HINT),
+    })
+}
+
+/// A UTF-8 continuation byte: not the start of a character.
+fn is_continuation(b: u8) -> bool {
+    b & 0xC0 == 0x80
+}
+
+/// Maps byte offsets to positions in logarithmic time: counting characters from the start of
+/// the line instead made a one-line document with many elements quadratic.
 struct Lines {
     starts: Vec<usize>,
+    /// Offsets of UTF-8 continuation bytes; a column is the bytes since the line start minus
+    /// these. Empty for ASCII text.
+    continuations: Vec<usize>,
 }
 
 impl Lines {
     fn new(text: &str) -> Lines {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Lines { starts }
+        let continuations = if text.is_ascii() {
+            Vec::new()
+        } else {
+            (0..text.len())
+                .filter(|&i| is_continuation(text.as_bytes()[i]))
+                .collect()
+        };
+        Lines {
+            starts,
+            continuations,
+        }
     }
 
     fn position(&self, text: &str, offset: usize) -> Position {
         let offset = offset.min(text.len());
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self.starts[line - 1];
-        let column = text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count())
-            + 1;
-        Position { line, column }
+        let inside = self.continuations.partition_point(|&c| c < offset)
+            - self.continuations.partition_point(|&c| c < start);
+        Position {
+            line,
+            column: offset - start - inside + 1,
+        }
     }
 }
 
@@ -141,7 +240,11 @@ impl Document {
     /// one of its expression attributes, read as XML, is not complete C# (no matching close, an
     /// unterminated string literal), which APIM rejects anyway; a well-formed policy whose
     /// expressions are valid parses exactly as strict XML, positions included.
+    ///
+    /// Refuses a text over the limits at the top of this module with an error at the place that
+    /// crosses one.
     pub fn parse(text: &str) -> Result<Document, ParseError> {
+        check_size(text.as_bytes())?;
         let lines = Lines::new(text);
         let as_written = Origin {
             original: text,
@@ -173,15 +276,19 @@ impl Document {
 /// Reads well-formed XML into a tree; `origin` turns offsets in `text` into positions in what the
 /// user wrote, which differ when `text` is the pre-pass's re-encoding.
 fn parse_xml(text: &str, origin: &Origin<'_>) -> Result<Document, ParseError> {
-    let error = |offset: usize, message: String| ParseError {
+    let error =
+        |offset: usize, message: String| ParseError::malformed(origin.position(offset), message);
+    let over_limit = |offset: usize, message: String| ParseError {
         position: origin.position(offset),
         message,
+        limit_hint: Some(SHAPE_HINT),
     };
     let mut reader = Reader::from_str(text);
     reader.config_mut().trim_text(false);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut elements = 0usize;
     loop {
         let start = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         let event = reader.read_event().map_err(|e| {
@@ -207,15 +314,41 @@ fn parse_xml(text: &str, origin: &Origin<'_>) -> Result<Document, ParseError> {
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                // Checked before the element exists: nothing deeper than the limit is ever built.
+                if stack.len() >= MAX_DEPTH {
+                    return Err(over_limit(
+                        start,
+                        format!("<{name}> is nested deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+                elements += 1;
+                if elements > MAX_ELEMENTS {
+                    return Err(over_limit(
+                        start,
+                        format!(
+                            "<{name}> is element number {elements}; a policy may hold at most {MAX_ELEMENTS}"
+                        ),
+                    ));
+                }
+                let tag_end = usize::try_from(reader.buffer_position())
+                    .unwrap_or(text.len())
+                    .min(text.len());
+                let mut offsets = attribute_offsets(&text.as_bytes()[start..tag_end]).into_iter();
                 let mut attributes = Vec::new();
-                let tag_text = &text[start
-                    ..usize::try_from(reader.buffer_position())
-                        .unwrap_or(text.len())
-                        .min(text.len())];
-                for attr in e.attributes() {
+                let mut seen = HashSet::new();
+                // quick-xml's own duplicate check compares each attribute with every earlier one;
+                // a set keeps a wide element linear.
+                for attr in e.attributes().with_checks(false) {
                     let attr = attr.map_err(|err| error(start, err.to_string()))?;
+                    let offset = offsets.next().map_or(start, |o| start + o);
                     let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
-                    if attributes.iter().any(|a: &Attribute| a.name == key) {
+                    if attributes.len() == MAX_ATTRIBUTES {
+                        return Err(over_limit(
+                            offset,
+                            format!("<{name}> has more than {MAX_ATTRIBUTES} attributes"),
+                        ));
+                    }
+                    if !seen.insert(key.clone()) {
                         return Err(error(
                             start,
                             format!("attribute `{key}` appears twice on <{name}>"),
@@ -225,7 +358,6 @@ fn parse_xml(text: &str, origin: &Origin<'_>) -> Result<Document, ParseError> {
                         .unescape_value()
                         .map_err(|err| error(start, err.to_string()))?
                         .into_owned();
-                    let offset = find_attribute(tag_text, &key).map_or(start, |o| start + o);
                     attributes.push(Attribute {
                         name: key,
                         value,
@@ -296,10 +428,10 @@ fn parse_xml(text: &str, origin: &Origin<'_>) -> Result<Document, ParseError> {
         }
     }
     if let Some(open) = stack.last() {
-        return Err(ParseError {
-            position: open.position,
-            message: format!("<{}> is never closed", open.name),
-        });
+        return Err(ParseError::malformed(
+            open.position,
+            format!("<{}> is never closed", open.name),
+        ));
     }
     root.map(|root| Document { root })
         .ok_or_else(|| error(0, "the document has no root element".to_owned()))
@@ -347,8 +479,14 @@ impl Origin<'_> {
 /// expression runs to its matching `)`/`}` (C# string and char literals skipped), not to the next
 /// quote, and the characters in it that XML forbids there are encoded. Returns the re-encoded text
 /// and its edits, or `None` when there is nothing to encode and the text can be read as it is.
+///
+/// Finding an expression's end may read far ahead, and an expression that never closes reads to
+/// the end of the text; many of those would make the pre-pass quadratic. The reading is bounded
+/// to a few times the text's length in all: past that, the remaining expressions are left as
+/// they are, to be read as strict XML (real policies need about one pass).
 fn encode_raw_expressions(text: &str) -> Option<(String, Vec<Edit>)> {
     let bytes = text.as_bytes();
+    let mut budget = 4 * text.len() + 4096;
     let mut out = String::with_capacity(text.len() + 64);
     let mut edits = Vec::new();
     let mut copied = 0;
@@ -369,7 +507,7 @@ fn encode_raw_expressions(text: &str) -> Option<(String, Vec<Edit>)> {
         } else if rest.starts_with("<!") || rest.starts_with("</") {
             i = skip_to(">");
         } else {
-            i = start_tag(bytes, i + 1, &mut |from, to, quote| {
+            i = start_tag(bytes, i + 1, &mut budget, &mut |from, to, quote| {
                 out.push_str(&text[copied..from]);
                 encode_expression(text, from, to, quote, &mut out, &mut edits);
                 copied = to;
@@ -387,7 +525,12 @@ fn encode_raw_expressions(text: &str) -> Option<(String, Vec<Edit>)> {
 /// attribute value that is a complete policy expression ending right at its closing quote; returns
 /// the offset after the tag. Anything malformed ends the walk early and is left for the XML parser
 /// to report.
-fn start_tag(bytes: &[u8], mut i: usize, expression: &mut dyn FnMut(usize, usize, u8)) -> usize {
+fn start_tag(
+    bytes: &[u8],
+    mut i: usize,
+    budget: &mut usize,
+    expression: &mut dyn FnMut(usize, usize, u8),
+) -> usize {
     let is_space = |b: u8| b.is_ascii_whitespace();
     let name_end = |b: u8| is_space(b) || b == b'=' || b == b'/' || b == b'>';
     while i < bytes.len() && !name_end(bytes[i]) {
@@ -423,7 +566,7 @@ fn start_tag(bytes: &[u8], mut i: usize, expression: &mut dyn FnMut(usize, usize
         let opens_expression =
             bytes.get(value) == Some(&b'@') && matches!(bytes.get(value + 1), Some(b'(' | b'{'));
         match opens_expression
-            .then(|| expression_end(bytes, value))
+            .then(|| expression_end(bytes, value, budget))
             .flatten()
             .filter(|&end| bytes.get(end) == Some(&quote))
         {
@@ -484,8 +627,9 @@ fn entity_len(bytes: &[u8]) -> Option<usize> {
 
 /// The offset just after the `)`/`}` that closes the expression opened by `@(`/`@{` at `start`,
 /// counting nesting of that bracket and skipping string literals (`"…"` with backslash escapes,
-/// verbatim `@"…"` with doubled quotes) and char literals, whose brackets do not count.
-fn expression_end(bytes: &[u8], start: usize) -> Option<usize> {
+/// verbatim `@"…"` with doubled quotes) and char literals, whose brackets do not count. Each
+/// character read spends one unit of `budget`; `None` when it runs out.
+fn expression_end(bytes: &[u8], start: usize, budget: &mut usize) -> Option<usize> {
     let (open, close) = match bytes.get(start + 1)? {
         b'(' => (b'(', b')'),
         _ => (b'{', b'}'),
@@ -494,6 +638,7 @@ fn expression_end(bytes: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     let mut previous = b'@';
     while i < bytes.len() {
+        *budget = budget.checked_sub(1)?;
         let (c, len) = logical_char(bytes, i);
         i += len;
         match c {
@@ -503,6 +648,7 @@ fn expression_end(bytes: &[u8], start: usize) -> Option<usize> {
                     if i >= bytes.len() {
                         return None;
                     }
+                    *budget = budget.checked_sub(1)?;
                     let (d, len) = logical_char(bytes, i);
                     i += len;
                     if d == b'\\' && !verbatim {
@@ -578,178 +724,36 @@ fn close(element: Element, stack: &mut [Element], root: &mut Option<Element>) {
     }
 }
 
-/// Offset of `key=` inside a start tag, for pointing findings at the attribute itself.
-fn find_attribute(tag: &str, key: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = tag[from..].find(key) {
-        let at = from + i;
-        let before_ok = tag[..at].ends_with(|c: char| c.is_whitespace());
-        let after = tag[at + key.len()..].trim_start();
-        if before_ok && after.starts_with('=') {
-            return Some(at);
-        }
-        from = at + key.len();
+/// Offsets of the attribute names in a start tag (from its `<`) that quick-xml accepted, in
+/// order and in one pass; searching the tag for each name instead was quadratic in the number of
+/// attributes, and could find a name inside an earlier value.
+fn attribute_offsets(tag: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let name_end = |b: u8| b.is_ascii_whitespace() || b == b'/' || b == b'>';
+    let mut i = 1;
+    while i < tag.len() && !name_end(tag[i]) {
+        i += 1;
     }
-    None
+    loop {
+        while i < tag.len() && tag[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= tag.len() || tag[i] == b'/' || tag[i] == b'>' {
+            return out;
+        }
+        out.push(i);
+        while i < tag.len() && tag[i] != b'"' && tag[i] != b'\'' {
+            i += 1;
+        }
+        let Some(&quote) = tag.get(i) else {
+            return out;
+        };
+        match tag[i + 1..].iter().position(|&b| b == quote) {
+            Some(close) => i += close + 2,
+            None => return out,
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn positions_and_entities() {
-        let doc = Document::parse("<policies>\n  <inbound>\n    <x a=\"&quot;1&quot;\"  b='2'>&gt;t</x>\n  </inbound>\n</policies>").unwrap();
-        let inbound = doc.root.child("inbound").unwrap();
-        let x = inbound.child("x").unwrap();
-        assert_eq!(x.position, Position { line: 3, column: 5 });
-        assert_eq!(x.attr("a"), Some("\"1\""));
-        assert_eq!(
-            x.attribute("b").unwrap().position,
-            Position {
-                line: 3,
-                column: 27
-            }
-        );
-        assert_eq!(x.text(), ">t");
-    }
-
-    #[test]
-    fn malformed_documents_say_where() {
-        let err =
-            Document::parse("<policies>\n  <inbound>\n  </outbound>\n</policies>").unwrap_err();
-        assert_eq!(err.position.line, 3);
-        let err = Document::parse("<policies>\n  <inbound>\n").unwrap_err();
-        assert_eq!(err.message, "<inbound> is never closed");
-        assert!(Document::parse("<a/><b/>").is_err());
-    }
-
-    /// Everything but positions, which legitimately differ when an entity is longer than the
-    /// character it encodes.
-    fn shape(e: &Element) -> String {
-        let attributes: Vec<String> = e
-            .attributes
-            .iter()
-            .map(|a| format!("{}={:?}", a.name, a.value))
-            .collect();
-        let children: Vec<String> = e
-            .children
-            .iter()
-            .map(|n| match n {
-                Node::Element(c) => shape(c),
-                Node::Text(t) => format!("{t:?}"),
-            })
-            .collect();
-        format!(
-            "<{} {}>{}</>",
-            e.name,
-            attributes.join(" "),
-            children.join("")
-        )
-    }
-
-    #[test]
-    fn raw_expressions_parse_like_encoded_ones() {
-        let raw = "<policies>\n  <inbound>\n    <set-variable name=\"v\" value=\"@(context.Request.Headers.GetValueOrDefault(\"x\", \"\"))\" />\n    <set-variable name=\"w\" value=\"@(a < b && c > d)\" />\n  </inbound>\n</policies>";
-        let encoded = "<policies>\n  <inbound>\n    <set-variable name=\"v\" value=\"@(context.Request.Headers.GetValueOrDefault(&quot;x&quot;, &quot;&quot;))\" />\n    <set-variable name=\"w\" value=\"@(a &lt; b &amp;&amp; c &gt; d)\" />\n  </inbound>\n</policies>";
-        let raw = Document::parse(raw).unwrap();
-        let encoded = Document::parse(encoded).unwrap();
-        // The expressions end their lines, so even the positions agree.
-        assert_eq!(raw, encoded);
-        let inbound = raw.root.child("inbound").unwrap();
-        let values: Vec<&str> = inbound.elements().filter_map(|e| e.attr("value")).collect();
-        assert_eq!(
-            values,
-            [
-                "@(context.Request.Headers.GetValueOrDefault(\"x\", \"\"))",
-                "@(a < b && c > d)"
-            ]
-        );
-    }
-
-    #[test]
-    fn positions_after_a_raw_expression_point_into_the_original_text() {
-        let text = "<policies>\n  <x v=\"@(f(\"a\") && g('\"'))\" w='@(h(\"(\", 'x'))' z=\"1\"><y/>\n  </x>\n</policies>";
-        let doc = Document::parse(text).unwrap();
-        let x = doc.root.child("x").unwrap();
-        assert_eq!(x.attr("v"), Some("@(f(\"a\") && g('\"'))"));
-        assert_eq!(x.attr("w"), Some("@(h(\"(\", 'x'))"));
-        let column = |needle: &str| text.lines().nth(1).unwrap().find(needle).unwrap() + 1;
-        assert_eq!(x.attribute("w").unwrap().position.column, column("w='"));
-        assert_eq!(
-            x.attribute("z").unwrap().position,
-            Position {
-                line: 2,
-                column: column("z=")
-            }
-        );
-        assert_eq!(
-            x.child("y").unwrap().position,
-            Position {
-                line: 2,
-                column: column("<y/>")
-            }
-        );
-    }
-
-    #[test]
-    fn mixed_encodings_and_braces_in_one_expression() {
-        let raw =
-            r#"<a v="@{ var s = &quot;}&quot; + "{"; return s.Length > 0 && '}' != '{'; }" />"#;
-        let encoded = r#"<a v="@{ var s = &quot;}&quot; + &quot;{&quot;; return s.Length &gt; 0 &amp;&amp; '}' != '{'; }" />"#;
-        let raw = Document::parse(raw).unwrap();
-        assert_eq!(
-            shape(&raw.root),
-            shape(&Document::parse(encoded).unwrap().root)
-        );
-        assert_eq!(
-            raw.root.attr("v"),
-            Some(r#"@{ var s = "}" + "{"; return s.Length > 0 && '}' != '{'; }"#)
-        );
-        let verbatim = r#"<a v="@(@"a""b)" + "\")")" />"#;
-        assert_eq!(
-            Document::parse(verbatim).unwrap().root.attr("v"),
-            Some(r#"@(@"a""b)" + "\")")"#)
-        );
-    }
-
-    #[test]
-    fn errors_after_a_raw_expression_point_into_the_original_text() {
-        let text = "<policies>\n  <x v=\"@(f(\"a\"))\" w=\"1\">\n  </y>\n</policies>";
-        let err = Document::parse(text).unwrap_err();
-        assert_eq!(err.position, Position { line: 3, column: 3 });
-        // An expression that never closes is not guessed at: the strict error stands.
-        let err = Document::parse("<a v=\"@(f(\"a\")\" />").unwrap_err();
-        assert_eq!(err.position.line, 1);
-    }
-
-    #[test]
-    fn a_string_that_looks_like_the_end_of_the_tag_stays_in_the_expression() {
-        // Also well-formed XML, as `condition="@(x == "` followed by text `")">1`.
-        let doc = Document::parse(r#"<when condition="@(x == ">")">1</when>"#).unwrap();
-        assert_eq!(doc.root.attr("condition"), Some(r#"@(x == ">")"#));
-        assert_eq!(doc.root.text(), "1");
-    }
-
-    #[test]
-    fn well_formed_expressions_parse_exactly_as_xml() {
-        let text = "<a v=\"@(f(&quot;)&quot;) &gt; 1)\" w='@{ return \"a\"; }' x=\"@(y)\">\n  <b c=\"@(1)\"/></a>";
-        let doc = Document::parse(text).unwrap();
-        assert_eq!(
-            doc,
-            parse_xml(
-                text,
-                &Origin {
-                    original: text,
-                    lines: &Lines::new(text),
-                    edits: &[]
-                }
-            )
-            .unwrap()
-        );
-        assert_eq!(doc.root.attr("v"), Some("@(f(\")\") > 1)"));
-        // An unbalanced expression (invalid for APIM either way) is read to its bracket.
-        let doc = Document::parse(r#"<a v="@(x" w=")" />"#).unwrap();
-        assert_eq!(doc.root.attr("v"), Some(r#"@(x" w=")"#));
-    }
-}
+mod tests;
