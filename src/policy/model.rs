@@ -259,6 +259,25 @@ fn text_value(e: &Element) -> Value {
     }
 }
 
+/// `clock-skew` in whole seconds (default 0). A value that does not read as one is an error, not
+/// a silent 0: a typo must not make the token check stricter or looser than the author wrote.
+fn clock_skew(e: &Element) -> Result<i64, ModelError> {
+    let Some(v) = value(e, "clock-skew") else {
+        return Ok(0);
+    };
+    match v.text.trim().parse::<i64>() {
+        Ok(seconds) if seconds >= 0 => Ok(seconds),
+        _ => Err(ModelError {
+            position: v.position,
+            element: e.name.clone(),
+            message: format!(
+                "`clock-skew` must be a whole, non-negative number of seconds, not `{}`",
+                v.text
+            ),
+        }),
+    }
+}
+
 fn required(e: &Element, name: &str) -> Result<Value, ModelError> {
     value(e, name).ok_or_else(|| ModelError {
         position: e.position,
@@ -362,10 +381,7 @@ fn statement(e: &Element) -> Result<Statement, ModelError> {
                 failure: failure(e),
                 require_expiration_time: flag(e, "require-expiration-time", true),
                 require_signed_tokens: flag(e, "require-signed-tokens", true),
-                clock_skew_seconds: e
-                    .attr("clock-skew")
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0),
+                clock_skew_seconds: clock_skew(e)?,
                 output_variable: e.attr("output-token-variable-name").map(str::to_owned),
                 openid_config_urls: e
                     .elements()
@@ -507,4 +523,38 @@ fn statement(e: &Element) -> Result<Statement, ModelError> {
         position: e.position,
         policy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(xml: &str) -> Vec<String> {
+        let doc = Document::parse(xml).unwrap();
+        match PolicyDocument::from_document(&doc) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// Regression: `clock-skew="5m"` silently became 0 seconds.
+    #[test]
+    fn a_clock_skew_that_is_not_seconds_is_an_error_not_zero() {
+        let policy = |skew: &str| {
+            format!(
+                "<policies><inbound><validate-jwt header-name=\"Authorization\" clock-skew=\"{skew}\">\
+                 <issuers><issuer>i</issuer></issuers></validate-jwt></inbound></policies>"
+            )
+        };
+        assert_eq!(errors_of(&policy("300")), Vec::<String>::new());
+        for bad in ["5m", "-1", ""] {
+            assert_eq!(
+                errors_of(&policy(bad)),
+                vec![format!(
+                    "1:62: <validate-jwt>: `clock-skew` must be a whole, non-negative number of seconds, not `{bad}`"
+                )],
+                "{bad}"
+            );
+        }
+    }
 }
