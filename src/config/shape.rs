@@ -320,7 +320,8 @@ impl Walk {
                 '-' | '?' | ':' if !value && indicator(line, i, c) => {
                     if c == '-' {
                         self.push_sequence(n, i)?;
-                    } else if c == '?' {
+                    } else {
+                        // `? key` or `: value`, even without its `?`, opens a mapping here.
                         self.push_mapping(n, i)?;
                     }
                     i = skip_blanks(line, i + 1);
