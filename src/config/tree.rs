@@ -121,10 +121,10 @@ pub fn merge(parent: Node, child: Node) -> Node {
     }
 }
 
-/// Lookups are hashed, so checking every key of a large map stays linear overall.
-///
 /// Where a key path is: the key of the deepest existing map entry on the path (the eye looks at the
 /// key), or the element for list items. A path that leaves the tree points at its last existing node.
+/// Map lookups here and in [`get`] are hashed: the checker looks up every key of a map (each
+/// `policy.vars` entry), and a scan per lookup made that quadratic.
 pub fn locate<'a>(root: &'a Node, path: &KeyPath) -> Option<&'a marked_yaml::Marker> {
     let mut node = root;
     let mut marker = root.span().start();
