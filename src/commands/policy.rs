@@ -177,7 +177,7 @@ fn test(
         matrix::builtin(&world, &model, &blueprint.api.path, &clients),
     )];
     for file in &args.cases {
-        let text = std::fs::read_to_string(file)
+        let text = crate::config::read_yaml_file(file)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
         suites.push((
             file.display().to_string(),

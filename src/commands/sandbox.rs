@@ -20,7 +20,8 @@ fn config(args: &SandboxServeArgs) -> anyhow::Result<SandboxConfig> {
     let (faults, fault_script) = match FaultProfile::parse(&args.faults) {
         Some(profile) => (profile, None),
         None if Path::new(&args.faults).is_file() => {
-            let text = std::fs::read_to_string(&args.faults)?;
+            let text = crate::config::read_yaml_file(Path::new(&args.faults))
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.faults))?;
             (
                 FaultProfile::None,
                 Some(FaultScript::parse(&args.faults, &text).map_err(anyhow::Error::msg)?),

@@ -103,6 +103,8 @@ struct Problem<'a> {
     path: Option<&'a str>,
     message: String,
     hint: Option<String>,
+    /// The quoted source line under the message (YAML syntax errors).
+    excerpt: Option<&'a str>,
 }
 
 fn report_problem(printer: &Printer, env: &str, p: &Problem<'_>) {
@@ -129,6 +131,9 @@ fn report_problem(printer: &Printer, env: &str, p: &Problem<'_>) {
         printer.paint(ERROR, "error"),
         p.message
     ));
+    if let Some(excerpt) = p.excerpt {
+        printer.out(excerpt);
+    }
     if let Some(hint) = &p.hint {
         printer.out(&format!("  {}: {hint}", printer.paint(GOOD, "hint")));
     }
@@ -169,6 +174,7 @@ fn check_one(
                     path: d.path.as_deref(),
                     message: d.message.clone(),
                     hint: d.hint.clone(),
+                    excerpt: d.excerpt.as_deref(),
                 };
                 report_problem(printer, name, &problem);
             }
@@ -199,6 +205,7 @@ fn check_one(
                     path: None,
                     message: format!("template syntax error: {message}"),
                     hint: e.downcast_ref::<RenderError>().and_then(RenderError::hint),
+                    excerpt: None,
                 },
                 Some(other) => Problem {
                     file: None,
@@ -208,6 +215,7 @@ fn check_one(
                     path: None,
                     message: other.to_string(),
                     hint: other.hint(),
+                    excerpt: None,
                 },
                 None => Problem {
                     file: None,
@@ -217,6 +225,7 @@ fn check_one(
                     path: None,
                     message: e.to_string(),
                     hint: None,
+                    excerpt: None,
                 },
             };
             report_problem(printer, name, &problem);

@@ -8,6 +8,7 @@ use marked_yaml::Node;
 use serde::Serialize;
 
 use super::diagnostic::Diagnostic;
+use super::limits;
 use super::model::*;
 use super::naming;
 use super::tree::{self, KeyPath, Sources};
@@ -195,6 +196,8 @@ pub(super) struct Checker<'a> {
     pub root: &'a Node,
     pub sources: &'a Sources,
     pub leaf_file: &'a str,
+    /// Checks a directory against the file system (symbolic links), when resolving from disk.
+    pub confine: &'a super::ConfineDir<'a>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -297,14 +300,16 @@ pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Opti
     let tenant_id = c.guid(&root.key("tenant_id"), raw.tenant_id);
     let subscription_id = c.guid(&root.key("subscription_id"), raw.subscription_id);
     let location = c.required(raw.location, &root.key("location"));
-    if let Some(l) = &location {
+    if let Some(l) = &location
+        && limits::length(c, &root.key("location"), "the region name", l, limits::TEXT)
+    {
         c.rule(&root.key("location"), naming::location(l));
     }
     let resource_group = c.required(raw.resource_group, &root.key("resource_group"));
     if let Some(rg) = &resource_group {
         c.rule(&root.key("resource_group"), naming::resource_group(rg));
     }
-    check_tags(c, &raw.tags);
+    limits::tags(c, &raw.tags);
 
     let sandbox_address = match (&raw.sandbox, cloud) {
         (Some(_), Some(cloud)) if cloud != Cloud::Sandbox => {
@@ -322,7 +327,9 @@ pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Opti
             }),
             _,
         ) => {
-            if let Err(message) = loopback_address(address) {
+            let here = root.key("sandbox").key("address");
+            if !limits::length(c, &here, "the address", address, limits::TEXT) {
+            } else if let Err(message) = naming::loopback_address(address) {
                 c.error_hint(
                     &root.key("sandbox").key("address"),
                     message,
@@ -394,50 +401,21 @@ pub fn auth_fits_cloud(auth: AuthChoice, cloud: Cloud) -> Result<(), (String, &'
     }
 }
 
-fn check_tags(c: &mut Checker<'_>, tags: &BTreeMap<String, String>) {
-    let path = KeyPath::default().key("tags");
-    for (key, value) in tags {
-        let here = path.key(key);
-        if RESERVED_TAGS.contains(&key.to_ascii_lowercase().as_str()) {
-            c.error_hint(&here, format!("tag `{key}` is reserved"), "provision sets `managed-by` and `provision-env` itself to find what it manages; remove it");
-        } else if key.is_empty()
-            || key.len() > 512
-            || key.contains(['<', '>', '%', '&', '\\', '?', '/'])
-        {
-            c.error(
-                &here,
-                "tag names are 1-512 characters without < > % & \\ ? /",
-            );
-        } else if value.len() > 256 {
-            c.error(&here, "tag values are at most 256 characters");
-        }
-    }
-}
-
-fn loopback_address(address: &str) -> Result<(), String> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{address}` is not host:port"))?;
-    port.parse::<u16>()
-        .map_err(|_| format!("`{port}` in `{address}` is not a port number"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
-        Ok(())
-    } else {
-        Err(format!("`{host}` is not a loopback address"))
-    }
-}
-
 fn build_entra(c: &mut Checker<'_>, raw: Option<RawEntra>) -> Option<Entra> {
     let path = KeyPath::default().key("entra");
     let raw = c.required(raw, &path)?;
     let api = build_api_app(c, &path.key("api"), raw.api);
     let clients_path = path.key("clients");
-    let clients_raw = c.required(raw.clients, &clients_path).unwrap_or_default();
+    let mut clients_raw = c.required(raw.clients, &clients_path).unwrap_or_default();
+    if !limits::count(
+        c,
+        &clients_path,
+        "client applications",
+        clients_raw.len(),
+        limits::CLIENTS,
+    ) {
+        clients_raw.clear();
+    }
     if clients_raw.is_empty() && tree::get(c.root, &clients_path).is_some() {
         c.error_hint(
             &clients_path,
@@ -465,8 +443,19 @@ fn build_entra(c: &mut Checker<'_>, raw: Option<RawEntra>) -> Option<Entra> {
         let redirect_uris = client
             .redirect_uris
             .unwrap_or_else(|| vec!["http://localhost".to_owned()]);
-        for (j, uri) in redirect_uris.iter().enumerate() {
-            c.rule(&here.key("redirect_uris").index(j), redirect_uri(uri));
+        let uris_path = here.key("redirect_uris");
+        let n = redirect_uris.len();
+        if limits::count(c, &uris_path, "redirect URIs", n, limits::REDIRECT_URIS) {
+            for (j, uri) in redirect_uris.iter().enumerate() {
+                let at = uris_path.index(j);
+                if limits::length(c, &at, "a redirect URI", uri, limits::REDIRECT_URI) {
+                    c.rule(&at, naming::redirect_uri(uri));
+                }
+            }
+        }
+        if let Some(name) = &client.display_name {
+            let at = here.key("display_name");
+            limits::length(c, &at, "the display name", name, limits::APP_DISPLAY_NAME);
         }
         let app_id = c.optional_guid(&here.key("app_id"), client.app_id);
         if let Some(unique_name) = unique_name {
@@ -487,6 +476,10 @@ fn build_api_app(c: &mut Checker<'_>, path: &KeyPath, raw: Option<RawApiApp>) ->
     if let Some(name) = &unique_name {
         c.rule(&path.key("unique_name"), naming::unique_name(name));
     }
+    if let Some(name) = &raw.display_name {
+        let at = path.key("display_name");
+        limits::length(c, &at, "the display name", name, limits::APP_DISPLAY_NAME);
+    }
     let scope = raw.scope.unwrap_or_else(|| "llm.invoke".to_owned());
     c.rule(&path.key("scope"), naming::scope_value(&scope));
     let app_id = c.optional_guid(&path.key("app_id"), raw.app_id);
@@ -497,22 +490,6 @@ fn build_api_app(c: &mut Checker<'_>, path: &KeyPath, raw: Option<RawApiApp>) ->
         scope,
         app_id,
     })
-}
-
-/// Public clients may redirect to loopback over http; anything else must be https or a custom scheme.
-fn redirect_uri(uri: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(format!("redirect URI `{uri}` is not an absolute URI"));
-    };
-    if scheme.eq_ignore_ascii_case("http") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
-        if !(host == "localhost" || host == "127.0.0.1") {
-            return Err(format!(
-                "redirect URI `{uri}` uses http for a non-loopback host; use https"
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn build_foundry(c: &mut Checker<'_>, raw: Option<RawFoundry>) -> Option<Foundry> {
@@ -526,9 +503,18 @@ fn build_foundry(c: &mut Checker<'_>, raw: Option<RawFoundry>) -> Option<Foundry
         ) && c.rule(&path.key("account"), naming::custom_subdomain(account));
     }
     let deployments_path = path.key("deployments");
-    let raw_deployments = c
+    let mut raw_deployments = c
         .required(raw.deployments, &deployments_path)
         .unwrap_or_default();
+    let n = raw_deployments.len();
+    if !limits::count(c, &deployments_path, "deployments", n, limits::DEPLOYMENTS) {
+        raw_deployments.clear();
+    }
+    for (key, value) in [("kind", &raw.kind), ("sku", &raw.sku)] {
+        if let Some(value) = value {
+            limits::length(c, &path.key(key), &format!("`{key}`"), value, limits::TEXT);
+        }
+    }
     if raw_deployments.is_empty() && tree::get(c.root, &deployments_path).is_some() {
         c.error(
             &deployments_path,
@@ -553,6 +539,16 @@ fn build_foundry(c: &mut Checker<'_>, raw: Option<RawFoundry>) -> Option<Foundry
             );
         }
         let model = c.required(d.model, &here.key("model")).and_then(|m| {
+            for (key, value) in [
+                ("name", &m.name),
+                ("version", &m.version),
+                ("format", &m.format),
+            ] {
+                if let Some(value) = value {
+                    let at = here.key("model").key(key);
+                    limits::length(c, &at, &format!("the model {key}"), value, limits::TEXT);
+                }
+            }
             let name = c.required(m.name, &here.key("model").key("name"))?;
             Some(Model {
                 name,
@@ -562,6 +558,10 @@ fn build_foundry(c: &mut Checker<'_>, raw: Option<RawFoundry>) -> Option<Foundry
         });
         let sku = c.required(d.sku, &here.key("sku")).and_then(|s| {
             let name = c.required(s.name, &here.key("sku").key("name"));
+            if let Some(n) = &name {
+                let at = here.key("sku").key("name");
+                limits::length(c, &at, "the SKU name", n, limits::TEXT);
+            }
             let capacity_path = here.key("sku").key("capacity");
             let capacity =
                 c.required(s.capacity, &capacity_path)
@@ -641,7 +641,18 @@ fn build_apim(c: &mut Checker<'_>, raw: Option<RawApim>) -> Option<Apim> {
                 }
             };
             let email = c.required(create.publisher_email, &here.key("publisher_email"));
+            if let Some(name) = &create.publisher_name {
+                let at = here.key("publisher_name");
+                limits::length(c, &at, "the publisher name", name, limits::TEXT);
+            }
             if let Some(e) = &email
+                && limits::length(
+                    c,
+                    &here.key("publisher_email"),
+                    "the e-mail address",
+                    e,
+                    limits::TEXT,
+                )
                 && (!e.contains('@') || e.starts_with('@') || e.ends_with('@'))
             {
                 c.error(
@@ -666,8 +677,17 @@ fn build_apim(c: &mut Checker<'_>, raw: Option<RawApim>) -> Option<Apim> {
         &path.key("backend_id"),
         naming::apim_id("backend id", &backend_id, 80),
     );
-    for (name, value) in &raw.named_values {
-        let here = path.key("named_values").key(name);
+    let n = raw.named_values.len();
+    let named_values_path = path.key("named_values");
+    let named_values_fit = limits::count(
+        c,
+        &named_values_path,
+        "named values",
+        n,
+        limits::NAMED_VALUES,
+    );
+    for (name, value) in raw.named_values.iter().filter(|_| named_values_fit) {
+        let here = named_values_path.key(name);
         c.rule(&here, naming::named_value(name));
         if value.trim().is_empty() || value.len() > 4096 {
             c.error(
@@ -694,6 +714,10 @@ fn build_api(c: &mut Checker<'_>, raw: Option<RawApi>) -> Option<Api> {
     if let Some(p) = &api_path {
         c.rule(&path.key("path"), naming::apim_path(p));
     }
+    if let Some(name) = &raw.display_name {
+        let at = path.key("display_name");
+        limits::length(c, &at, "the display name", name, limits::API_DISPLAY_NAME);
+    }
     let id = id?;
     Some(Api {
         display_name: raw.display_name.unwrap_or_else(|| id.clone()),
@@ -711,12 +735,44 @@ fn build_policy(c: &mut Checker<'_>, raw: Option<RawPolicy>) -> Option<PolicySpe
         vars: BTreeMap::new(),
     });
     let template = raw.template.unwrap_or_else(|| "llm-api".to_owned());
-    if template.is_empty() || template.contains(['/', '\\']) || template.starts_with('.') {
+    if !limits::length(
+        c,
+        &path.key("template"),
+        "the template name",
+        &template,
+        limits::TEXT,
+    ) {
+    } else if template.is_empty() || template.contains(['/', '\\']) || template.starts_with('.') {
         c.error(&path.key("template"), format!("template name `{template}` must be a plain name (it is looked up as policies/<name>.xml.tera)"));
     }
+    if let Some(dir) = &raw.templates_dir {
+        let here = path.key("templates_dir");
+        let hint = "`templates_dir` is a directory inside the project, relative to it, e.g. templates/prod";
+        let ok = limits::length(c, &here, "the directory", dir, limits::TEMPLATES_DIR);
+        if let Err(message) =
+            naming::project_dir(dir).and_then(|()| if ok { (c.confine)(dir) } else { Ok(()) })
+        {
+            c.error_hint(&here, message, hint);
+        }
+    }
     let mut vars = BTreeMap::new();
+    let vars_path = path.key("vars");
+    if !limits::count(
+        c,
+        &vars_path,
+        "template variables",
+        raw.vars.len(),
+        limits::VARS,
+    ) {
+        return None;
+    }
     for (name, value) in raw.vars {
-        let here = path.key("vars").key(&name);
+        let here = vars_path.key(&name);
+        if !limits::length(c, &here, "the variable name", &name, limits::VAR_NAME)
+            || !limits::var(c, &here, &value)
+        {
+            continue;
+        }
         let identifier = name
             .chars()
             .next()

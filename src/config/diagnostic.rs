@@ -28,6 +28,9 @@ pub struct Diagnostic {
     pub path: Option<String>,
     pub message: String,
     pub hint: Option<String>,
+    /// The source line the location points into, ready to print under the message with a caret:
+    /// for YAML syntax errors the position alone rarely shows what is wrong.
+    pub excerpt: Option<String>,
 }
 
 impl Diagnostic {
@@ -38,6 +41,7 @@ impl Diagnostic {
             path: None,
             message: message.into(),
             hint: None,
+            excerpt: None,
         }
     }
 
@@ -61,6 +65,78 @@ impl Diagnostic {
         self.hint = Some(hint.into());
         self
     }
+
+    /// Quotes line `line` of `text` under the message, with a caret under `column` (1-based, in
+    /// characters), as rustc does.
+    pub fn quoting(mut self, text: &str, line: usize, column: usize) -> Self {
+        self.excerpt = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .map(|source| excerpt(source, line, column));
+        self
+    }
+}
+
+/// Characters of a quoted line shown either side of the caret; a minified one-line file must not
+/// flood the terminal.
+const EXCERPT_REACH: usize = 60;
+
+/// Words that, in a key, mean the rest of the line may be a credential (the secret scan's words,
+/// loosely: a false alarm only masks a line).
+const MASKED_WORDS: [&str; 8] = [
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "key",
+    "token",
+    "credential",
+    "connectionstring",
+];
+
+/// Two lines: ` N | source` and `   | ^`. Control characters are shown as their Unicode pictures
+/// (one column each, so the caret stays aligned), and on a line that looks like it holds a
+/// secret everything after the key is masked: an error must not print the credential it is about.
+fn excerpt(source: &str, line: usize, column: usize) -> String {
+    let chars: Vec<char> = source.trim_end_matches('\r').chars().collect();
+    let caret = column.saturating_sub(1).min(chars.len());
+    let start = caret.saturating_sub(EXCERPT_REACH);
+    let end = (caret + EXCERPT_REACH).min(chars.len());
+    let lower = source.to_ascii_lowercase();
+    let secret_like = MASKED_WORDS.iter().any(|w| lower.contains(w)) || source.contains("eyJ");
+    let key_end = chars.iter().position(|&c| c == ':').unwrap_or_else(|| {
+        let indent = chars.iter().take_while(|c| **c == ' ').count();
+        chars[indent..]
+            .iter()
+            .position(|c| c.is_whitespace())
+            .map_or(chars.len(), |p| indent + p)
+    });
+    let mut shown = String::new();
+    let mut pad = String::new();
+    if start > 0 {
+        shown.push('…');
+        pad.push(' ');
+    }
+    for (i, &c) in chars.iter().enumerate().take(end).skip(start) {
+        let c = match c {
+            '\t' => '\t',
+            c if secret_like && i > key_end && !c.is_whitespace() => '*',
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+            '\u{7f}' => '\u{2421}',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        };
+        shown.push(c);
+        if i < caret {
+            pad.push(if c == '\t' { '\t' } else { ' ' });
+        }
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    let number = line.to_string();
+    let gutter = " ".repeat(number.len());
+    format!("{number} | {shown}\n{gutter} | {pad}^")
 }
 
 impl fmt::Display for Diagnostic {

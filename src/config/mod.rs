@@ -3,14 +3,17 @@
 
 mod blueprint;
 mod diagnostic;
+mod limits;
 mod model;
 pub mod naming;
+mod shape;
 mod tree;
+mod yaml;
 
 use std::io;
 use std::path::Path;
 
-use marked_yaml::{LoadError, LoaderOptions, Node};
+use marked_yaml::{LoaderOptions, Node};
 
 pub use blueprint::{
     Api, ApiApp, Apim, ApimService, Blueprint, ClientApp, Deployment, DeploymentSku, Entra,
@@ -18,14 +21,16 @@ pub use blueprint::{
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location};
 pub use tree::KeyPath;
+pub use yaml::{MAX_BYTES as MAX_YAML_BYTES, MAX_DEPTH as MAX_YAML_DEPTH};
 
 use blueprint::Checker;
 use model::RawEnvironment;
 use tree::Sources;
 
 /// Parses a small YAML document (test cases, fault scripts) into `T`, with the strictness of
-/// environment files: duplicate keys are errors, quoted scalars stay text, and an error names
-/// `file:line:col` and the key path.
+/// environment files: the same input checks (size, NUL, depth, one document), duplicate keys are
+/// errors, quoted scalars stay text, and an error names `file:line:col` and the key path. A syntax
+/// error quotes its line under the message.
 pub fn parse_yaml_document<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
@@ -33,8 +38,17 @@ pub fn parse_yaml_document<T: serde::de::DeserializeOwned>(
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
-    let node = marked_yaml::parse_yaml_with_options(0, text, options)
-        .map_err(|e| format!("{file}: invalid YAML: {e}"))?;
+    let node = yaml::parse(0, file, text, options).map_err(|e| {
+        let d = &e.diagnostics[0];
+        let mut message = d.to_string();
+        if let Some(excerpt) = &d.excerpt {
+            message = format!("{message}\n{excerpt}");
+        }
+        if let Some(hint) = &d.hint {
+            message = format!("{message}\nhint: {hint}");
+        }
+        message
+    })?;
     marked_yaml::from_node(&node).map_err(|e| {
         let at = e
             .start_mark()
@@ -46,6 +60,25 @@ pub fn parse_yaml_document<T: serde::de::DeserializeOwned>(
             serde_message(&e)
         )
     })
+}
+
+/// Reads a YAML input from disk, refusing one over [`MAX_YAML_BYTES`] before reading it: the
+/// limit is there so that a wrong path (a log, a disk image) fails fast instead of filling memory.
+pub fn read_yaml_file(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let limit = yaml::MAX_BYTES as u64;
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if size > limit || text.len() as u64 > limit {
+        let size = size.max(text.len() as u64);
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the file is {size} bytes; the limit is {limit} bytes (1 MiB)"),
+        ));
+    }
+    Ok(text)
 }
 
 /// An environment as loaded: either a target that can be rendered and deployed, or an abstract
@@ -64,9 +97,33 @@ pub fn load(dir: &Path, name: &str) -> Result<Environment, ConfigError> {
     let read = |env: &str| {
         let path = dir.join(format!("{env}.yaml"));
         let display = path.display().to_string();
-        std::fs::read_to_string(&path).map(|text| (display, text))
+        match read_yaml_file(&path) {
+            Ok(text) => Ok((display, text)),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Err(io::Error::new(e.kind(), format!("{display}: {e}")))
+            }
+            Err(e) => Err(e),
+        }
     };
-    resolve(name, &read)
+    resolve_with(name, &read, &confine_to_working_directory)
+}
+
+/// Refuses a directory that resolves, through symbolic links, outside the working directory (the
+/// project). The lexical rules (relative, no `..`) are checked before this, in the blueprint.
+fn confine_to_working_directory(dir: &str) -> Result<(), String> {
+    let project = std::env::current_dir()
+        .and_then(|d| d.canonicalize())
+        .map_err(|e| format!("cannot resolve the working directory: {e}"))?;
+    match project.join(dir).canonicalize() {
+        Ok(resolved) if resolved.starts_with(&project) => Ok(()),
+        Ok(resolved) => Err(format!(
+            "`{dir}` resolves to {} (through a symbolic link), outside the project directory {}",
+            resolved.display(),
+            project.display()
+        )),
+        // A directory that does not exist is reported when the templates are loaded.
+        Err(_) => Ok(()),
+    }
 }
 
 /// The names of all environments in `dir` (files ending in `.yaml`), sorted.
@@ -95,6 +152,18 @@ fn valid_env_name(name: &str) -> bool {
 /// Resolves an environment through `read`: follows `extends:`, merges, scans for secrets, checks
 /// every key and value. Pure given `read`, which makes it testable on in-memory files.
 pub fn resolve(name: &str, read: &ReadFile<'_>) -> Result<Environment, ConfigError> {
+    resolve_with(name, read, &|_| Ok(()))
+}
+
+/// Checks that a directory named in an environment stays inside the project once resolved on disk.
+pub type ConfineDir<'a> = dyn Fn(&str) -> Result<(), String> + 'a;
+
+/// [`resolve`], with the check of directories against the file system that only [`load`] can make.
+pub fn resolve_with(
+    name: &str,
+    read: &ReadFile<'_>,
+    confine: &ConfineDir<'_>,
+) -> Result<Environment, ConfigError> {
     if !valid_env_name(name) {
         return Err(Diagnostic::new(format!("`{name}` is not a valid environment name"))
             .hint("environment names are lower-case letters, digits, `-` and `_` (the file is environments/<name>.yaml)")
@@ -135,6 +204,11 @@ pub fn resolve(name: &str, read: &ReadFile<'_>) -> Result<Environment, ConfigErr
                 };
                 return Err(diagnostic.into());
             }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(Diagnostic::new(e.to_string())
+                    .hint("environment files are UTF-8 text of at most 1 MiB; check the file")
+                    .into());
+            }
             Err(e) => {
                 return Err(
                     Diagnostic::new(format!("cannot read environment `{current}`: {e}")).into(),
@@ -147,8 +221,7 @@ pub fn resolve(name: &str, read: &ReadFile<'_>) -> Result<Environment, ConfigErr
             // Quoted scalars stay text: `capacity: "5"` is an error, `version: "2024-07-18"` a string.
             .prevent_coercion(true)
             .toplevel_mapping();
-        let mut node = marked_yaml::parse_yaml_with_options(source, &text, options)
-            .map_err(|e| load_error(&sources, &display, e))?;
+        let mut node = yaml::parse(source, &display, &text, options)?;
         let map = node.as_mapping_mut().expect("top level is a mapping");
         let parent = match tree::take_scalar(map, "extends") {
             Some(Ok(scalar)) => {
@@ -250,6 +323,7 @@ pub fn resolve(name: &str, read: &ReadFile<'_>) -> Result<Environment, ConfigErr
         root: &merged,
         sources: &sources,
         leaf_file: &leaf_file,
+        confine,
         diagnostics: Vec::new(),
     };
     let blueprint = blueprint::build(name, raw, &mut checker);
@@ -263,36 +337,6 @@ pub fn resolve(name: &str, read: &ReadFile<'_>) -> Result<Environment, ConfigErr
             Err(ConfigError { diagnostics })
         }
     }
-}
-
-fn load_error(sources: &Sources, file: &str, error: LoadError) -> ConfigError {
-    let (marker, message) = match &error {
-        LoadError::TopLevelMustBeMapping(m) => (
-            Some(*m),
-            "an environment file is a mapping of keys to values".to_owned(),
-        ),
-        LoadError::TopLevelMustBeSequence(m) => {
-            (Some(*m), "unexpected top-level sequence".to_owned())
-        }
-        LoadError::UnexpectedAnchor(m) => (
-            Some(*m),
-            "YAML anchors and aliases are not supported; use `extends:` to share settings"
-                .to_owned(),
-        ),
-        LoadError::MappingKeyMustBeScalar(m) => (Some(*m), "keys must be plain names".to_owned()),
-        LoadError::UnexpectedTag(m) => (Some(*m), "YAML tags are not supported".to_owned()),
-        LoadError::ScanError(m, e) => (Some(*m), format!("invalid YAML: {}", e.info())),
-        LoadError::DuplicateKey(d) => (
-            d.key.span().start().copied(),
-            format!("key `{}` appears twice", d.key.as_str()),
-        ),
-    };
-    let location = sources.location(marker.as_ref());
-    let mut d = Diagnostic::new(message).at(location);
-    if d.location.is_none() {
-        d = d.in_file(file);
-    }
-    ConfigError::one(d)
 }
 
 fn unknown_field(e: &marked_yaml::FromNodeError) -> Option<String> {

@@ -27,8 +27,11 @@ pub fn guid(value: &str) -> RuleResult {
 fn length(what: &str, value: &str, min: usize, max: usize) -> RuleResult {
     let n = value.chars().count();
     if n < min || n > max {
+        // A runaway value is shown by its start only.
+        let shown: String = value.chars().take(40).collect();
+        let ellipsis = if n > 40 { "…" } else { "" };
         return Err(format!(
-            "{what} `{value}` must be {min}-{max} characters long (it has {n})"
+            "{what} `{shown}{ellipsis}` must be {min}-{max} characters long (it has {n})"
         ));
     }
     Ok(())
@@ -110,7 +113,10 @@ pub fn apim_id(what: &str, value: &str, max: usize) -> RuleResult {
     Ok(())
 }
 
-/// APIM API path: up to 400 characters, a relative URL suffix of the gateway URL.
+/// APIM API path: the spec allows up to 400 characters (`ApiContractProperties.path`, maxLength
+/// 400, apimapis.json 2024-05-01), a relative URL suffix of the gateway URL. Segments are limited
+/// to RFC 3986 unreserved characters, and `.` and `..` segments are refused: clients and proxies
+/// normalise them away, so `../../admin` would publish the API somewhere else than it says.
 pub fn apim_path(value: &str) -> RuleResult {
     length("API path", value, 1, 400)?;
     if let Some(c) = value
@@ -125,6 +131,19 @@ pub fn apim_path(value: &str) -> RuleResult {
     if value.starts_with('/') || value.ends_with('/') || value.contains("//") {
         return Err(format!(
             "API path `{value}` is relative to the gateway URL: no leading, trailing or doubled `/`"
+        ));
+    }
+    if value.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!(
+            "API path `{value}` must not contain `.` or `..` segments"
+        ));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~/".contains(*c)))
+    {
+        return Err(format!(
+            "API path `{value}` contains `{c}`; use letters, digits, `-`, `.`, `_`, `~` and `/`"
         ));
     }
     Ok(())
@@ -178,6 +197,57 @@ pub fn location(value: &str) -> RuleResult {
         return Err(format!(
             "`{value}` is not an Azure region name (e.g. `swedencentral`, `eastus2`)"
         ));
+    }
+    Ok(())
+}
+
+/// The sandbox address: `host:port` on a loopback interface.
+pub fn loopback_address(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{address}` is not host:port"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("`{port}` in `{address}` is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!("`{host}` is not a loopback address"))
+    }
+}
+
+/// Public clients may redirect to loopback over http; anything else must be https or a custom scheme.
+pub fn redirect_uri(uri: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(format!("redirect URI `{uri}` is not an absolute URI"));
+    };
+    if scheme.eq_ignore_ascii_case("http") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        if !(host == "localhost" || host == "127.0.0.1") {
+            return Err(format!(
+                "redirect URI `{uri}` uses http for a non-loopback host; use https"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A directory named in an environment (`policy.templates_dir`): relative to the project and
+/// inside it. An absolute path or a `..` would let an environment file read templates from
+/// anywhere on the machine (`templates_dir: /` walks the whole file system).
+pub fn project_dir(value: &str) -> RuleResult {
+    let absolute = value.starts_with(['/', '\\'])
+        || value.as_bytes().get(1) == Some(&b':')
+        || value.starts_with('~');
+    if value.trim().is_empty() || absolute {
+        return Err(format!("`{value}` is not a relative path"));
+    }
+    if value.split(['/', '\\']).any(|part| part == "..") {
+        return Err(format!("`{value}` leaves the project directory (`..`)"));
     }
     Ok(())
 }

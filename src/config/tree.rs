@@ -123,20 +123,20 @@ pub fn merge(parent: Node, child: Node) -> Node {
 
 /// Where a key path is: the key of the deepest existing map entry on the path (the eye looks at the
 /// key), or the element for list items. A path that leaves the tree points at its last existing node.
+/// Map lookups here and in [`get`] are hashed: the checker looks up every key of a map (each
+/// `policy.vars` entry), and a scan per lookup made that quadratic.
 pub fn locate<'a>(root: &'a Node, path: &KeyPath) -> Option<&'a marked_yaml::Marker> {
     let mut node = root;
     let mut marker = root.span().start();
     for segment in &path.0 {
         match (segment, node) {
-            (Segment::Key(k), Node::Mapping(map)) => {
-                match map.iter().find(|(key, _)| key.as_str() == k) {
-                    Some((key, value)) => {
-                        marker = key.span().start().or(marker);
-                        node = value;
-                    }
-                    None => break,
+            (Segment::Key(k), Node::Mapping(map)) => match map.get_key_value(k.as_str()) {
+                Some((key, value)) => {
+                    marker = key.span().start().or(marker);
+                    node = value;
                 }
-            }
+                None => break,
+            },
             (Segment::Index(i), Node::Sequence(seq)) => match seq.get(*i) {
                 Some(item) => {
                     marker = item.span().start().or(marker);
@@ -155,9 +155,7 @@ pub fn get<'a>(root: &'a Node, path: &KeyPath) -> Option<&'a Node> {
     let mut node = root;
     for segment in &path.0 {
         node = match (segment, node) {
-            (Segment::Key(k), Node::Mapping(map)) => {
-                map.iter().find(|(key, _)| key.as_str() == k)?.1
-            }
+            (Segment::Key(k), Node::Mapping(map)) => map.get_node(k)?,
             (Segment::Index(i), Node::Sequence(seq)) => seq.get(*i)?,
             _ => return None,
         };
@@ -269,8 +267,7 @@ pub fn take_scalar(
     key: &str,
 ) -> Option<Result<MarkedScalarNode, Option<marked_yaml::Marker>>> {
     let found = map
-        .iter()
-        .find(|(k, _)| k.as_str() == key)
+        .get_key_value(key)
         .map(|(k, v)| (k.clone(), v.clone()))?;
     map.remove(&found.0);
     Some(match found.1 {

@@ -77,6 +77,7 @@ impl Printer {
     /// Prints an error with its hints: on stderr always, and as a JSON line on stdout for `--output json`.
     pub fn error(&self, error: &anyhow::Error) {
         let mut entries: Vec<(String, Option<String>)> = Vec::new();
+        let mut excerpts: Vec<Option<String>> = Vec::new();
         if let Some(config) = error.downcast_ref::<ConfigError>() {
             entries.extend(
                 config
@@ -84,6 +85,7 @@ impl Printer {
                     .iter()
                     .map(|d| (d.to_string(), d.hint.clone())),
             );
+            excerpts.extend(config.diagnostics.iter().map(|d| d.excerpt.clone()));
         } else if let Some(render) = error.downcast_ref::<RenderError>() {
             entries.push((render.to_string(), render.hint()));
         } else {
@@ -95,8 +97,11 @@ impl Printer {
             entries.push((message, hint));
         }
         let mut stderr = anstream::AutoStream::new(std::io::stderr().lock(), self.color);
-        for (message, hint) in &entries {
+        for (i, (message, hint)) in entries.iter().enumerate() {
             let _ = writeln!(stderr, "{}: {message}", self.paint(ERROR, "error"));
+            if let Some(Some(excerpt)) = excerpts.get(i) {
+                let _ = writeln!(stderr, "{excerpt}");
+            }
             if let Some(hint) = hint {
                 let _ = writeln!(stderr, "{}: {hint}", self.paint(GOOD, "hint"));
             }

@@ -7,6 +7,7 @@ mod arm_fixtures;
 mod arm_resources;
 mod bad_inputs;
 mod cli_usage;
+mod config_inputs;
 mod golden;
 mod lint_fixtures;
 mod policy_cli;
