@@ -18,6 +18,7 @@ pub use blueprint::{
     default_auth,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location};
+pub use model::environment_schema;
 pub use tree::KeyPath;
 
 use blueprint::Checker;

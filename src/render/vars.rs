@@ -434,6 +434,36 @@ impl Declarations {
     }
 }
 
+/// `policy.vars` of the environment schema for every template at once: an environment file may
+/// choose its template, or inherit it, so its editor cannot know which one applies. A name declared
+/// differently by two templates accepts either declaration.
+pub fn schema_of_all<'a>(
+    all: impl IntoIterator<Item = &'a Declarations>,
+) -> serde_json::Map<String, Value> {
+    let mut merged: serde_json::Map<String, Value> = serde_json::Map::new();
+    for declarations in all {
+        for (name, schema) in declarations.json_schema() {
+            match merged.get_mut(&name) {
+                None => {
+                    merged.insert(name, schema);
+                }
+                Some(existing) if *existing == schema => {}
+                Some(existing) => {
+                    let mut options = match existing.get("anyOf") {
+                        Some(Value::Array(options)) => options.clone(),
+                        _ => vec![existing.clone()],
+                    };
+                    if !options.contains(&schema) {
+                        options.push(schema);
+                    }
+                    *existing = json!({ "anyOf": options });
+                }
+            }
+        }
+    }
+    merged
+}
+
 /// Checks an environment's `policy.vars` against the template's declarations and returns what
 /// templates see as `vars`: the environment's values over the declared defaults. Every problem is
 /// reported at once, at the key (unknown variable) or the value (wrong type) the user wrote.

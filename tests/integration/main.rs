@@ -16,6 +16,7 @@ mod sandbox_admin;
 mod sandbox_graph;
 mod sandbox_login;
 mod sandbox_support;
+mod schema_cli;
 mod template_vars;
 mod up_e2e;
 mod whoami_cli;
