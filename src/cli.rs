@@ -85,6 +85,8 @@ pub enum Command {
     Whoami(WhoamiArgs),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
+    /// Print the JSON Schema of environment files (for editors).
+    Schema(SchemaArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -319,4 +321,18 @@ pub struct CompletionsArgs {
     /// The shell to generate completions for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The kind of file whose schema to print.
+    #[arg(value_enum, default_value_t = SchemaKind::Environment)]
+    pub kind: SchemaKind,
+}
+
+/// Each kind of file `provision` reads or writes that has a schema; one value per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// An environment file (environments/<name>.yaml); `policy.vars` from --templates-dir.
+    Environment,
 }

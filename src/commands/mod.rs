@@ -5,6 +5,7 @@ mod plan;
 mod policy;
 mod render;
 mod sandbox;
+mod schema;
 mod target;
 mod up;
 mod validate;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Up(args) => up::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
+        Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),
     }
 }

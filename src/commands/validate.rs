@@ -160,24 +160,7 @@ fn check_one(
             return None;
         }
         Err(e) => {
-            for d in &e.diagnostics {
-                tally.errors += 1;
-                let (file, line, column) = match &d.location {
-                    Some(l) => (Some(l.file.clone()), Some(l.line), Some(l.column)),
-                    None => (d.file.clone(), None, None),
-                };
-                let problem = Problem {
-                    file,
-                    line,
-                    column,
-                    rule: "environment",
-                    path: d.path.as_deref(),
-                    message: d.message.clone(),
-                    hint: d.hint.clone(),
-                    excerpt: d.excerpt.as_deref(),
-                };
-                report_problem(printer, name, &problem);
-            }
+            report_environment(printer, name, &e, tally);
             return Some(
                 global
                     .env_dir
@@ -190,8 +173,28 @@ fn check_one(
     let rendered = match render_blueprint(global, &blueprint, true) {
         Ok(r) => r.xml,
         Err(e) => {
+            if let Some(RenderError::Vars(config)) = e.downcast_ref::<RenderError>() {
+                report_environment(printer, name, config, tally);
+                return Some(blueprint.file);
+            }
             tally.errors += 1;
             let problem = match e.downcast_ref::<RenderError>() {
+                Some(RenderError::Variable {
+                    file,
+                    line,
+                    column,
+                    message,
+                    hint,
+                }) => Problem {
+                    file: Some(file.clone()),
+                    line: Some(*line),
+                    column: Some(*column),
+                    rule: "template",
+                    path: None,
+                    message: message.clone(),
+                    hint: hint.clone(),
+                    excerpt: None,
+                },
                 Some(RenderError::Syntax {
                     file,
                     line,
@@ -267,6 +270,33 @@ fn check_one(
         }
     }
     Some(blueprint.file)
+}
+
+/// Every problem with an environment's values, as `rule: environment` findings.
+fn report_environment(
+    printer: &Printer,
+    env: &str,
+    error: &config::ConfigError,
+    tally: &mut Tally,
+) {
+    for d in &error.diagnostics {
+        tally.errors += 1;
+        let (file, line, column) = match &d.location {
+            Some(l) => (Some(l.file.clone()), Some(l.line), Some(l.column)),
+            None => (d.file.clone(), None, None),
+        };
+        let problem = Problem {
+            file,
+            line,
+            column,
+            rule: "environment",
+            path: d.path.as_deref(),
+            message: d.message.clone(),
+            hint: d.hint.clone(),
+            excerpt: d.excerpt.as_deref(),
+        };
+        report_problem(printer, env, &problem);
+    }
 }
 
 /// Lints a rendered policy against the environment it was rendered for.

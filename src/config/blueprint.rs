@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use marked_yaml::Node;
 use serde::Serialize;
 
-use super::diagnostic::Diagnostic;
+use super::diagnostic::{Diagnostic, Location};
 use super::limits;
 use super::model::*;
 use super::naming;
@@ -164,6 +164,18 @@ pub struct PolicySpec {
     /// The environment's own template directory, relative to the working directory.
     pub templates_dir: Option<String>,
     pub vars: BTreeMap<String, PolicyValue>,
+    /// Where each variable was written. Whether a variable is known, and of the right type, is
+    /// decided by the template's declarations, which are read after loading; this lets that error
+    /// still point at the file and line the user wrote, even through `extends:`.
+    #[serde(skip)]
+    pub var_sites: BTreeMap<String, VarSite>,
+}
+
+/// The key and the value of one `policy.vars` entry in its source file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VarSite {
+    pub key: Option<Location>,
+    pub value: Option<Location>,
 }
 
 /// A typed template variable.
@@ -766,6 +778,7 @@ fn build_policy(c: &mut Checker<'_>, raw: Option<RawPolicy>) -> Option<PolicySpe
     ) {
         return None;
     }
+    let mut var_sites = BTreeMap::new();
     for (name, value) in raw.vars {
         let here = vars_path.key(&name);
         if !limits::length(c, &here, "the variable name", &name, limits::VAR_NAME)
@@ -789,11 +802,19 @@ fn build_policy(c: &mut Checker<'_>, raw: Option<RawPolicy>) -> Option<PolicySpe
             continue;
         }
         let typed = c.var(&here, value);
+        let site = VarSite {
+            key: c.sources.location(tree::locate(c.root, &here)),
+            value: c
+                .sources
+                .location(tree::get(c.root, &here).and_then(|n| n.span().start())),
+        };
+        var_sites.insert(name.clone(), site);
         vars.insert(name, typed);
     }
     Some(PolicySpec {
         template,
         templates_dir: raw.templates_dir,
         vars,
+        var_sites,
     })
 }

@@ -17,9 +17,11 @@ use marked_yaml::{LoaderOptions, Node};
 
 pub use blueprint::{
     Api, ApiApp, Apim, ApimService, Blueprint, ClientApp, Deployment, DeploymentSku, Entra,
-    Foundry, Guid, Model, PolicySpec, PolicyValue, RESERVED_TAGS, auth_fits_cloud, default_auth,
+    Foundry, Guid, Model, PolicySpec, PolicyValue, RESERVED_TAGS, VarSite, auth_fits_cloud,
+    default_auth,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location};
+pub use model::environment_schema;
 pub use tree::KeyPath;
 pub use yaml::{MAX_BYTES as MAX_YAML_BYTES, MAX_DEPTH as MAX_YAML_DEPTH};
 
@@ -368,7 +370,8 @@ fn unknown_field_hint(e: &marked_yaml::FromNodeError) -> Option<String> {
 }
 
 /// Cheap typo detection: same letters modulo `-`/`_` and case, or an edit distance of one or two.
-fn similar(a: &str, b: &str) -> bool {
+/// Shared with every other did-you-mean (template variables, their values), so they agree.
+pub fn similar(a: &str, b: &str) -> bool {
     let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
     if norm(a) == norm(b) {
         return true;

@@ -78,7 +78,13 @@ impl Printer {
     pub fn error(&self, error: &anyhow::Error) {
         let mut entries: Vec<(String, Option<String>)> = Vec::new();
         let mut excerpts: Vec<Option<String>> = Vec::new();
-        if let Some(config) = error.downcast_ref::<ConfigError>() {
+        let config = error
+            .downcast_ref::<ConfigError>()
+            .or(match error.downcast_ref() {
+                Some(RenderError::Vars(config)) => Some(config),
+                _ => None,
+            });
+        if let Some(config) = config {
             entries.extend(
                 config
                     .diagnostics

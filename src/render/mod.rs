@@ -6,12 +6,13 @@
 //! review, keeps a placeholder from ever reaching Azure.
 
 mod templates;
+pub mod vars;
 
 use serde_json::{Value, json};
 
 pub use templates::{RenderError, TemplateSet};
 
-use crate::config::{Blueprint, Guid, PolicyValue};
+use crate::config::{Blueprint, Guid};
 
 /// Placeholders start with this, which is neither a GUID nor anything Azure would accept.
 pub const PLACEHOLDER_PREFIX: &str = "PLACEHOLDER(";
@@ -111,7 +112,7 @@ pub fn render(
     let clients: Vec<String> = ids.clients.iter().map(Guid::to_string).collect();
     let xml = templates.render(
         &template_name(blueprint),
-        &context(blueprint, &api, &clients),
+        &context(blueprint, templates, &api, &clients)?,
     )?;
     Ok(DeployablePolicy { xml })
 }
@@ -149,13 +150,28 @@ pub fn render_preview(
         .collect();
     let xml = templates.render(
         &template_name(blueprint),
-        &context(blueprint, &api, &clients),
+        &context(blueprint, templates, &api, &clients)?,
     )?;
     Ok(PreviewPolicy { xml, placeholders })
 }
 
-/// What templates see. Documented in templates/README.md; keep the two in step.
-fn context(blueprint: &Blueprint, api_app_id: &str, client_app_ids: &[String]) -> Value {
+/// What templates see, once the template's variable reads and the environment's `policy.vars`
+/// have been checked against its declarations. Documented in templates/README.md; keep the two
+/// in step.
+fn context(
+    blueprint: &Blueprint,
+    templates: &TemplateSet,
+    api_app_id: &str,
+    client_app_ids: &[String],
+) -> Result<Value, RenderError> {
+    let name = template_name(blueprint);
+    templates.check_reads(&name)?;
+    let vars = vars::resolve(
+        templates.declarations(&name),
+        templates.path(&name)?,
+        blueprint,
+    )
+    .map_err(RenderError::Vars)?;
     let endpoints = blueprint.cloud.endpoints(&blueprint.sandbox_address);
     let clients: Vec<Value> = blueprint
         .entra
@@ -164,21 +180,7 @@ fn context(blueprint: &Blueprint, api_app_id: &str, client_app_ids: &[String]) -
         .zip(client_app_ids)
         .map(|(c, id)| json!({ "unique_name": c.unique_name, "display_name": c.display_name, "app_id": id }))
         .collect();
-    let vars: serde_json::Map<String, Value> = blueprint
-        .policy
-        .vars
-        .iter()
-        .map(|(k, v)| {
-            let value = match v {
-                PolicyValue::Bool(b) => json!(b),
-                PolicyValue::Integer(i) => json!(i),
-                PolicyValue::Text(t) => json!(t),
-                PolicyValue::List(l) => json!(l),
-            };
-            (k.clone(), value)
-        })
-        .collect();
-    json!({
+    Ok(json!({
         "env": blueprint.env,
         "cloud": blueprint.cloud.name(),
         "tenant_id": blueprint.tenant_id.as_str(),
@@ -204,5 +206,5 @@ fn context(blueprint: &Blueprint, api_app_id: &str, client_app_ids: &[String]) -
             "deployments": blueprint.foundry.deployments.iter().map(|d| d.name.clone()).collect::<Vec<_>>(),
         },
         "vars": vars,
-    })
+    }))
 }

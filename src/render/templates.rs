@@ -1,11 +1,15 @@
 //! The template set: every `*.tera` file under a directory, loaded into one Tera instance with XML
-//! escaping, plus the source text kept for mapping findings back to template lines.
+//! escaping, plus the source text kept for mapping findings back to template lines, and the
+//! `*.vars.yaml` declarations of the variables each template reads.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tera::Tera;
+
+use super::vars::{self, Declarations};
+use crate::config::ConfigError;
 
 /// A template could not be loaded or rendered.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +29,20 @@ pub enum RenderError {
     Missing { name: String, dir: String },
     #[error("{file}: the rendered policy is not well-formed XML ({message})")]
     Malformed { file: String, message: String },
+    /// A template reads a variable its declarations do not declare, or a declarations file is
+    /// wrong: the template author's problem, located in their file.
+    #[error("{file}:{line}:{column}: {message}")]
+    Variable {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+        hint: Option<String>,
+    },
+    /// The environment's `policy.vars` do not fit the declarations: the environment author's
+    /// problems, each located in the environment file that set the value.
+    #[error("{0}")]
+    Vars(ConfigError),
 }
 
 impl RenderError {
@@ -40,6 +58,7 @@ impl RenderError {
             RenderError::Malformed { .. } => {
                 Some("`provision validate` shows the position in the rendered policy; check the template's tags".to_owned())
             }
+            RenderError::Variable { hint, .. } => hint.clone(),
             _ => None,
         }
     }
@@ -51,6 +70,8 @@ pub struct TemplateSet {
     dir: PathBuf,
     /// Template name → (display path, text).
     sources: BTreeMap<String, (String, String)>,
+    /// Declarations file name (`policies/x.vars.yaml`) → its declarations.
+    declarations: BTreeMap<String, Declarations>,
 }
 
 /// Escapes text for XML attribute values and element content alike. Unlike Tera's HTML escaper it
@@ -71,7 +92,7 @@ fn escape_xml(input: &str) -> String {
 }
 
 impl TemplateSet {
-    /// Reads every `*.tera` file under `dir` (the explicit loader of this module).
+    /// Reads every `*.tera` and `*.vars.yaml` file under `dir` (the explicit loader of this module).
     pub fn load(dir: &Path) -> Result<TemplateSet, RenderError> {
         let read_err = |e: std::io::Error| RenderError::Read {
             dir: dir.display().to_string(),
@@ -84,7 +105,9 @@ impl TemplateSet {
                 let path = entry.map_err(read_err)?.path();
                 if path.is_dir() {
                     pending.push(path);
-                } else if path.extension().is_some_and(|e| e == "tera") {
+                } else if path.extension().is_some_and(|e| e == "tera")
+                    || path.to_string_lossy().ends_with(".vars.yaml")
+                {
                     let name = path
                         .strip_prefix(dir)
                         .unwrap_or(&path)
@@ -101,7 +124,8 @@ impl TemplateSet {
         TemplateSet::from_sources(dir, files)
     }
 
-    /// Builds a set from (name, display path, text) triples.
+    /// Builds a set from (name, display path, text) triples: templates (`*.tera`) and
+    /// declarations (`*.vars.yaml`).
     pub fn from_sources(
         dir: &Path,
         files: Vec<(String, String, String)>,
@@ -109,10 +133,31 @@ impl TemplateSet {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".xml.tera"]);
         tera.set_escape_fn(escape_xml);
+        let (declaration_files, files): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|(name, _, _)| name.ends_with(".vars.yaml"));
         let sources: BTreeMap<String, (String, String)> = files
             .into_iter()
             .map(|(name, path, text)| (name, (path, text)))
             .collect();
+        let mut declarations = BTreeMap::new();
+        for (name, path, text) in declaration_files {
+            let parsed = vars::parse(&path, &text)?;
+            if !sources
+                .keys()
+                .any(|t| t.ends_with(".tera") && vars::declarations_name(t) == name)
+            {
+                let template = name.trim_end_matches(".vars.yaml");
+                return Err(RenderError::Variable {
+                    file: path,
+                    line: 1,
+                    column: 1,
+                    message: format!("declares the variables of {template}.xml.tera, which does not exist"),
+                    hint: Some("a declarations file sits beside its template: policies/<name>.xml.tera and policies/<name>.vars.yaml".to_owned()),
+                });
+            }
+            declarations.insert(name, parsed);
+        }
         // Parse one by one first so a syntax error names its own file; then add all together so
         // includes and inheritance resolve.
         for (name, (path, text)) in &sources {
@@ -135,6 +180,7 @@ impl TemplateSet {
             tera,
             dir: dir.to_path_buf(),
             sources,
+            declarations,
         })
     }
 
@@ -163,6 +209,94 @@ impl TemplateSet {
                 message: chain(&e),
             })?;
         Ok(tidy(&text))
+    }
+
+    /// The names of the templates.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.sources.keys().map(String::as_str)
+    }
+
+    /// A template's text.
+    pub fn source(&self, name: &str) -> Option<&str> {
+        self.sources.get(name).map(|(_, t)| t.as_str())
+    }
+
+    /// The declarations of the variables a template reads, when it has a declarations file.
+    pub fn declarations(&self, template: &str) -> Option<&Declarations> {
+        self.declarations.get(&vars::declarations_name(template))
+    }
+
+    /// Every declarations file, for the environment schema.
+    pub fn all_declarations(&self) -> impl Iterator<Item = &Declarations> {
+        self.declarations.values()
+    }
+
+    /// The display path of a template, or an error naming what is missing.
+    pub fn path(&self, name: &str) -> Result<&str, RenderError> {
+        match self.sources.get(name) {
+            Some((path, _)) => Ok(path),
+            None => Err(RenderError::Missing {
+                name: name.to_owned(),
+                dir: self.dir.display().to_string(),
+            }),
+        }
+    }
+
+    /// Refuses a template that reads a variable its declarations do not declare, through any
+    /// template it includes: at render time such a read would print nothing, or take an `if` as
+    /// false, without a word.
+    pub fn check_reads(&self, template: &str) -> Result<(), RenderError> {
+        self.path(template)?;
+        let declared = self.declarations(template);
+        let declarations_file = declared.map_or_else(
+            || vars::declarations_name(self.sources.get(template).map_or(template, |(p, _)| p)),
+            |d| d.file.clone(),
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        let mut pending = vec![template.to_owned()];
+        while let Some(name) = pending.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some((path, text)) = self.sources.get(&name) else {
+                continue;
+            };
+            let scan = vars::scan(text);
+            for read in &scan.reads {
+                let (line, column) = vars::line_column(text, read.offset);
+                let error = |message: String, hint: String| RenderError::Variable {
+                    file: path.clone(),
+                    line,
+                    column,
+                    message,
+                    hint: Some(hint),
+                };
+                let Some(var) = &read.name else {
+                    return Err(error(
+                        "the template reads `vars` as a whole, so its variables cannot be checked against their declarations".to_owned(),
+                        "read each variable by name, e.g. `vars.tokens_per_minute`".to_owned(),
+                    ));
+                };
+                if declared.is_some_and(|d| d.vars.contains_key(var)) {
+                    continue;
+                }
+                let close =
+                    declared.and_then(|d| d.vars.keys().find(|k| crate::config::similar(var, k)));
+                return Err(error(
+                    format!(
+                        "the template reads `vars.{var}`, which {declarations_file} does not declare"
+                    ),
+                    match close {
+                        Some(k) => format!("did you mean `vars.{k}`?"),
+                        None => format!(
+                            "declare `{var}` in {declarations_file} (type, description, and a default or `required: true`)"
+                        ),
+                    },
+                ));
+            }
+            pending.extend(scan.references);
+        }
+        Ok(())
     }
 
     /// The templates' sources, for mapping rendered lines back: (display path, text).

@@ -19,6 +19,8 @@ mod sandbox_admin;
 mod sandbox_graph;
 mod sandbox_login;
 mod sandbox_support;
+mod schema_cli;
+mod template_vars;
 mod up_e2e;
 mod whoami_cli;
 mod wire;

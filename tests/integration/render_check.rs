@@ -96,6 +96,11 @@ fn an_environment_may_bring_its_own_templates() {
         "custom/policies/llm-api.xml.tera",
         "<policies><inbound><base /></inbound></policies>\n",
     );
+    // The environment's `policy.vars` must be declared by the template it uses.
+    project.write(
+        "custom/policies/llm-api.vars.yaml",
+        &project.read("templates/policies/llm-api.vars.yaml"),
+    );
     let prod = project
         .read("environments/prod.yaml")
         .replace("policy:\n", "policy:\n  templates_dir: custom\n");

@@ -131,7 +131,7 @@ async fn auth_must_fit_the_cloud() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         stdout.starts_with(
-            "error: environments/dev.yaml:26:1: auth: `sandbox` signs in to the local sandbox only, and \
+            "error: environments/dev.yaml:27:1: auth: `sandbox` signs in to the local sandbox only, and \
              this environment is `cloud: public`\n  hint: use `auto` (or leave `auth:` out)"
         ),
         "{stdout}"
