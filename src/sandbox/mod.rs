@@ -11,6 +11,7 @@ mod arm;
 mod auth;
 mod config;
 mod faults;
+mod files;
 mod graph;
 mod listener;
 mod login;
@@ -34,6 +35,7 @@ use serde::Serialize;
 
 pub use config::{FaultProfile, LatencyProfile, SandboxConfig};
 pub use faults::{Fault, FaultScript};
+pub use files::StateDirError;
 pub use state::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FOREIGN_TENANT, State};
 
 use crate::policy::token::TokenSigner;
@@ -97,11 +99,9 @@ impl Shared {
         let Some(file) = self.config.state_file() else {
             return;
         };
-        let tmp = file.with_extension("json.tmp");
         let result = serde_json::to_vec_pretty(state)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &file));
+            .and_then(|bytes| files::write_private(&file, &bytes));
         if let Err(e) = result {
             tracing::warn!(file = %file.display(), error = %e, "cannot persist sandbox state");
         }
@@ -246,6 +246,11 @@ impl Sandbox {
                 config.addr
             );
         }
+        // The directory is vetted before its state is trusted: a state file others could have
+        // written may carry their signing keys.
+        if let Some(dir) = &config.state_dir {
+            files::prepare_dir(dir)?;
+        }
         let state = match config.state_file() {
             Some(file) if file.exists() => {
                 let text = std::fs::read_to_string(&file)?;
@@ -255,9 +260,6 @@ impl Sandbox {
             }
             _ => initial_state()?,
         };
-        if let Some(dir) = &config.state_dir {
-            std::fs::create_dir_all(dir)?;
-        }
         let tcp = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = tcp.local_addr()?;
         let scheme = if config.tls { "https" } else { "http" };
@@ -454,19 +456,38 @@ async fn observe(
         response.headers_mut().insert("x-ms-request-id", v.clone());
         response.headers_mut().insert("request-id", v);
     }
+    let status = if matches!(fault, Some(Fault::Reset { .. })) {
+        0
+    } else {
+        response.status().as_u16()
+    };
+    record(
+        &shared,
+        started,
+        method,
+        path,
+        status,
+        fault.map(|f| f.label().to_owned()),
+    );
+    response
+}
+
+fn record(
+    shared: &Shared,
+    started: Instant,
+    method: String,
+    path: String,
+    status: u16,
+    fault: Option<String>,
+) {
     let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
     let seq = log.len() as u64 + 1;
     log.push(RequestRecord {
         seq,
         method,
         path,
-        status: if matches!(fault, Some(Fault::Reset { .. })) {
-            0
-        } else {
-            response.status().as_u16()
-        },
+        status,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        fault: fault.map(|f| f.label().to_owned()),
+        fault,
     });
-    response
 }

@@ -15,6 +15,7 @@ mod repository;
 mod sandbox_admin;
 mod sandbox_graph;
 mod sandbox_login;
+mod sandbox_security;
 mod sandbox_support;
 mod up_e2e;
 mod whoami_cli;
