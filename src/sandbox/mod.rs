@@ -13,6 +13,7 @@ mod config;
 mod faults;
 mod files;
 mod graph;
+mod guard;
 mod listener;
 mod login;
 mod state;
@@ -59,6 +60,8 @@ pub struct RequestRecord {
 pub(crate) struct Shared {
     pub config: SandboxConfig,
     pub base_url: String,
+    /// Where the listener is bound (the configured address with its port filled in).
+    pub addr: SocketAddr,
     state: Mutex<State>,
     /// Decoded signing keys by kid (decoding RSA keys per request would be slow).
     signers: Mutex<BTreeMap<String, Arc<TokenSigner>>>,
@@ -271,6 +274,7 @@ impl Sandbox {
         let faults = FaultEngine::new(config.faults, config.fault_script.clone(), config.seed);
         let shared = Arc::new(Shared {
             base_url: format!("{scheme}://{host}"),
+            addr,
             config,
             state: Mutex::new(state),
             signers: Mutex::new(BTreeMap::new()),
@@ -390,6 +394,21 @@ async fn observe(
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
+    let front = guard::Front {
+        addr: shared.addr,
+        tls: shared.config.tls,
+    };
+    if let Some(refused) = guard::check(front, &request) {
+        record(
+            &shared,
+            started,
+            method,
+            path,
+            refused.status().as_u16(),
+            None,
+        );
+        return refused;
+    }
     let fault = shared
         .faults
         .lock()

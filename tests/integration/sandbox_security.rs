@@ -1,9 +1,10 @@
-//! The sandbox's own security: what it keeps on disk.
+//! The sandbox's own security: what it keeps on disk, and which hosts and origins it answers.
 
-use provision::sandbox::SandboxConfig;
+use provision::sandbox::{DEFAULT_TENANT, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
 
 use crate::project::Project;
-use crate::sandbox_support::start;
+use crate::sandbox_support::{SUBSCRIPTION, client, default_sandbox, start};
 
 // ---------------------------------------------------------------------------------------------
 // Files
@@ -76,4 +77,234 @@ fn a_state_directory_others_can_write_is_refused() {
     );
     assert!(!shared.join("state.json").exists());
     assert_eq!(mode(&shared), 0o777);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host and Origin
+
+async fn raw(
+    sandbox: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut request = client().request(method, format!("{}{path}", sandbox.base_url()));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    if let Some(body) = body {
+        request = request.body(body.to_owned());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn a_rebinding_host_cannot_read_the_operator_secret() {
+    let sandbox = default_sandbox().await;
+    let port = sandbox.addr().port();
+    let host = format!("rebind.attacker.example:{port}");
+    let (status, body) = raw(
+        &sandbox,
+        reqwest::Method::GET,
+        "/_sandbox/info",
+        &[("host", &host)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 421);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "MisdirectedRequest", "message": format!(
+            "the sandbox refused a request with Host `{host}`: it answers only to localhost, \
+             127.0.0.0/8 and [::1], so that a web page cannot reach it under a name of its own \
+             (DNS rebinding); use http://127.0.0.1:{port}"
+        )}})
+    );
+    // Every surface, not only the admin one.
+    for path in [
+        format!("/{DEFAULT_TENANT}/v2.0/.well-known/openid-configuration"),
+        "/v1.0/applications".to_owned(),
+        format!("/subscriptions/{SUBSCRIPTION}?api-version=2022-12-01"),
+    ] {
+        let (status, _) = raw(
+            &sandbox,
+            reqwest::Method::GET,
+            &path,
+            &[("host", &host)],
+            None,
+        )
+        .await;
+        assert_eq!(status, 421, "{path}");
+    }
+    // Loopback names are answered.
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, body) = raw(
+            &sandbox,
+            reqwest::Method::GET,
+            "/_sandbox/info",
+            &[("host", &host)],
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{host}");
+        assert!(body["operator"]["client_secret"].is_string());
+    }
+    let refused = sandbox.requests()[0].clone();
+    assert_eq!(
+        (
+            refused.method.as_str(),
+            refused.path.as_str(),
+            refused.status
+        ),
+        ("GET", "/_sandbox/info", 421)
+    );
+}
+
+#[tokio::test]
+async fn a_cross_site_key_rotation_is_refused() {
+    let sandbox = default_sandbox().await;
+    let port = sandbox.addr().port();
+    let path = format!("/_sandbox/tenants/{DEFAULT_TENANT}/keys/rotate");
+    let keys = || sandbox.state().tenants[0].keys.len();
+    let before = keys();
+
+    let (status, body) = raw(
+        &sandbox,
+        reqwest::Method::POST,
+        &path,
+        &[
+            ("content-type", "text/plain"),
+            ("origin", "https://evil.example"),
+        ],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        json!({
+            "error": format!(
+                "POST {path}: refused a cross-site request from Origin `https://evil.example`; \
+                 the sandbox's admin requests are accepted from its own origin \
+                 (http://127.0.0.1:{port}) or from clients that send no Origin (curl, tests)"
+            ),
+            "hint": "send the request from a client such as curl, not from a web page",
+        })
+    );
+
+    // A simple content type is refused even without an Origin (some clients strip it).
+    let (status, body) = raw(
+        &sandbox,
+        reqwest::Method::POST,
+        &path,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some("a=b"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        json!({
+            "error": format!(
+                "POST {path}: refused Content-Type `application/x-www-form-urlencoded`: any web \
+                 page may send that type to any site without asking, so the sandbox's admin \
+                 requests take a JSON body or none"
+            ),
+            "hint": "send `Content-Type: application/json` with a body, or no body at all",
+        })
+    );
+    // `Origin: null` (a sandboxed frame, a data: URL) is foreign too.
+    let (status, _) = raw(
+        &sandbox,
+        reqwest::Method::POST,
+        &path,
+        &[("origin", "null")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(keys(), before, "nothing was rotated");
+
+    // The sandbox's own origin, JSON, or no body at all: accepted.
+    let own = format!("http://127.0.0.1:{port}");
+    let (status, _) = raw(
+        &sandbox,
+        reqwest::Method::POST,
+        &path,
+        &[("origin", &own), ("content-type", "application/json")],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = raw(&sandbox, reqwest::Method::POST, &path, &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(keys(), before + 2);
+}
+
+#[tokio::test]
+async fn a_cross_site_device_code_approval_is_refused() {
+    let sandbox = default_sandbox().await;
+    let port = sandbox.addr().port();
+    let (status, body) = raw(
+        &sandbox,
+        reqwest::Method::POST,
+        "/_sandbox/device-codes/ABCD1234/approve",
+        &[
+            ("content-type", "text/plain"),
+            ("origin", "http://localhost:3000"),
+        ],
+        Some(r#"{"user":"ada@sandbox.onmicrosoft.com"}"#),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body["error"],
+        format!(
+            "POST /_sandbox/device-codes/ABCD1234/approve: refused a cross-site request from \
+             Origin `http://localhost:3000`; the sandbox's admin requests are accepted from its \
+             own origin (http://127.0.0.1:{port}) or from clients that send no Origin (curl, \
+             tests)"
+        )
+    );
+    // The sign-in page's own form posts urlencoded from its own origin: that reaches the page
+    // (which knows no such code); the same form from another origin does not.
+    let form = "user_code=ABCD1234&user=&action=approve";
+    let urlencoded = ("content-type", "application/x-www-form-urlencoded");
+    let own = format!("http://127.0.0.1:{port}");
+    let (status, page) = raw(
+        &sandbox,
+        reqwest::Method::POST,
+        "/devicelogin",
+        &[urlencoded, ("origin", &own)],
+        Some(form),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(page.as_str().unwrap().contains("Sign-in failed"));
+    let (status, body) = raw(
+        &sandbox,
+        reqwest::Method::POST,
+        "/devicelogin",
+        &[urlencoded, ("origin", "https://evil.example")],
+        Some(form),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(
+        body["error"].as_str().unwrap().starts_with(
+            "POST /devicelogin: refused a cross-site request from Origin `https://evil.example`"
+        ),
+        "{body}"
+    );
 }
