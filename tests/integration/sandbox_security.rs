@@ -1,10 +1,16 @@
-//! The sandbox's own security: what it keeps on disk, and which hosts and origins it answers.
+//! The sandbox's own security: what it keeps on disk, which hosts and origins it answers, and
+//! the lifetime of the tokens it accepts.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use provision::policy::token::TokenSigner;
 use provision::sandbox::{DEFAULT_TENANT, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 use crate::project::Project;
-use crate::sandbox_support::{SUBSCRIPTION, client, default_sandbox, start};
+use crate::sandbox_support::{Arm, SUBSCRIPTION, client, default_sandbox, start};
 
 // ---------------------------------------------------------------------------------------------
 // Files
@@ -307,4 +313,131 @@ async fn a_cross_site_device_code_approval_is_refused() {
         ),
         "{body}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token lifetime
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A v1 app-only token of the default tenant valid from `nbf` to `exp`.
+fn token_valid(sandbox: &Sandbox, audience: &str, nbf: i64, exp: i64) -> String {
+    let (der, kid) = {
+        let state = sandbox.state();
+        let key = &state.tenants[0].keys[0];
+        (STANDARD.decode(&key.pkcs8).unwrap(), key.kid.clone())
+    };
+    let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
+    signer.sign(&json!({
+        "aud": audience,
+        "iss": format!("{}/{DEFAULT_TENANT}/", sandbox.base_url()),
+        "tid": DEFAULT_TENANT,
+        "oid": "0c1d0000-0000-4000-8000-000000000001",
+        "appid": "0c1d0000-0000-4000-8000-000000000002",
+        "ver": "1.0",
+        "iat": nbf,
+        "nbf": nbf,
+        "exp": exp,
+    }))
+}
+
+#[tokio::test]
+async fn a_token_valid_only_in_100_days_is_refused_by_arm_and_graph() {
+    let sandbox = default_sandbox().await;
+    let later = now() + 100 * 86_400;
+    let subscription = format!("/subscriptions/{SUBSCRIPTION}?api-version=2022-12-01");
+    let arm = |token: String| {
+        let mut arm = Arm::new(&sandbox);
+        arm.token = Some(token);
+        arm
+    };
+    let future = arm(token_valid(
+        &sandbox,
+        "https://management.azure.com/",
+        later,
+        later + 3600,
+    ));
+    let answer = future.get(&subscription).await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        answer.body,
+        json!({"error": {
+            "code": "InvalidAuthenticationToken",
+            "message": "The access token is not yet valid: its 'nbf' (not before) time is later than current UTC time.",
+        }})
+    );
+    assert_eq!(
+        answer.header("www-authenticate").unwrap(),
+        format!(
+            "Bearer authorization_uri=\"{}/{DEFAULT_TENANT}\", error=\"invalid_token\", \
+             error_description=\"Lifetime validation failed, the token is not yet valid.\"",
+            sandbox.base_url()
+        )
+    );
+
+    let graph = |token: String| {
+        let mut graph = Arm::new(&sandbox);
+        graph.token = Some(token);
+        graph
+    };
+    let answer = graph(token_valid(
+        &sandbox,
+        "https://graph.microsoft.com",
+        later,
+        later + 3600,
+    ))
+    .get("/v1.0/applications")
+    .await;
+    assert_eq!(answer.status, 401);
+    assert_eq!(answer.code(), "InvalidAuthenticationToken");
+    assert_eq!(
+        answer.message(),
+        "Lifetime validation failed, the token is not yet valid."
+    );
+    // The same shape as for an expired token.
+    let expired = graph(token_valid(
+        &sandbox,
+        "https://graph.microsoft.com",
+        now() - 7200,
+        now() - 3600,
+    ))
+    .get("/v1.0/applications")
+    .await;
+    assert_eq!(expired.status, 401);
+    assert_eq!(expired.code(), "InvalidAuthenticationToken");
+    assert_eq!(
+        expired.message(),
+        "Lifetime validation failed, the token is expired."
+    );
+    let keys = |v: &Value| {
+        v["error"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&answer.body), keys(&expired.body));
+
+    // Five minutes of skew, as Microsoft.IdentityModel allows: a minute inside it is accepted,
+    // a minute past it is not.
+    let inside = arm(token_valid(
+        &sandbox,
+        "https://management.azure.com/",
+        now() + 240,
+        now() + 3600,
+    ));
+    assert_eq!(inside.get(&subscription).await.status, 200);
+    let past = arm(token_valid(
+        &sandbox,
+        "https://management.azure.com/",
+        now() + 360,
+        now() + 3600,
+    ));
+    assert_eq!(past.get(&subscription).await.status, 401);
 }
