@@ -6,6 +6,7 @@ mod arm_cognitive;
 mod arm_fixtures;
 mod arm_resources;
 mod bad_inputs;
+mod contention;
 mod golden;
 mod lint_fixtures;
 mod policy_cli;
