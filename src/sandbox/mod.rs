@@ -21,6 +21,7 @@ mod tls;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -69,6 +70,8 @@ pub(crate) struct Shared {
     faults: Mutex<FaultEngine>,
     /// Peers whose connection is to be dropped instead of answered.
     pub(crate) resets: Mutex<HashSet<SocketAddr>>,
+    /// Client connections open now: whether anyone still uses the sandbox.
+    pub(crate) connections: AtomicUsize,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -281,6 +284,7 @@ impl Sandbox {
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(faults),
             resets: Mutex::new(HashSet::new()),
+            connections: AtomicUsize::new(0),
         });
         shared.persist(&shared.state());
         let app = router(shared.clone());
@@ -324,6 +328,12 @@ impl Sandbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Client connections open now (idle keep-alive ones included): a process that started a
+    /// sandbox others have connected to can tell whether it is still in use.
+    pub fn open_connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// The sandbox's state, for assertions. Hold the guard briefly: handlers wait for it.

@@ -1,6 +1,8 @@
 //! Robustness under contention: a service that is busy for a while (409 `ServiceLocked` /
-//! `RequestConflict`) is waited out.
+//! `RequestConflict`) is waited out, and two `up --env local` started together share one
+//! sandbox instead of one failing on the taken address.
 
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +16,9 @@ use provision::cloud::Cloud;
 use provision::sandbox::{
     DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FaultScript, Sandbox, SandboxConfig,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::project::Project;
 use crate::sandbox_support::start;
 
 const SUB: &str = DEFAULT_SUBSCRIPTION;
@@ -171,4 +174,136 @@ faults:
         log_of(&sandbox, "/namedValues/other"),
         [("PUT".to_owned(), 409, Some("script[2] call 1".to_owned()))]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two runs at once
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ups_at_once_share_one_sandbox() {
+    let project = Project::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let local = project
+        .read("environments/local.yaml")
+        .replace("address: 127.0.0.1:7171", &format!("address: {addr}"));
+    project.write("environments/local.yaml", &local);
+
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("provision"));
+            cmd.current_dir(project.dir.path())
+                .args(["--color", "never", "up", "--env", "local"])
+                .env_remove("RUST_LOG")
+                .env_remove("PROVISION_AUTH")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = tokio::task::spawn_blocking(move || {
+        runs.into_iter()
+            .map(|child| child.wait_with_output().unwrap())
+            .collect()
+    })
+    .await
+    .unwrap();
+    for out in &outs {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    let started =
+        format!("started the sandbox on {addr} for this command (state in .provision/sandbox/)");
+    let joined = format!("connected to the sandbox another run started on {addr} a moment ago");
+    let notes: Vec<String> = outs.iter().map(|o| text(&o.stderr)).collect();
+    let first_lines: Vec<&str> = notes
+        .iter()
+        .map(|n| n.lines().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        first_lines.iter().filter(|l| **l == started).count(),
+        1,
+        "exactly one run starts the sandbox: {notes:#?}"
+    );
+    // The other lost the race to bind and says whose sandbox it uses (or, started a little
+    // later, found it listening and says nothing).
+    assert!(
+        first_lines
+            .iter()
+            .all(|l| *l == started || *l == joined || !l.contains("sandbox")),
+        "{notes:#?}"
+    );
+
+    // One of everything, in the one state file.
+    let sandbox = start(SandboxConfig {
+        state_dir: Some(project.path(".provision/sandbox")),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let state = sandbox.state();
+    let mut apps: Vec<String> = state
+        .objects
+        .iter()
+        .filter(|o| o.deleted_ms.is_none() && o.tenant_id == DEFAULT_TENANT)
+        .filter(|o| serde_json::to_value(o.kind).unwrap() == "application")
+        .map(|o| o.body["uniqueName"].as_str().unwrap_or("(none)").to_owned())
+        .collect();
+    apps.sort();
+    assert_eq!(
+        apps,
+        ["llm-gateway-api-local", "llm-gateway-notebooks-local"]
+    );
+    let mut principals: Vec<String> = state
+        .objects
+        .iter()
+        .filter(|o| o.deleted_ms.is_none() && o.tenant_id == DEFAULT_TENANT)
+        .filter(|o| serde_json::to_value(o.kind).unwrap() == "servicePrincipal")
+        .map(|o| o.body["appId"].as_str().unwrap().to_owned())
+        .collect();
+    let all = principals.len();
+    principals.dedup();
+    principals.sort();
+    principals.dedup();
+    assert_eq!((all, principals.len()), (4, 4), "one per app and identity");
+    let mut types: Vec<String> = state
+        .arm
+        .resources
+        .values()
+        .filter_map(|r| {
+            r.body
+                .get("type")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    types.sort();
+    let count = |t: &str| types.iter().filter(|x| *x == t).count();
+    for (kind, n) in [
+        ("Microsoft.Resources/resourceGroups", 1),
+        ("Microsoft.CognitiveServices/accounts", 1),
+        ("Microsoft.CognitiveServices/accounts/deployments", 1),
+        ("Microsoft.ApiManagement/service", 1),
+        ("Microsoft.ApiManagement/service/apis", 1),
+        ("Microsoft.ApiManagement/service/apis/operations", 3),
+        ("Microsoft.ApiManagement/service/backends", 1),
+        ("Microsoft.Authorization/roleAssignments", 1),
+    ] {
+        assert_eq!(count(kind), n, "{kind}: {types:#?}");
+    }
 }
