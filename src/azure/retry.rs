@@ -1,7 +1,11 @@
 //! When to send a request again, and how long to wait first.
 //!
 //! The rules, as pure functions so they can be tested to the millisecond:
-//! - Retried: 429, 500, 502, 503, 504, and transport failures.
+//! - Retried: 429, 500, 502, 503, 504, transport failures, and a 409 whose code says the target
+//!   is busy for now ([`TRANSIENT_CONFLICTS`]: an APIM service still activating, a resource whose
+//!   last write is still running). Such a 409 means the write was refused, not applied, so
+//!   sending it again is as safe as the method allows; every other 409 (`Conflict`,
+//!   `RoleAssignmentExists`…) is an answer and goes to the caller.
 //! - A request that is not safe to repeat (POST or PATCH that the caller has not marked safe) is
 //!   retried only when the server can not have acted on it: the connection failed before sending,
 //!   or a 429 (ARM and Graph do not process a throttled request). A 5xx or an ambiguous failure
@@ -17,11 +21,22 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use super::error::ErrorBody;
 use super::transport::{Headers, Method, Transport, TransportError, WireRequest, WireResponse};
 use crate::dice::Dice;
 
 /// Statuses that mean "try again later" rather than "this request is wrong".
 pub const RETRYABLE_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
+
+/// 409 codes that mean "busy, try again later": APIM's `ServiceLocked` while a service is
+/// activating or updating, and ARM's `RequestConflict` while another write on the resource or its
+/// parent runs.
+pub const TRANSIENT_CONFLICTS: [&str; 2] = ["ServiceLocked", "RequestConflict"];
+
+/// Whether a 409 says the target is only busy.
+fn transient_conflict(response: &WireResponse) -> bool {
+    ErrorBody::parse(&response.body).is_some_and(|e| TRANSIENT_CONFLICTS.contains(&e.code.as_str()))
+}
 
 /// Whether the caller vouches that sending this request twice is harmless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +72,7 @@ pub fn verdict(
     let repeatable = replay.allows(method);
     let retry = match outcome {
         Ok(response) if response.status == 429 => true,
+        Ok(response) if response.status == 409 => repeatable && transient_conflict(response),
         Ok(response) => RETRYABLE_STATUSES.contains(&response.status) && repeatable,
         Err(TransportError::Connect { .. }) => true,
         Err(TransportError::Ambiguous { .. }) => repeatable,
@@ -393,6 +409,99 @@ mod tests {
             url: "http://x".into(),
         };
         assert_eq!(verdict(Get, Replay::Safe, Err(&insecure)), Final);
+    }
+
+    fn conflict(code: &str) -> WireResponse {
+        response(409).json(&serde_json::json!({"error": {"code": code, "message": "busy"}}))
+    }
+
+    #[test]
+    fn busy_conflicts_are_retried_and_other_conflicts_are_answers() {
+        use Method::*;
+        use Verdict::*;
+        for method in [Get, Head, Put, Delete] {
+            for code in TRANSIENT_CONFLICTS {
+                assert_eq!(
+                    verdict(method, Replay::ByMethod, Ok(&conflict(code))),
+                    Retry
+                );
+            }
+            for code in [
+                "Conflict",
+                "RoleAssignmentExists",
+                "ServiceAlreadyExists",
+                "",
+            ] {
+                assert_eq!(
+                    verdict(method, Replay::ByMethod, Ok(&conflict(code))),
+                    Final,
+                    "{code}"
+                );
+            }
+            assert_eq!(verdict(method, Replay::ByMethod, Ok(&response(409))), Final);
+        }
+        // A POST or PATCH is repeated only when the caller vouches for it.
+        for method in [Post, Patch] {
+            let locked = conflict("ServiceLocked");
+            assert_eq!(verdict(method, Replay::ByMethod, Ok(&locked)), Final);
+            assert_eq!(verdict(method, Replay::Safe, Ok(&locked)), Retry);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn service_locked_is_retried_with_backoff_until_the_service_lets_go() {
+        let transport = ScriptedTransport::new([
+            Ok(conflict("ServiceLocked")),
+            Ok(conflict("ServiceLocked")),
+            Ok(conflict("RequestConflict")),
+            Ok(response(200)),
+        ]);
+        let put = WireRequest::new(Method::Put, "https://management.azure.com/x/namedValues/n");
+        let deadline = Deadline::after(Duration::from_secs(60), "x");
+        let mut expected = Dice::new(5);
+        let start = Instant::now();
+        let answer = send(
+            &transport,
+            &put,
+            Replay::ByMethod,
+            &RetryPolicy::default(),
+            &mut Dice::new(5),
+            &deadline,
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(transport.sent().len(), 4);
+        // No Retry-After on a 409: full-jitter backoff under ceilings of 0.5, 1 and 2 s.
+        let waited: u64 = [500, 1000, 2000]
+            .iter()
+            .map(|ceiling| expected.roll() % (ceiling + 1))
+            .sum();
+        assert_eq!(start.elapsed(), Duration::from_millis(waited));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_locked_past_the_timeout_fails_naming_the_conflict() {
+        let transport = ScriptedTransport::new([Ok(conflict("ServiceLocked")
+            .header("Retry-After", "5")
+            .header("x-ms-request-id", "r-1"))]);
+        let put = WireRequest::new(Method::Put, "https://management.azure.com/x/namedValues/n");
+        let deadline = Deadline::after(Duration::from_secs(1), "the named value");
+        let error = send(
+            &transport,
+            &put,
+            Replay::ByMethod,
+            &RetryPolicy::default(),
+            &mut Dice::new(0),
+            &deadline,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "gave up after 0ms of 1s waiting for the named value (last: HTTP 409 (request id \
+             r-1); the next try would be in 5s)"
+        );
     }
 
     #[test]

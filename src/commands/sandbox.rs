@@ -7,7 +7,9 @@ use serde_json::json;
 use super::ExitStatus;
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxServeArgs};
 use crate::output::{Hinted, Printer, WARNING};
-use crate::sandbox::{FaultProfile, FaultScript, LatencyProfile, Sandbox, SandboxConfig};
+use crate::sandbox::{
+    FaultProfile, FaultScript, LatencyProfile, Sandbox, SandboxConfig, StateDirError,
+};
 
 pub fn run(args: SandboxArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     match args.command {
@@ -83,6 +85,10 @@ fn serve(args: SandboxServeArgs, printer: &Printer) -> anyhow::Result<ExitStatus
         .build()?;
     runtime.block_on(async move {
         let mut sandbox = Sandbox::start(config).await.map_err(|e| {
+            if let Some(dir) = e.downcast_ref::<StateDirError>() {
+                let hint = dir.hint.clone().unwrap_or_default();
+                return Hinted::error(format!("cannot start the sandbox: {dir}"), hint);
+            }
             let hint = if e.to_string().contains("in use") {
                 "another process listens there: pick --addr 127.0.0.1:PORT"
             } else {

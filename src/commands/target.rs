@@ -19,7 +19,7 @@ use crate::engine::{self, Observation, Plan};
 use crate::output::{Hinted, Printer, plan as show};
 use crate::render::{self, TemplateSet};
 use crate::resources::{self, Managed};
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{Sandbox, SandboxConfig, StateDirError};
 
 /// Where the embedded sandbox keeps its state, so `up` and a later `plan` see the same one.
 pub const EMBEDDED_STATE_DIR: &str = ".provision/sandbox";
@@ -28,8 +28,58 @@ pub(super) struct Target {
     pub blueprint: Arc<Blueprint>,
     pub azure: Azure,
     pub resources: Arc<Vec<Box<dyn Managed>>>,
-    /// The sandbox this process started: held, not read; dropping it stops the sandbox.
-    pub _sandbox: Option<Sandbox>,
+    /// The sandbox this process started: held, not read; dropping it stops the sandbox once no
+    /// other run uses it. Declared last, so the clients above close their connections first.
+    pub _sandbox: Option<Embedded>,
+}
+
+/// How long the embedded sandbox must go without a client connection before it stops: long
+/// enough to bridge another run's gap between one connection closing and the next opening.
+const QUIET: Duration = Duration::from_millis(300);
+/// How often a run that finds the address taken asks it for `/_sandbox/info`, and for how long.
+const INFO_POLL: Duration = Duration::from_millis(100);
+const INFO_WAIT: Duration = Duration::from_secs(5);
+
+/// A sandbox this command started. Another run started at the same moment connects to it
+/// instead of starting its own (one process writes the state file), so it is not stopped under
+/// that run: dropping waits until no client connection has been open for [`QUIET`], up to the
+/// command's `--timeout`.
+pub(super) struct Embedded {
+    sandbox: Sandbox,
+    quiet: bool,
+    linger: Duration,
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        // Called on the thread that drives the command's future, not on a runtime worker, so
+        // the sandbox keeps answering the other run while this waits.
+        let started = std::time::Instant::now();
+        let mut idle_since: Option<std::time::Instant> = None;
+        let mut told = false;
+        while started.elapsed() < self.linger {
+            if self.sandbox.open_connections() == 0 {
+                if idle_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    >= QUIET
+                {
+                    return;
+                }
+            } else {
+                idle_since = None;
+                if !told && !self.quiet && started.elapsed() >= QUIET {
+                    eprintln!(
+                        "waiting for another run using the sandbox on {} to finish before \
+                         stopping it",
+                        self.sandbox.addr()
+                    );
+                    told = true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Everything that can be checked before the network: the environment, the templates (rendered
@@ -69,7 +119,7 @@ pub(super) async fn connect(
     } = prepared;
     let deadline = Deadline::after(azure_args.timeout, format!("environment {}", blueprint.env));
     let embedded = match blueprint.cloud {
-        Cloud::Sandbox => ensure_sandbox(&blueprint, printer).await?,
+        Cloud::Sandbox => ensure_sandbox(&blueprint, printer, azure_args.timeout).await?,
         _ => None,
     };
     let endpoints = blueprint.cloud.endpoints(&blueprint.sandbox_address);
@@ -137,11 +187,13 @@ async fn same_tenant(azure: &Azure, blueprint: &Blueprint, scope: &str) -> anyho
 }
 
 /// A sandbox at the environment's address: the one already listening, or one started here with
-/// its state under [`EMBEDDED_STATE_DIR`].
+/// its state under [`EMBEDDED_STATE_DIR`]. When another run started one there a moment ago (the
+/// address turned out taken), that one is used.
 async fn ensure_sandbox(
     blueprint: &Blueprint,
     printer: &Printer,
-) -> anyhow::Result<Option<Sandbox>> {
+    linger: Duration,
+) -> anyhow::Result<Option<Embedded>> {
     let addr: SocketAddr = blueprint.sandbox_address.parse().map_err(|e| {
         Hinted::error(
             format!(
@@ -160,22 +212,91 @@ async fn ensure_sandbox(
     if listening {
         return Ok(None);
     }
-    let sandbox = Sandbox::start(SandboxConfig {
+    let started = Sandbox::start(SandboxConfig {
         addr,
         state_dir: Some(PathBuf::from(EMBEDDED_STATE_DIR)),
         ..SandboxConfig::default()
     })
-    .await
-    .map_err(|e| {
-        Hinted::error(
-            format!("no sandbox listens on {addr}, and starting one failed: {e}"),
-            "start one with `provision sandbox serve`, or free the address",
-        )
-    })?;
+    .await;
+    let sandbox = match started {
+        Ok(sandbox) => sandbox,
+        Err(e) if address_taken(&e) => {
+            if answers_as_sandbox(addr).await {
+                printer.note(&format!(
+                    "connected to the sandbox another run started on {addr} a moment ago"
+                ));
+                return Ok(None);
+            }
+            return Err(Hinted::error(
+                format!(
+                    "no sandbox listens on {addr}, and starting one failed: {e}; what holds the \
+                     address did not answer /_sandbox/info within {}",
+                    crate::azure::retry::format_duration(INFO_WAIT)
+                ),
+                "start one with `provision sandbox serve`, or free the address",
+            ));
+        }
+        Err(e) => {
+            let hint = match e.downcast_ref::<StateDirError>() {
+                Some(dir) => dir.hint.clone().unwrap_or_default(),
+                None => "start one with `provision sandbox serve`, or free the address".to_owned(),
+            };
+            return Err(Hinted::error(
+                format!("no sandbox listens on {addr}, and starting one failed: {e}"),
+                hint,
+            ));
+        }
+    };
     printer.note(&format!(
         "started the sandbox on {addr} for this command (state in {EMBEDDED_STATE_DIR}/)"
     ));
-    Ok(Some(sandbox))
+    Ok(Some(Embedded {
+        sandbox,
+        quiet: printer.quiet(),
+        linger,
+    }))
+}
+
+fn address_taken(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+/// Whether `addr` answers `GET /_sandbox/info` within [`INFO_WAIT`]: the run that took the
+/// address a moment ago may still be starting its sandbox.
+async fn answers_as_sandbox(addr: SocketAddr) -> bool {
+    // reqwest is built without a crypto provider; the transport installs the same one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Ok(client) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(INFO_POLL * 5)
+        .build()
+    else {
+        return false;
+    };
+    let url = format!("http://{addr}/_sandbox/info");
+    let until = tokio::time::Instant::now() + INFO_WAIT;
+    loop {
+        let answered = client
+            .get(&url)
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success());
+        if let Some(response) = answered
+            && response
+                .json::<serde_json::Value>()
+                .await
+                .is_ok_and(|info| info.get("base_url").is_some())
+        {
+            return true;
+        }
+        if tokio::time::Instant::now() + INFO_POLL > until {
+            return false;
+        }
+        tokio::time::sleep(INFO_POLL).await;
+    }
 }
 
 /// The credential this run uses: `--auth`, else the environment's `auth:`, checked against the

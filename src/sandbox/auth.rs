@@ -66,8 +66,15 @@ pub(crate) enum AuthError {
     Missing,
     Invalid(String),
     Expired,
+    /// `nbf` is more than the allowed skew ahead of the sandbox's clock.
+    NotYetValid,
     WrongAudience(String),
 }
+
+/// The clock skew allowed on `exp` and `nbf`: the default of Microsoft.IdentityModel's
+/// `TokenValidationParameters.DefaultClockSkew` (300 s), which Microsoft's own resource APIs
+/// validate with.
+pub(crate) const CLOCK_SKEW_S: i64 = 300;
 
 impl AuthError {
     pub fn message(&self) -> String {
@@ -75,6 +82,9 @@ impl AuthError {
             AuthError::Missing => "Access token is empty.".to_owned(),
             AuthError::Invalid(why) => format!("Access token validation failure: {why}."),
             AuthError::Expired => "Lifetime validation failed, the token is expired.".to_owned(),
+            AuthError::NotYetValid => {
+                "Lifetime validation failed, the token is not yet valid.".to_owned()
+            }
             AuthError::WrongAudience(aud) => format!("Invalid audience `{aud}`."),
         }
     }
@@ -136,13 +146,15 @@ pub(crate) fn verify_bearer(
         )));
     }
     let now = now_s();
-    if jwt
-        .time_claim("exp")
-        .ok()
-        .flatten()
-        .is_none_or(|exp| now >= exp + 300)
-    {
+    // A lifetime claim that is not a sane instant makes the token malformed, not eternal.
+    let exp = jwt.time_claim("exp").map_err(AuthError::Invalid)?;
+    if exp.is_none_or(|exp| now >= exp + CLOCK_SKEW_S) {
         return Err(AuthError::Expired);
+    }
+    // Optional in a JWT, always present in Entra's; honoured when present, as IdentityModel does.
+    let nbf = jwt.time_claim("nbf").map_err(AuthError::Invalid)?;
+    if nbf.is_some_and(|nbf| now + CLOCK_SKEW_S < nbf) {
+        return Err(AuthError::NotYetValid);
     }
     let aud = jwt.claim_str("aud").unwrap_or_default().to_owned();
     if !audiences.iter().any(|a| a.eq_ignore_ascii_case(&aud)) {

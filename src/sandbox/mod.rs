@@ -11,7 +11,9 @@ mod arm;
 mod auth;
 mod config;
 mod faults;
+mod files;
 mod graph;
+mod guard;
 mod listener;
 mod login;
 mod state;
@@ -19,6 +21,7 @@ mod tls;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +37,7 @@ use serde::Serialize;
 
 pub use config::{FaultProfile, LatencyProfile, SandboxConfig};
 pub use faults::{Fault, FaultScript};
+pub use files::StateDirError;
 pub use state::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FOREIGN_TENANT, State};
 
 use crate::policy::token::TokenSigner;
@@ -57,6 +61,8 @@ pub struct RequestRecord {
 pub(crate) struct Shared {
     pub config: SandboxConfig,
     pub base_url: String,
+    /// Where the listener is bound (the configured address with its port filled in).
+    pub addr: SocketAddr,
     state: Mutex<State>,
     /// Decoded signing keys by kid (decoding RSA keys per request would be slow).
     signers: Mutex<BTreeMap<String, Arc<TokenSigner>>>,
@@ -64,6 +70,8 @@ pub(crate) struct Shared {
     faults: Mutex<FaultEngine>,
     /// Peers whose connection is to be dropped instead of answered.
     pub(crate) resets: Mutex<HashSet<SocketAddr>>,
+    /// Client connections open now: whether anyone still uses the sandbox.
+    pub(crate) connections: AtomicUsize,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -97,11 +105,9 @@ impl Shared {
         let Some(file) = self.config.state_file() else {
             return;
         };
-        let tmp = file.with_extension("json.tmp");
         let result = serde_json::to_vec_pretty(state)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &file));
+            .and_then(|bytes| files::write_private(&file, &bytes));
         if let Err(e) = result {
             tracing::warn!(file = %file.display(), error = %e, "cannot persist sandbox state");
         }
@@ -246,6 +252,11 @@ impl Sandbox {
                 config.addr
             );
         }
+        // The directory is vetted before its state is trusted: a state file others could have
+        // written may carry their signing keys.
+        if let Some(dir) = &config.state_dir {
+            files::prepare_dir(dir)?;
+        }
         let state = match config.state_file() {
             Some(file) if file.exists() => {
                 let text = std::fs::read_to_string(&file)?;
@@ -255,9 +266,6 @@ impl Sandbox {
             }
             _ => initial_state()?,
         };
-        if let Some(dir) = &config.state_dir {
-            std::fs::create_dir_all(dir)?;
-        }
         let tcp = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = tcp.local_addr()?;
         let scheme = if config.tls { "https" } else { "http" };
@@ -269,12 +277,14 @@ impl Sandbox {
         let faults = FaultEngine::new(config.faults, config.fault_script.clone(), config.seed);
         let shared = Arc::new(Shared {
             base_url: format!("{scheme}://{host}"),
+            addr,
             config,
             state: Mutex::new(state),
             signers: Mutex::new(BTreeMap::new()),
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(faults),
             resets: Mutex::new(HashSet::new()),
+            connections: AtomicUsize::new(0),
         });
         shared.persist(&shared.state());
         let app = router(shared.clone());
@@ -318,6 +328,12 @@ impl Sandbox {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Client connections open now (idle keep-alive ones included): a process that started a
+    /// sandbox others have connected to can tell whether it is still in use.
+    pub fn open_connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// The sandbox's state, for assertions. Hold the guard briefly: handlers wait for it.
@@ -388,6 +404,21 @@ async fn observe(
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
+    let front = guard::Front {
+        addr: shared.addr,
+        tls: shared.config.tls,
+    };
+    if let Some(refused) = guard::check(front, &request) {
+        record(
+            &shared,
+            started,
+            method,
+            path,
+            refused.status().as_u16(),
+            None,
+        );
+        return refused;
+    }
     let fault = shared
         .faults
         .lock()
@@ -454,19 +485,38 @@ async fn observe(
         response.headers_mut().insert("x-ms-request-id", v.clone());
         response.headers_mut().insert("request-id", v);
     }
+    let status = if matches!(fault, Some(Fault::Reset { .. })) {
+        0
+    } else {
+        response.status().as_u16()
+    };
+    record(
+        &shared,
+        started,
+        method,
+        path,
+        status,
+        fault.map(|f| f.label().to_owned()),
+    );
+    response
+}
+
+fn record(
+    shared: &Shared,
+    started: Instant,
+    method: String,
+    path: String,
+    status: u16,
+    fault: Option<String>,
+) {
     let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
     let seq = log.len() as u64 + 1;
     log.push(RequestRecord {
         seq,
         method,
         path,
-        status: if matches!(fault, Some(Fault::Reset { .. })) {
-            0
-        } else {
-            response.status().as_u16()
-        },
+        status,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        fault: fault.map(|f| f.label().to_owned()),
+        fault,
     });
-    response
 }

@@ -42,6 +42,7 @@ fn certificate(shared: &Shared) -> anyhow::Result<(String, String)> {
     if let Some(dir) = &shared.config.state_dir {
         let (cert, key) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
         if cert.exists() && key.exists() {
+            super::files::make_private(&key)?;
             return Ok((
                 std::fs::read_to_string(cert)?,
                 std::fs::read_to_string(key)?,
@@ -56,8 +57,9 @@ fn certificate(shared: &Shared) -> anyhow::Result<(String, String)> {
             .clone(),
     };
     if let Some(dir) = &shared.config.state_dir {
+        // The certificate is public; the key is written owner-only, like the state.
         std::fs::write(dir.join(CERT_FILE), &pair.0)?;
-        std::fs::write(dir.join(KEY_FILE), &pair.1)?;
+        super::files::write_private(&dir.join(KEY_FILE), pair.1.as_bytes())?;
     }
     Ok(pair)
 }

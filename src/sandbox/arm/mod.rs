@@ -557,6 +557,12 @@ fn unauthorized(shared: &Shared, error: &AuthError) -> ArmError {
             "ExpiredAuthenticationToken",
             "The access token expiry UTC time is earlier than current UTC time.".to_owned(),
         ),
+        // No public record of ARM's words for a token used before `nbf` was found; the code is
+        // the one ARM gives every token defect that has no code of its own.
+        AuthError::NotYetValid => (
+            "InvalidAuthenticationToken",
+            "The access token is not yet valid: its 'nbf' (not before) time is later than current UTC time.".to_owned(),
+        ),
         AuthError::WrongAudience(aud) => (
             "InvalidAuthenticationTokenAudience",
             format!(
