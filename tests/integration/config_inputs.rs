@@ -40,8 +40,8 @@ fn nul_byte_in_environment_file_is_refused() {
     assert_eq!(
         stdout,
         failed(
-            "environments/dev.yaml:26:11: the file contains a NUL byte",
-            "26 | # reviewed␀\n   |           ^",
+            "environments/dev.yaml:27:11: the file contains a NUL byte",
+            "27 | # reviewed␀\n   |           ^",
             "YAML files are text; remove the NUL byte (an editor or a bad copy put it there): everything after it would be lost",
         )
     );
@@ -59,7 +59,7 @@ fn nul_byte_in_a_comment_cannot_drop_a_policy_vars_override() {
     assert_eq!(code, Some(1));
     assert!(
         stderr.starts_with(
-            "error: environments/dev.yaml:23:9: the file contains a NUL byte\n23 | # limits␀ agreed"
+            "error: environments/dev.yaml:24:9: the file contains a NUL byte\n24 | # limits␀ agreed"
         ),
         "{stderr}"
     );
@@ -117,8 +117,8 @@ fn second_yaml_document_is_refused_naming_its_line() {
     assert_eq!(
         stdout,
         failed(
-            "environments/dev.yaml:26:1: a second YAML document starts here",
-            "26 | ---\n   | ^",
+            "environments/dev.yaml:27:1: a second YAML document starts here",
+            "27 | ---\n   | ^",
             "a file holds one document; remove the `---` (or `...`) line and what follows it, or merge the two",
         )
     );
@@ -154,7 +154,7 @@ fn environment_file_nested_50000_deep_is_refused_not_a_stack_overflow() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "error: environments/dev.yaml:26:70: nesting deeper than 64 levels"
+        "error: environments/dev.yaml:27:70: nesting deeper than 64 levels"
     );
     assert_eq!(
         lines[3],
@@ -230,8 +230,8 @@ fn missing_colon_is_reported_on_its_own_line() {
     assert_eq!(
         stdout,
         failed(
-            "environments/dev.yaml:4:1: invalid YAML: could not find expected ':'",
-            "4 | subscription_id 5b0b0000-0000-4000-8000-0000000000d1\n  | ^",
+            "environments/dev.yaml:5:1: invalid YAML: could not find expected ':'",
+            "5 | subscription_id 5b0b0000-0000-4000-8000-0000000000d1\n  | ^",
             "a key and its value are written `key: value`, with a space after the colon",
         )
     );
@@ -251,9 +251,9 @@ fn unclosed_bracket_is_reported_at_the_bracket() {
     assert_eq!(
         stdout,
         failed(
-            "environments/dev.yaml:5:17: invalid YAML: this `[` is never closed",
-            "5 | resource_group: [rg-llm-gateway-dev\n  |                 ^",
-            "close it with `]`; the parser gave up at 7:6 (illegal placement of ':' indicator)",
+            "environments/dev.yaml:6:17: invalid YAML: this `[` is never closed",
+            "6 | resource_group: [rg-llm-gateway-dev\n  |                 ^",
+            "close it with `]`; the parser gave up at 8:6 (illegal placement of ':' indicator)",
         )
     );
 }
@@ -283,7 +283,7 @@ fn templates_dir_outside_the_project_is_refused_at_its_line() {
         assert_eq!(
             stdout,
             format!(
-                "error: environments/dev.yaml:24:3: policy.templates_dir: {message}\n  hint: {hint}\ndev: failed (1 error(s), 0 warning(s))\n"
+                "error: environments/dev.yaml:25:3: policy.templates_dir: {message}\n  hint: {hint}\ndev: failed (1 error(s), 0 warning(s))\n"
             )
         );
     }
@@ -304,7 +304,7 @@ fn templates_dir_symlinked_outside_the_project_is_refused() {
     let first = stdout.lines().next().unwrap();
     assert!(
         first.starts_with(
-            "error: environments/dev.yaml:24:3: policy.templates_dir: `linked` resolves to "
+            "error: environments/dev.yaml:25:3: policy.templates_dir: `linked` resolves to "
         ) && first.contains("(through a symbolic link), outside the project directory"),
         "{stdout}"
     );
@@ -321,7 +321,7 @@ fn forty_thousand_tags_are_refused() {
     assert_eq!(code, Some(1));
     assert_eq!(
         stdout,
-        "error: environments/dev.yaml:26:1: tags: 40002 tags; at most 50 are allowed\n  hint: remove 39952\ndev: failed (1 error(s), 0 warning(s))\n"
+        "error: environments/dev.yaml:27:1: tags: 40002 tags; at most 50 are allowed\n  hint: remove 39952\ndev: failed (1 error(s), 0 warning(s))\n"
     );
 }
 
@@ -355,6 +355,6 @@ fn one_megabyte_display_name_is_refused_without_echoing_it() {
     assert_eq!(code, Some(1));
     assert_eq!(
         stdout,
-        "error: environments/dev.yaml:10:5: entra.api.display_name: the display name is 1000000 characters long; at most 256 are allowed\ndev: failed (1 error(s), 0 warning(s))\n"
+        "error: environments/dev.yaml:11:5: entra.api.display_name: the display name is 1000000 characters long; at most 256 are allowed\ndev: failed (1 error(s), 0 warning(s))\n"
     );
 }
