@@ -107,7 +107,32 @@ pub fn load(dir: &Path, name: &str) -> Result<Environment, ConfigError> {
             Err(e) => Err(e),
         }
     };
+    // Listing the directory is I/O, so it happens here rather than in `resolve`.
+    if valid_env_name(name) && !dir.join(format!("{name}.yaml")).exists() {
+        return Err(missing_environment(name, list(dir).ok()).into());
+    }
     resolve_with(name, &read, &confine_to_working_directory)
+}
+
+/// An environment named on the command line that has no file; `known` lists those that do.
+fn missing_environment(name: &str, known: Option<Vec<String>>) -> Diagnostic {
+    let diagnostic = Diagnostic::new(format!("environment `{name}` does not exist"));
+    match known {
+        Some(known) if !known.is_empty() => {
+            let guess = known
+                .iter()
+                .find(|k| similar(name, k))
+                .map(|g| format!("did you mean `{g}`? "))
+                .unwrap_or_default();
+            diagnostic.hint(format!(
+                "{guess}the environments here are {} (files <name>.yaml in --env-dir)",
+                known.join(", ")
+            ))
+        }
+        _ => {
+            diagnostic.hint("environments are files named environments/<name>.yaml; see --env-dir")
+        }
+    }
 }
 
 /// Refuses a directory that resolves, through symbolic links, outside the working directory (the
@@ -199,10 +224,7 @@ pub fn resolve_with(
                     .hint(format!(
                         "create environments/{current}.yaml or fix the name after `extends:`"
                     )),
-                    None => Diagnostic::new(format!("environment `{current}` does not exist"))
-                        .hint(
-                            "environments are files named environments/<name>.yaml; see --env-dir",
-                        ),
+                    None => missing_environment(&current, None),
                 };
                 return Err(diagnostic.into());
             }

@@ -411,8 +411,13 @@ fn xml_special_characters_in_a_value_are_escaped() {
 fn missing_environment_is_refused() {
     let ws = Workspace::new();
     ws.run(&["render", "--env", "nope"]).fails_with(
-        "error: environment `nope` does not exist\nhint: environments are files named environments/<name>.yaml; see --env-dir\n",
+        "error: environment `nope` does not exist\nhint: the environments here are base, dev, local, prod (files <name>.yaml in --env-dir)\n",
     );
+    // With no environment files at all, the hint says what one is.
+    ws.run(&["render", "--env", "nope", "--env-dir", "templates"])
+        .fails_with(
+            "error: environment `nope` does not exist\nhint: environments are files named environments/<name>.yaml; see --env-dir\n",
+        );
 }
 
 #[test]

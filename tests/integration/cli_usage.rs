@@ -89,3 +89,23 @@ fn a_closed_stdout_ends_a_command_quietly_with_exit_0() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
 }
+
+/// Regression: `up --env nonexistent` did not say which environments exist.
+#[test]
+fn an_unknown_environment_lists_the_ones_that_exist() {
+    let project = Project::new();
+    let (code, stdout, stderr) = run(&project, &["up", "--env", "prd"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        "error: environment `prd` does not exist\n\
+         hint: did you mean `prod`? the environments here are base, dev, local, prod (files <name>.yaml in --env-dir)\n"
+    );
+    let (code, _, stderr) = run(&project, &["plan", "--env", "nonexistent"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.ends_with("hint: the environments here are base, dev, local, prod (files <name>.yaml in --env-dir)\n"),
+        "{stderr}"
+    );
+}
