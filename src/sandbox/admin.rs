@@ -1,4 +1,4 @@
-//! Test-facing endpoints under `/_sandbox/`: a stable contract (documented in the README) for
+//! Test-facing endpoints under `/_sandbox/`: a stable contract (documented in docs/sandbox.md) for
 //! tests, benchmarks and people: what the sandbox is, what it was asked, and the user's side of
 //! the device code flow.
 
