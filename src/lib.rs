@@ -7,6 +7,7 @@
 
 pub mod azure;
 pub mod cli;
+pub mod clock;
 pub mod cloud;
 pub mod commands;
 pub mod config;

@@ -10,6 +10,7 @@ use super::{ExitStatus, load_target, load_templates};
 use crate::cli::{
     CloudArg, GlobalArgs, PolicyArgs, PolicyCommand, PolicyDiffArgs, PolicyEvalArgs, PolicyTestArgs,
 };
+use crate::clock::Clock as _;
 use crate::cloud::Cloud;
 use crate::config::{Blueprint, Guid};
 use crate::output::{ERROR, GOOD, Hinted, Printer};
@@ -17,7 +18,7 @@ use crate::policy::matrix::{self, Case, TokenWorld};
 use crate::policy::model::PolicyDocument;
 use crate::policy::simulator::{Outcome, Simulator};
 use crate::policy::token::{Jwks, KeySet, MAX_JWKS_BYTES, TokenSigner};
-use crate::policy::{Change, Document, MAX_POLICY_BYTES, ParseError, cases, check_size, instant};
+use crate::policy::{Change, Document, MAX_POLICY_BYTES, ParseError, cases, check_size};
 use crate::render::{self, ResolvedAppIds};
 
 pub fn run(global: &GlobalArgs, args: PolicyArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
@@ -102,9 +103,7 @@ fn test_app_id(unique_name: &str) -> Guid {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    crate::clock::SystemClock.now_seconds()
 }
 
 /// The tenant a foreign-tenant token comes from in tests.
@@ -353,7 +352,9 @@ fn eval(args: PolicyEvalArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
         (None, None) => None,
     };
     let now = match &args.now {
-        Some(text) => instant::parse_rfc3339(text).map_err(anyhow::Error::msg)?,
+        Some(text) => crate::clock::parse_instant(text)
+            .map_err(|e| anyhow::anyhow!("--now: {e}"))?
+            .as_second(),
         None => now(),
     };
     let check = doc

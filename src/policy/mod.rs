@@ -7,7 +7,6 @@ pub mod canonical;
 pub mod cases;
 pub mod diff;
 mod document;
-pub mod instant;
 mod lint;
 pub mod matrix;
 pub mod model;

@@ -291,7 +291,7 @@ impl Exchange {
 
 /// `2026-01-01T00:00:00Z`: Graph's `createdDateTime`/`deletedDateTime` form, to the second.
 fn timestamp(ms: u64) -> String {
-    crate::policy::instant::format_utc_seconds(ms)
+    crate::clock::format_utc_millis(ms)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ fn entra_json(status: StatusCode, body: &Value, cache_control: &'static str) -> 
 
 /// `2016-04-08 07:21:58Z`, Entra's own format (not RFC 3339).
 fn entra_timestamp(ms: u64) -> String {
-    crate::policy::instant::format_utc_seconds(ms).replacen('T', " ", 1)
+    crate::clock::format_utc_millis(ms).replacen('T', " ", 1)
 }
 
 fn respond(shared: &Shared, result: Result<Response, Failure>) -> Response {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{Context, Denial, NotSimulated, Simulator};
+use crate::clock::{Timestamp, utc_month, utc_year};
 use crate::policy::document::Position;
-use crate::policy::instant::{civil_from_days, days_from_civil};
 use crate::policy::model::{RateLimit, TokenLimit};
 
 /// Usage per counter key: (instant, amount) events, oldest first.
@@ -46,20 +46,14 @@ fn quota_period(period: &str, now: i64) -> Option<(i64, i64)> {
         "daily" => fixed(DAY, 0),
         // Weeks start on Monday; 1970-01-01 was a Thursday.
         "weekly" => fixed(7 * DAY, 3 * DAY),
-        "monthly" => {
-            let (y, m, _) = civil_from_days(now.div_euclid(DAY));
-            let next = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-            (
-                days_from_civil(y, m, 1) * DAY,
-                days_from_civil(next.0, next.1, 1) * DAY,
-            )
-        }
-        "yearly" => {
-            let (y, _, _) = civil_from_days(now.div_euclid(DAY));
-            (
-                days_from_civil(y, 1, 1) * DAY,
-                days_from_civil(y + 1, 1, 1) * DAY,
-            )
+        "monthly" | "yearly" => {
+            let at = Timestamp::from_second(now).ok()?;
+            let (start, end) = if period.eq_ignore_ascii_case("monthly") {
+                utc_month(at)
+            } else {
+                utc_year(at)
+            };
+            (start.as_second(), end.as_second())
         }
         "indefinite" => (i64::MIN / 2, i64::MAX / 2),
         _ => return None,
@@ -226,10 +220,7 @@ mod tests {
         );
         assert_eq!(
             quota_period("Monthly", now),
-            Some((
-                days_from_civil(2026, 11, 1) * 86_400,
-                days_from_civil(2026, 12, 1) * 86_400
-            ))
+            Some((1_793_491_200, 1_796_083_200)) // 2026-11-01 and 2026-12-01, 00:00 UTC
         );
         assert_eq!(quota_period("Fortnightly", now), None);
     }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::store::Resource;
 use super::{ArmError, Call, Reply, principal_visible};
-use crate::policy::instant::format_utc_seconds;
+use crate::clock::format_utc_millis;
 
 const TYPE: &str = "Microsoft.Authorization/roleAssignments";
 const PRINCIPAL_TYPES: [&str; 5] = [
@@ -209,7 +209,7 @@ fn put(call: &mut Call<'_>, scope: &str, id: &str, name: &str) -> Result<Reply, 
             ),
         ));
     }
-    let now = format_utc_seconds(call.now_ms);
+    let now = format_utc_millis(call.now_ms);
     let mut properties = Map::new();
     properties.insert("roleDefinitionId".into(), json!(role));
     properties.insert("principalId".into(), json!(principal));

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::store::Operation;
 use super::{ArmError, Call, Reply};
-use crate::policy::instant::format_utc_seconds;
+use crate::clock::format_utc_millis;
 
 pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     let id = call.request.segments.last().cloned().unwrap_or_default();
@@ -38,12 +38,12 @@ pub(super) fn status(call: &Call<'_>, operation: &Operation) -> Reply {
     body.insert("status".into(), json!(operation.status(call.now_ms)));
     body.insert(
         "startTime".into(),
-        json!(format_utc_seconds(operation.started_ms)),
+        json!(format_utc_millis(operation.started_ms)),
     );
     if operation.done(call.now_ms) {
         body.insert(
             "endTime".into(),
-            json!(format_utc_seconds(operation.until_ms)),
+            json!(format_utc_millis(operation.until_ms)),
         );
         if let Some(error) = &operation.error {
             body.insert("error".into(), error.clone());

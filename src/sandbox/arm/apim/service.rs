@@ -9,7 +9,7 @@ use super::super::resources::normalize_location;
 use super::super::store::{Pending, PendingAction, Resource};
 use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match, tags};
 use super::{properties_of, validation, view};
-use crate::policy::instant::format_utc_seconds;
+use crate::clock::format_utc_millis;
 
 const TYPE: &str = "Microsoft.ApiManagement/service";
 const SKUS: [&str; 9] = [
@@ -320,7 +320,7 @@ fn hostname_configurations(name: &str, sent: Option<&Value>, now_ms: u64) -> Val
                 h.insert(
                     "certificate".into(),
                     json!({
-                        "expiry": format_utc_seconds(now_ms + 365 * 86_400_000),
+                        "expiry": format_utc_millis(now_ms + 365 * 86_400_000),
                         "thumbprint": format!("{:040X}", now_ms),
                         "subject": format!("CN={host_name}")
                     }),
@@ -451,7 +451,7 @@ fn properties(
 }
 
 fn system_data(call: &Call<'_>, existing: Option<&Value>) -> Value {
-    let now = format_utc_seconds(call.now_ms);
+    let now = format_utc_millis(call.now_ms);
     let who = call.state.operator.client_id.clone();
     let created = |key: &str, default: Value| {
         existing
@@ -512,7 +512,7 @@ fn put(call: &mut Call<'_>, id: &str, name: &str) -> Result<Reply, ArmError> {
     let created_at = existing
         .as_ref()
         .and_then(|e| e.property_str("createdAtUtc").map(str::to_owned))
-        .unwrap_or_else(|| format_utc_seconds(call.now_ms));
+        .unwrap_or_else(|| format_utc_millis(call.now_ms));
     props.insert("createdAtUtc".into(), json!(created_at));
     let etag = call.state.arm.next_etag();
     let mut service = Map::new();

@@ -11,7 +11,7 @@ use super::{
     ACCOUNTS, AccountPath, DELETED_TYPE, PROVIDER, accepted, account_location, mark_deleting,
     start_delete, view,
 };
-use crate::policy::instant::format_utc_seconds;
+use crate::clock::format_utc_millis;
 
 /// The service purges a soft-deleted account by itself 48 hours after deletion.
 const RETENTION_MS: u64 = 48 * 60 * 60 * 1000;
@@ -35,10 +35,10 @@ pub(in super::super) fn soft_deleted(resource: Resource, now_ms: u64) -> Option<
     deleted.body.insert("type".into(), json!(DELETED_TYPE));
     let properties = deleted.properties_mut();
     properties.insert("provisioningState".into(), json!("Succeeded"));
-    properties.insert("deletionDate".into(), json!(format_utc_seconds(now_ms)));
+    properties.insert("deletionDate".into(), json!(format_utc_millis(now_ms)));
     properties.insert(
         "scheduledPurgeDate".into(),
-        json!(format_utc_seconds(now_ms + RETENTION_MS)),
+        json!(format_utc_millis(now_ms + RETENTION_MS)),
     );
     Some(deleted)
 }

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::resources::normalize_location;
 use super::store::{Operation, Pending, PendingAction, Resource};
 use super::{ArmError, Call, OperationKind, OperationSpec, Reply, capture, group_id, only};
-use crate::policy::instant::format_utc_seconds;
+use crate::clock::format_utc_millis;
 use accounts::{
     check_domain_availability, delete_account, list_accounts, list_keys, live_account,
     patch_account, put_account, regenerate_key,
@@ -186,7 +186,7 @@ fn not_terminal(id: &str) -> ArmError {
 }
 
 fn now_text(call: &Call<'_>) -> String {
-    format_utc_seconds(call.now_ms)
+    format_utc_millis(call.now_ms)
 }
 
 fn quoted(etag: &str) -> Value {

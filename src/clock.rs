@@ -1,0 +1,300 @@
+//! The one clock: everything that asks "what time is it?" (token lifetimes, device codes,
+//! long-running operations, soft-delete retention, throttling windows, the simulator's `--now`)
+//! asks a [`Clock`], so that a test or the sandbox's operator can move time instead of waiting
+//! for it.
+//!
+//! Two kinds of time exist in the program and stay apart on purpose:
+//! - *wall time* ([`Timestamp`], from a [`Clock`]): what tokens, HTTP dates and Azure's own
+//!   timestamps are made of. Production reads the system clock; the sandbox reads an
+//!   [`OffsetClock`] that its operator can move forward (`provision sandbox clock advance 48h`).
+//! - *waiting time* (`tokio::time`): how long the client sleeps between polls and retries, and
+//!   its deadline. It is monotonic, and tests pause and advance it with tokio's test clock; moving
+//!   the wall clock must never make a deadline pass or a retry fire early.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub use jiff::{SignedDuration, Timestamp};
+
+/// A source of wall time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+
+    /// Whole seconds since the Unix epoch: the unit of JWT claims.
+    fn now_seconds(&self) -> i64 {
+        self.now().as_second()
+    }
+
+    /// Milliseconds since the Unix epoch: the unit the sandbox keeps its records in.
+    fn now_millis(&self) -> i64 {
+        self.now().as_millisecond()
+    }
+}
+
+/// The operating system's clock: production time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// The system clock shifted by an offset that can be moved: the sandbox's clock. Moving it is
+/// exactly as if that much time had passed for everything that reads it, and for nothing else.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: AtomicI64,
+}
+
+impl OffsetClock {
+    /// A clock `offset` ahead of (or, negative, behind) the system clock.
+    pub fn new(offset: SignedDuration) -> OffsetClock {
+        OffsetClock {
+            offset_ms: AtomicI64::new(millis(offset)),
+        }
+    }
+
+    /// How far this clock is from the system clock.
+    pub fn offset(&self) -> SignedDuration {
+        SignedDuration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+
+    /// Moves the clock forward by `by`. Time does not run backwards: a negative `by` is refused,
+    /// because tokens, operations and retention windows already handed out would stop making sense.
+    pub fn advance(&self, by: SignedDuration) -> Result<Timestamp, ClockError> {
+        if by.is_negative() {
+            return Err(ClockError::Backwards);
+        }
+        let by = millis(by);
+        let system = Timestamp::now().as_millisecond();
+        // Only an offset that still lands on a representable instant is taken.
+        let landed = |offset: i64| {
+            system
+                .checked_add(offset)
+                .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        };
+        self.offset_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |o| {
+                o.checked_add(by).filter(|&next| landed(next).is_some())
+            })
+            .map_err(|_| ClockError::OutOfRange)?;
+        Ok(self.now())
+    }
+
+    /// Moves the clock to `to`, which must not be earlier than the clock's time now.
+    pub fn set(&self, to: Timestamp) -> Result<Timestamp, ClockError> {
+        let now = self.now();
+        if to < now {
+            return Err(ClockError::Backwards);
+        }
+        let by = to.duration_since(now);
+        self.advance(by)
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        let system = Timestamp::now().as_millisecond();
+        let shifted = system.saturating_add(self.offset_ms.load(Ordering::SeqCst));
+        Timestamp::from_millisecond(shifted).unwrap_or(Timestamp::MAX)
+    }
+}
+
+/// A clock that stands still at one instant until moved: for tests of pure code.
+#[derive(Debug)]
+pub struct FixedClock {
+    at_ms: AtomicI64,
+}
+
+impl FixedClock {
+    pub fn at(instant: Timestamp) -> FixedClock {
+        FixedClock {
+            at_ms: AtomicI64::new(instant.as_millisecond()),
+        }
+    }
+
+    pub fn advance(&self, by: SignedDuration) {
+        self.at_ms.fetch_add(millis(by), Ordering::SeqCst);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millisecond(self.at_ms.load(Ordering::SeqCst)).unwrap_or(Timestamp::MAX)
+    }
+}
+
+/// Why a clock would not move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClockError {
+    #[error("the clock only moves forward")]
+    Backwards,
+    #[error("that would move the clock past the year 9999")]
+    OutOfRange,
+}
+
+/// Parses an instant as written on a command line or in a file: RFC 3339 with an offset
+/// (`2026-11-28T16:00:00Z`, `2026-11-28T17:00:00.5+01:00`). The error names the value and the form.
+pub fn parse_instant(text: &str) -> Result<Timestamp, String> {
+    text.trim().parse::<Timestamp>().map_err(|e| {
+        format!(
+            "`{text}` is not an RFC 3339 instant (write e.g. 2026-11-28T16:00:00Z or \
+             2026-11-28T17:00:00+01:00): {e}"
+        )
+    })
+}
+
+/// `2026-11-28T16:00:00Z`: whole seconds in UTC, the form Graph and ARM write timestamps in.
+pub fn format_utc_seconds(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// [`format_utc_seconds`] of an instant kept as milliseconds since the epoch.
+pub fn format_utc_millis(ms: u64) -> String {
+    let at = i64::try_from(ms)
+        .ok()
+        .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(Timestamp::MAX);
+    format_utc_seconds(at)
+}
+
+/// The first instant of the calendar month (UTC) that holds `at`, and of the month after it.
+pub fn utc_month(at: Timestamp) -> (Timestamp, Timestamp) {
+    let date = jiff::tz::Offset::UTC.to_datetime(at).date();
+    let first = jiff::civil::date(date.year(), date.month(), 1);
+    let next = if date.month() == 12 {
+        jiff::civil::date(date.year().saturating_add(1), 1, 1)
+    } else {
+        jiff::civil::date(date.year(), date.month() + 1, 1)
+    };
+    (utc_midnight(first), utc_midnight(next))
+}
+
+/// The first instant of the calendar year (UTC) that holds `at`, and of the year after it.
+pub fn utc_year(at: Timestamp) -> (Timestamp, Timestamp) {
+    let year = jiff::tz::Offset::UTC.to_datetime(at).date().year();
+    (
+        utc_midnight(jiff::civil::date(year, 1, 1)),
+        utc_midnight(jiff::civil::date(year.saturating_add(1), 1, 1)),
+    )
+}
+
+fn utc_midnight(date: jiff::civil::Date) -> Timestamp {
+    jiff::tz::Offset::UTC
+        .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+        .unwrap_or(Timestamp::MAX)
+}
+
+fn millis(d: SignedDuration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(if d.is_negative() { i64::MIN } else { i64::MAX })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_clock_moves_forward_by_exactly_what_it_is_told() {
+        let clock = OffsetClock::default();
+        let before = clock.now();
+        clock.advance(SignedDuration::from_hours(48)).unwrap();
+        let moved = clock.now().duration_since(before);
+        assert!(moved >= SignedDuration::from_hours(48), "{moved:?}");
+        assert!(
+            moved < SignedDuration::from_hours(48) + SignedDuration::from_secs(5),
+            "{moved:?}"
+        );
+        assert_eq!(clock.offset(), SignedDuration::from_hours(48));
+    }
+
+    #[test]
+    fn an_offset_clock_never_runs_backwards() {
+        let clock = OffsetClock::new(SignedDuration::from_hours(1));
+        assert_eq!(
+            clock.advance(SignedDuration::from_secs(-1)),
+            Err(ClockError::Backwards)
+        );
+        assert_eq!(
+            clock.set("2000-01-01T00:00:00Z".parse().unwrap()),
+            Err(ClockError::Backwards)
+        );
+        assert_eq!(clock.offset(), SignedDuration::from_hours(1));
+    }
+
+    #[test]
+    fn setting_an_offset_clock_lands_on_the_instant() {
+        let clock = OffsetClock::default();
+        let to: Timestamp = "2100-01-01T00:00:00Z".parse().unwrap();
+        clock.set(to).unwrap();
+        let off = clock.now().duration_since(to);
+        assert!(off.abs() < SignedDuration::from_secs(5), "{off:?}");
+    }
+
+    #[test]
+    fn an_advance_past_the_last_instant_is_refused_and_changes_nothing() {
+        let clock = OffsetClock::new(SignedDuration::from_hours(2));
+        assert_eq!(
+            clock.advance(SignedDuration::MAX),
+            Err(ClockError::OutOfRange)
+        );
+        assert_eq!(
+            clock.advance(SignedDuration::from_hours(24 * 365 * 10_000)),
+            Err(ClockError::OutOfRange)
+        );
+        assert_eq!(clock.offset(), SignedDuration::from_hours(2));
+    }
+
+    #[test]
+    fn instants_parse_from_rfc3339_and_name_the_value_when_they_do_not() {
+        assert_eq!(
+            parse_instant("1970-01-01T00:00:00Z").unwrap().as_second(),
+            0
+        );
+        assert_eq!(
+            parse_instant("2026-11-28T17:00:00.123+01:00")
+                .unwrap()
+                .as_second(),
+            1_795_881_600
+        );
+        for bad in [
+            "2026-11-28",
+            "2026-13-28T00:00:00Z",
+            "yesterday",
+            "2026-11-28T16:00:00+0€0",
+        ] {
+            let error = parse_instant(bad).unwrap_err();
+            assert!(
+                error.starts_with(&format!("`{bad}` is not an RFC 3339 instant (write e.g. ")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn utc_timestamps_are_whole_seconds() {
+        assert_eq!(format_utc_millis(1_795_881_600_999), "2026-11-28T16:00:00Z");
+        assert_eq!(format_utc_millis(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn calendar_periods_start_at_utc_midnight() {
+        let at = parse_instant("2026-12-31T23:59:59Z").unwrap();
+        let (start, end) = utc_month(at);
+        assert_eq!(format_utc_seconds(start), "2026-12-01T00:00:00Z");
+        assert_eq!(format_utc_seconds(end), "2027-01-01T00:00:00Z");
+        let (start, end) = utc_year(at);
+        assert_eq!(format_utc_seconds(start), "2026-01-01T00:00:00Z");
+        assert_eq!(format_utc_seconds(end), "2027-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_fixed_clock_stands_still_until_moved() {
+        let t0: Timestamp = "2026-11-28T16:00:00Z".parse().unwrap();
+        let clock = FixedClock::at(t0);
+        assert_eq!(clock.now(), t0);
+        assert_eq!(clock.now_seconds(), 1_795_881_600);
+        clock.advance(SignedDuration::from_mins(61));
+        assert_eq!(clock.now_seconds(), 1_795_881_600 + 61 * 60);
+    }
+}
