@@ -15,7 +15,11 @@ use crate::config::ConfigError;
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("cannot read templates in {dir}: {message}")]
-    Read { dir: String, message: String },
+    Read {
+        dir: String,
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{file}:{line}:{column}: template syntax error: {message}")]
     Syntax {
         file: String,
@@ -58,10 +62,36 @@ impl RenderError {
             RenderError::Malformed { .. } => {
                 Some("`provision validate` shows the position in the rendered policy; check the template's tags".to_owned())
             }
-            RenderError::Variable { hint, .. } => hint.clone(),
+            RenderError::Variable { hint, .. } | RenderError::Read { hint, .. } => hint.clone(),
             _ => None,
         }
     }
+}
+
+/// Bounds of the template directory walk: far above any real template set.
+const MAX_WALK_ENTRIES: usize = 10_000;
+const MAX_WALK_DEPTH: usize = 8;
+const MAX_TEMPLATE_FILES: usize = 256;
+/// A template or declarations file larger than this is not one.
+const MAX_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
+/// Reads one template file, refusing one over [`MAX_TEMPLATE_BYTES`] without reading it whole.
+fn read_template(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_TEMPLATE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_TEMPLATE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} is larger than {MAX_TEMPLATE_BYTES} bytes, which no template is",
+                path.display()
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 /// Loaded templates and their sources.
@@ -93,21 +123,52 @@ fn escape_xml(input: &str) -> String {
 
 impl TemplateSet {
     /// Reads every `*.tera` and `*.vars.yaml` file under `dir` (the explicit loader of this module).
+    /// The walk is bounded — a template directory holds a few dozen files, and `--templates-dir /`
+    /// must not walk the whole filesystem — and its depth bound also ends a symbolic link loop.
     pub fn load(dir: &Path) -> Result<TemplateSet, RenderError> {
         let read_err = |e: std::io::Error| RenderError::Read {
             dir: dir.display().to_string(),
             message: e.to_string(),
+            hint: None,
+        };
+        let too_big = |what: String| {
+            RenderError::Read {
+            dir: dir.display().to_string(),
+            message: what,
+            hint: Some(
+                "point --templates-dir (or `policy.templates_dir`) at a directory that holds only templates, such as the project's templates/".to_owned(),
+            ),
+        }
         };
         let mut files = Vec::new();
-        let mut pending = vec![dir.to_path_buf()];
-        while let Some(d) = pending.pop() {
+        let mut visited = 0usize;
+        let mut pending = vec![(dir.to_path_buf(), 0usize)];
+        while let Some((d, depth)) = pending.pop() {
             for entry in std::fs::read_dir(&d).map_err(read_err)? {
-                let path = entry.map_err(read_err)?.path();
+                let entry = entry.map_err(read_err)?;
+                visited += 1;
+                if visited > MAX_WALK_ENTRIES {
+                    return Err(too_big(format!(
+                        "more than {MAX_WALK_ENTRIES} entries below it"
+                    )));
+                }
+                let path = entry.path();
                 if path.is_dir() {
-                    pending.push(path);
+                    if depth + 1 > MAX_WALK_DEPTH {
+                        return Err(too_big(format!(
+                            "{} is nested more than {MAX_WALK_DEPTH} directories deep",
+                            path.display()
+                        )));
+                    }
+                    pending.push((path, depth + 1));
                 } else if path.extension().is_some_and(|e| e == "tera")
                     || path.to_string_lossy().ends_with(".vars.yaml")
                 {
+                    if files.len() == MAX_TEMPLATE_FILES {
+                        return Err(too_big(format!(
+                            "more than {MAX_TEMPLATE_FILES} template files"
+                        )));
+                    }
                     let name = path
                         .strip_prefix(dir)
                         .unwrap_or(&path)
@@ -115,7 +176,7 @@ impl TemplateSet {
                         .map(|c| c.as_os_str().to_string_lossy())
                         .collect::<Vec<_>>()
                         .join("/");
-                    let text = std::fs::read_to_string(&path).map_err(read_err)?;
+                    let text = read_template(&path).map_err(read_err)?;
                     files.push((name, path.display().to_string(), text));
                 }
             }
@@ -362,6 +423,29 @@ fn chain(error: &tera::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `--templates-dir /` walked the whole filesystem, and a symbolic link loop
+    /// would never end.
+    #[test]
+    fn the_template_walk_is_bounded_in_depth_and_by_link_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep =
+            (0..=MAX_WALK_DEPTH).fold(dir.path().to_path_buf(), |p, i| p.join(format!("d{i}")));
+        std::fs::create_dir_all(&deep).unwrap();
+        let error = TemplateSet::load(dir.path()).err().expect("too deep");
+        assert!(
+            error.to_string().ends_with(&format!(
+                "is nested more than {MAX_WALK_DEPTH} directories deep"
+            )),
+            "{error}"
+        );
+        assert!(error.hint().unwrap().starts_with("point --templates-dir"));
+
+        let looped = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(looped.path(), looped.path().join("again")).unwrap();
+        let error = TemplateSet::load(looped.path()).err().expect("a loop ends");
+        assert!(error.to_string().contains("directories deep"), "{error}");
+    }
 
     fn set(files: &[(&str, &str)]) -> Result<TemplateSet, RenderError> {
         TemplateSet::from_sources(

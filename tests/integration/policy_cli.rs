@@ -455,3 +455,28 @@ fn eval_without_a_token_evaluates_a_request_that_has_none() {
     assert_eq!(code, 1);
     assert!(stderr.contains("--jwks <FILE>"), "{stderr}");
 }
+
+/// Regression: a multi-byte character in `--now` panicked (exit 101) in a hand-written parser.
+#[test]
+fn eval_with_a_malformed_now_names_the_value() {
+    let f = eval_fixture();
+    let (code, stdout, stderr) = run(
+        &f.project,
+        &[
+            "policy",
+            "eval",
+            "--policy",
+            "rendered/prod/llm.policy.xml",
+            "--now",
+            "2026-11-28T16:00:00+0€0",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.starts_with(
+            "error: --now: `2026-11-28T16:00:00+0€0` is not an RFC 3339 instant (write e.g. 2026-11-28T16:00:00Z or 2026-11-28T17:00:00+01:00): "
+        ),
+        "{stderr}"
+    );
+}
