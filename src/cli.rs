@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::azure::credential::AuthChoice;
+use crate::access::AuthChoice;
 
 #[derive(Debug, Parser)]
 #[command(

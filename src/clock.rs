@@ -12,6 +12,7 @@
 //!   the wall clock must never make a deadline pass or a retry fire early.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 pub use jiff::{SignedDuration, Timestamp};
 
@@ -186,6 +187,31 @@ fn utc_midnight(date: jiff::civil::Date) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
+/// Go-style durations, as people type them into `--timeout`: `250ms`, `1.5s`, `45s`, `5m0s`,
+/// `1h2m3s`.
+pub fn format_duration(d: Duration) -> String {
+    let millis = d.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    if millis < 60_000 {
+        let whole = millis / 1000;
+        let frac = millis % 1000;
+        if frac == 0 {
+            return format!("{whole}s");
+        }
+        let frac = format!("{frac:03}");
+        return format!("{whole}.{}s", frac.trim_end_matches('0'));
+    }
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else {
+        format!("{m}m{s}s")
+    }
+}
+
 fn millis(d: SignedDuration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(if d.is_negative() { i64::MIN } else { i64::MAX })
 }
@@ -286,6 +312,21 @@ mod tests {
         let (start, end) = utc_year(at);
         assert_eq!(format_utc_seconds(start), "2026-01-01T00:00:00Z");
         assert_eq!(format_utc_seconds(end), "2027-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn durations_read_like_go() {
+        let cases = [
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(1250), "1.25s"),
+            (Duration::from_secs(45), "45s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(3723), "1h2m3s"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(format_duration(d), text);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `output`) that talks to the terminal and the file system. The binary in `main.rs` only maps results
 //! to exit codes.
 
+pub mod access;
 pub mod azure;
 pub mod cli;
 pub mod clock;

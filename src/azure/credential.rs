@@ -8,70 +8,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-/// `--auth` (or `auth:` in the environment file): how the operator signs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuthChoice {
-    /// Environment client secret, then workload identity, then managed identity, then the Azure
-    /// CLI / Azure Developer CLI.
-    Auto,
-    /// The Azure CLI's signed-in account (`az login`).
-    Cli,
-    /// A federated token file (Kubernetes workload identity; GitHub Actions via azure/login).
-    WorkloadIdentity,
-    /// The managed identity of the machine or service the command runs on.
-    ManagedIdentity,
-    /// A service principal's client secret, from environment variables.
-    ClientSecret,
-    /// The GitHub Actions OIDC token, exchanged as a client assertion.
-    GithubOidc,
-    /// Client credentials against the local sandbox.
-    Sandbox,
-}
-
-impl AuthChoice {
-    pub const ALL: [AuthChoice; 7] = [
-        AuthChoice::Auto,
-        AuthChoice::Cli,
-        AuthChoice::WorkloadIdentity,
-        AuthChoice::ManagedIdentity,
-        AuthChoice::ClientSecret,
-        AuthChoice::GithubOidc,
-        AuthChoice::Sandbox,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AuthChoice::Auto => "auto",
-            AuthChoice::Cli => "cli",
-            AuthChoice::WorkloadIdentity => "workload-identity",
-            AuthChoice::ManagedIdentity => "managed-identity",
-            AuthChoice::ClientSecret => "client-secret",
-            AuthChoice::GithubOidc => "github-oidc",
-            AuthChoice::Sandbox => "sandbox",
-        }
-    }
-}
-
-impl fmt::Display for AuthChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for AuthChoice {
-    type Err = CredentialError;
-
-    fn from_str(s: &str) -> Result<AuthChoice, CredentialError> {
-        AuthChoice::ALL
-            .into_iter()
-            .find(|c| c.name() == s)
-            .ok_or_else(|| CredentialError::UnknownChoice(s.to_owned()))
-    }
-}
+use crate::access::AuthChoice;
 
 /// A secret string (client secret, OIDC request token). Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -200,18 +139,12 @@ pub enum CredentialError {
         choice: AuthChoice,
         missing: Vec<&'static str>,
     },
-    #[error("unknown --auth value '{0}'")]
-    UnknownChoice(String),
 }
 
 impl CredentialError {
     pub fn hint(&self) -> &'static str {
         match self {
             CredentialError::MissingVariables { choice, .. } => hint_for(*choice),
-            CredentialError::UnknownChoice(_) => {
-                "use one of auto, cli, workload-identity, managed-identity, client-secret, \
-                 github-oidc, sandbox"
-            }
         }
     }
 }
@@ -622,32 +555,6 @@ mod tests {
                 missing: vec!["AZURE_FEDERATED_TOKEN_FILE"],
             }
         );
-    }
-
-    #[test]
-    fn choices_parse_by_name() {
-        for choice in AuthChoice::ALL {
-            assert_eq!(choice.name().parse::<AuthChoice>(), Ok(choice));
-        }
-        let error = "device-code".parse::<AuthChoice>().unwrap_err();
-        assert_eq!(error.to_string(), "unknown --auth value 'device-code'");
-        assert_eq!(
-            error.hint(),
-            "use one of auto, cli, workload-identity, managed-identity, client-secret, \
-             github-oidc, sandbox"
-        );
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let plan = plan(None, &env(&SP)).unwrap();
-        let shown = format!("{plan:?}");
-        assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(shown.contains("Secret(<redacted>)"));
-        let token = AccessToken::new("eyJhbGciOi.payload.sig");
-        assert_eq!(format!("{token:?}"), "AccessToken(<redacted>)");
-        assert_eq!(format!("{token}"), "<redacted>");
-        assert_eq!(token.bearer(), "Bearer eyJhbGciOi.payload.sig");
     }
 
     #[tokio::test]

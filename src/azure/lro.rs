@@ -18,9 +18,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::error::{ApiError, ErrorBody, Service};
+use super::error::{ApiError, ErrorBody};
 use super::retry::{self, Deadline, SendError};
 use super::transport::{Method, WireResponse};
+use crate::access::Service;
+use crate::clock::format_duration;
 
 /// The shortest wait between polls, even if the server says `Retry-After: 0`: a busy loop against
 /// ARM only earns throttling.
@@ -373,7 +375,7 @@ where
                     return Err(
                         LroError::from(SendError::from(deadline.exceeded(Some(format!(
                             "still running; next poll of {url} in {}",
-                            retry::format_duration(after)
+                            format_duration(after)
                         )))))
                         .into(),
                     );

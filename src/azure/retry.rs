@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::error::ErrorBody;
 use super::transport::{Headers, Method, Transport, TransportError, WireRequest, WireResponse};
+use crate::clock::format_duration;
 use crate::dice::Dice;
 
 /// Statuses that mean "try again later" rather than "this request is wrong".
@@ -246,31 +247,6 @@ pub struct DeadlineExceeded {
 impl DeadlineExceeded {
     pub fn hint(&self) -> &'static str {
         "raise --timeout, or run the command again: it picks up what already exists"
-    }
-}
-
-/// Go-style durations, as people type them into `--timeout`: `250ms`, `1.5s`, `45s`, `5m0s`,
-/// `1h2m3s`.
-pub fn format_duration(d: Duration) -> String {
-    let millis = d.as_millis();
-    if millis < 1000 {
-        return format!("{millis}ms");
-    }
-    if millis < 60_000 {
-        let whole = millis / 1000;
-        let frac = millis % 1000;
-        if frac == 0 {
-            return format!("{whole}s");
-        }
-        let frac = format!("{frac:03}");
-        return format!("{whole}.{}s", frac.trim_end_matches('0'));
-    }
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else {
-        format!("{m}m{s}s")
     }
 }
 
@@ -561,21 +537,6 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(waits(42), waits(42));
-    }
-
-    #[test]
-    fn durations_read_like_go() {
-        let cases = [
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_millis(1500), "1.5s"),
-            (Duration::from_millis(1250), "1.25s"),
-            (Duration::from_secs(45), "45s"),
-            (Duration::from_secs(300), "5m0s"),
-            (Duration::from_secs(3723), "1h2m3s"),
-        ];
-        for (d, text) in cases {
-            assert_eq!(format_duration(d), text);
-        }
     }
 
     #[tokio::test(start_paused = true)]

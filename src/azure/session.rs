@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::{ApiError, Service};
+use super::error::ApiError;
 use super::lro::{self, LroError};
 use super::retry::{self, Deadline, DeadlineExceeded, Replay, RetryPolicy, SendError};
 use super::sign_in::{Credentials, SignInError};
 use super::transport::{Method, Transport, TransportError, WireRequest, WireResponse};
+use crate::access::Service;
+use crate::clock::format_duration;
 use crate::dice::Dice;
 
 /// Anything the wire layer can fail with, each with what the user can do about it.
@@ -254,7 +256,7 @@ impl Session {
                 url = %request.url,
                 status = response.status,
                 request_id = response.request_id().unwrap_or("-"),
-                elapsed = %retry::format_duration(started.elapsed()),
+                elapsed = %format_duration(started.elapsed()),
                 "{what}"
             );
             tracing::trace!(headers = ?response.headers, "answer");
@@ -375,7 +377,7 @@ impl Session {
                     .exceeded(Some(format!("{seen}, after {tries} tries")))
                     .into());
             }
-            tracing::debug!(condition, %seen, wait = %retry::format_duration(wait), "not yet");
+            tracing::debug!(condition, %seen, wait = %format_duration(wait), "not yet");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(self.consistency.cap);
         }
