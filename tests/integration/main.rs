@@ -1,6 +1,7 @@
 //! Integration tests: the real `provision` binary, and the sandbox over HTTP. One test crate with
 //! modules, so the suite links one binary.
 
+mod architecture;
 mod arm_apim;
 mod arm_cognitive;
 mod arm_fixtures;
