@@ -8,9 +8,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::access::AuthChoice;
+use crate::clock::{Timestamp, format_utc_seconds};
 
 /// A secret string (client secret, OIDC request token). Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -273,14 +274,14 @@ const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 #[derive(Clone, PartialEq, Eq)]
 pub struct IssuedToken {
     pub token: AccessToken,
-    pub expires_on: SystemTime,
+    pub expires_on: Timestamp,
 }
 
 impl fmt::Debug for IssuedToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IssuedToken")
             .field("token", &self.token)
-            .field("expires_on", &httpdate::fmt_http_date(self.expires_on))
+            .field("expires_on", &format_utc_seconds(self.expires_on))
             .finish()
     }
 }
@@ -305,8 +306,9 @@ impl TokenCache {
     }
 
     /// Whether `token` can still be handed out at `now`.
-    pub fn is_fresh(token: &IssuedToken, now: SystemTime) -> bool {
-        now + TokenCache::REFRESH_BEFORE < token.expires_on
+    pub fn is_fresh(token: &IssuedToken, now: Timestamp) -> bool {
+        now.saturating_add(TokenCache::REFRESH_BEFORE)
+            .is_ok_and(|refresh_at| refresh_at < token.expires_on)
     }
 
     fn slot(&self, scope: &str) -> Slot {
@@ -323,7 +325,7 @@ impl TokenCache {
     pub async fn get_or_fetch<F, Fut, E>(
         &self,
         scope: &str,
-        now: SystemTime,
+        now: Timestamp,
         fetch: F,
     ) -> Result<AccessToken, E>
     where
@@ -357,7 +359,7 @@ impl fmt::Debug for TokenCache {
                 let until = match slot.try_lock() {
                     Ok(token) => token
                         .as_ref()
-                        .map_or("-".to_owned(), |t| httpdate::fmt_http_date(t.expires_on)),
+                        .map_or("-".to_owned(), |t| format_utc_seconds(t.expires_on)),
                     Err(_) => "<fetching>".to_owned(),
                 };
                 (scope.clone(), until)
@@ -373,6 +375,7 @@ impl fmt::Debug for TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, FixedClock};
 
     fn env(pairs: &[(&str, &str)]) -> Environment {
         pairs
@@ -560,7 +563,8 @@ mod tests {
     #[tokio::test]
     async fn cache_refreshes_five_minutes_before_expiry() {
         let cache = TokenCache::new();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let clock = FixedClock::at(Timestamp::from_second(1_800_000_000).unwrap());
+        let t0 = clock.now();
         let issued = |name: &str, lifetime: u64| IssuedToken {
             token: AccessToken::new(name),
             expires_on: t0 + Duration::from_secs(lifetime),

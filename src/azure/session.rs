@@ -17,7 +17,7 @@ use super::retry::{self, Deadline, DeadlineExceeded, Replay, RetryPolicy, SendEr
 use super::sign_in::{Credentials, SignInError};
 use super::transport::{Method, Transport, TransportError, WireRequest, WireResponse};
 use crate::access::Service;
-use crate::clock::format_duration;
+use crate::clock::{Clock, SystemClock, format_duration};
 use crate::dice::Dice;
 
 /// Anything the wire layer can fail with, each with what the user can do about it.
@@ -163,6 +163,7 @@ pub struct Session {
     consistency: ConsistencyPolicy,
     dice: Mutex<Dice>,
     deadline: Deadline,
+    clock: Arc<dyn Clock>,
 }
 
 impl Session {
@@ -178,7 +179,14 @@ impl Session {
             consistency: ConsistencyPolicy::default(),
             dice: Mutex::new(Dice::new(seed())),
             deadline,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Measures HTTP-date `Retry-After`s on `clock` instead of the system's (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Session {
+        self.clock = clock;
+        self
     }
 
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Session {
@@ -249,6 +257,7 @@ impl Session {
                 &self.policy,
                 &mut self.dice(),
                 &deadline,
+                &*self.clock,
             )
             .await?;
             tracing::debug!(
@@ -316,6 +325,7 @@ impl Session {
             &request.url,
             initial,
             &deadline,
+            &*self.clock,
             |url| async move {
                 check_origin(&request.url, &url)?;
                 self.send(
