@@ -10,6 +10,7 @@ mod bad_inputs;
 mod cli_usage;
 mod config_inputs;
 mod contention;
+mod durations;
 mod golden;
 mod lint_fixtures;
 mod policy_cli;
