@@ -21,7 +21,7 @@
 //! met" or "target MISSED".
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use provision::azure::Azure;
 use provision::azure::credential::CredentialPlan;
@@ -30,6 +30,7 @@ use provision::azure::retry::{self, Deadline};
 use provision::azure::transport::{
     Method, ReqwestTransport, SendFuture, Transport, WireRequest, WireResponse,
 };
+use provision::clock::{Clock, SystemClock};
 use provision::cloud::{Cloud, CloudEndpoints};
 use provision::dice::Dice;
 use provision::sandbox::{DEFAULT_SUBSCRIPTION, LatencyProfile, Sandbox, SandboxConfig};
@@ -472,7 +473,7 @@ impl Transport for Recorder {
             let sent = Instant::now();
             let outcome = self.inner.send(request).await;
             let answered = Instant::now();
-            let now = SystemTime::now();
+            let now = SystemClock.now();
             let response = outcome.as_ref().ok();
             let hint = response.and_then(|r| {
                 ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"]

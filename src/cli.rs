@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::azure::credential::AuthChoice;
+use crate::access::AuthChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,10 +110,11 @@ fn auth_choices() -> impl clap::builder::TypedValueParser<Value = AuthChoice> {
 }
 
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
-    let duration = humantime::parse_duration(text)
-        .map_err(|e| format!("{e} (write e.g. 90s, 20m or 1h30m)"))?;
+    let duration = crate::clock::parse_duration(text)?;
     if duration.is_zero() {
-        return Err("must be longer than zero".to_owned());
+        return Err(format!(
+            "`{text}` is no time at all: give a duration longer than zero"
+        ));
     }
     Ok(duration)
 }

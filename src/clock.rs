@@ -12,6 +12,7 @@
 //!   the wall clock must never make a deadline pass or a retry fire early.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 pub use jiff::{SignedDuration, Timestamp};
 
@@ -137,12 +138,29 @@ pub enum ClockError {
 /// Parses an instant as written on a command line or in a file: RFC 3339 with an offset
 /// (`2026-11-28T16:00:00Z`, `2026-11-28T17:00:00.5+01:00`). The error names the value and the form.
 pub fn parse_instant(text: &str) -> Result<Timestamp, String> {
-    text.trim().parse::<Timestamp>().map_err(|e| {
+    text.trim_ascii().parse::<Timestamp>().map_err(|e| {
         format!(
             "`{text}` is not an RFC 3339 instant (write e.g. 2026-11-28T16:00:00Z or \
              2026-11-28T17:00:00+01:00): {e}"
         )
     })
+}
+
+/// Parses a duration as written on a command line (`--timeout`, and any other): jiff's friendly
+/// form (`90s`, `20m`, `1h30m`, `1.5s`, `2 days`) or ISO 8601 (`PT1H30M`); a day is 24 hours, and
+/// months and years, whose length depends on the date, are refused. Whatever
+/// [`format_duration`] writes reads back. The error names the value and the form.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let form = "write e.g. 90s, 20m, 1h30m or PT1H30M";
+    let span = text
+        .trim_ascii()
+        .parse::<jiff::Span>()
+        .map_err(|e| format!("`{text}` is not a duration ({form}): {e}"))?;
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("`{text}` is not a duration ({form}): {e}"))?;
+    Duration::try_from(signed)
+        .map_err(|_| format!("`{text}` is negative: a duration only runs forward ({form})"))
 }
 
 /// `2026-11-28T16:00:00Z`: whole seconds in UTC, the form Graph and ARM write timestamps in.
@@ -184,6 +202,31 @@ fn utc_midnight(date: jiff::civil::Date) -> Timestamp {
     jiff::tz::Offset::UTC
         .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
         .unwrap_or(Timestamp::MAX)
+}
+
+/// Go-style durations, as people type them into `--timeout`: `250ms`, `1.5s`, `45s`, `5m0s`,
+/// `1h2m3s`.
+pub fn format_duration(d: Duration) -> String {
+    let millis = d.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    if millis < 60_000 {
+        let whole = millis / 1000;
+        let frac = millis % 1000;
+        if frac == 0 {
+            return format!("{whole}s");
+        }
+        let frac = format!("{frac:03}");
+        return format!("{whole}.{}s", frac.trim_end_matches('0'));
+    }
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else {
+        format!("{m}m{s}s")
+    }
 }
 
 fn millis(d: SignedDuration) -> i64 {
@@ -289,6 +332,21 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_like_go() {
+        let cases = [
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(1250), "1.25s"),
+            (Duration::from_secs(45), "45s"),
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(3723), "1h2m3s"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(format_duration(d), text);
+        }
+    }
+
+    #[test]
     fn a_fixed_clock_stands_still_until_moved() {
         let t0: Timestamp = "2026-11-28T16:00:00Z".parse().unwrap();
         let clock = FixedClock::at(t0);
@@ -296,5 +354,140 @@ mod tests {
         assert_eq!(clock.now_seconds(), 1_795_881_600);
         clock.advance(SignedDuration::from_mins(61));
         assert_eq!(clock.now_seconds(), 1_795_881_600 + 61 * 60);
+    }
+
+    #[test]
+    fn durations_parse_in_the_friendly_and_the_iso_form() {
+        let cases = [
+            ("60m", 3_600_000),
+            ("90s", 90_000),
+            ("1h30m", 5_400_000),
+            ("1.5s", 1_500),
+            ("250ms", 250),
+            ("5m0s", 300_000),
+            ("2 days", 172_800_000),
+            ("1d", 86_400_000),
+            ("PT1H30M", 5_400_000),
+            (" 20m\n", 1_200_000),
+            ("0s", 0),
+        ];
+        for (text, ms) in cases {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+    }
+
+    /// Regression: `--timeout 5x` said only what humantime thought, not which value or what to
+    /// write instead.
+    #[test]
+    fn a_duration_that_does_not_parse_names_the_value_and_the_form() {
+        assert_eq!(
+            parse_duration("5x"),
+            Err(
+                "`5x` is not a duration (write e.g. 90s, 20m, 1h30m or PT1H30M): failed to \
+                 parse input in the \"friendly\" duration format: expected to find unit \
+                 designator suffix (e.g., `years` or `secs`) after parsing integer"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            parse_duration("-5m"),
+            Err(
+                "`-5m` is negative: a duration only runs forward (write e.g. 90s, 20m, 1h30m or \
+                 PT1H30M)"
+                    .to_owned()
+            )
+        );
+        for bad in ["", "1 month", "2y", "soon", "5m ago", "1h€"] {
+            let error = parse_duration(bad).unwrap_err();
+            assert!(error.starts_with(&format!("`{bad}` is ")), "{error}");
+            assert!(
+                error.contains("(write e.g. 90s, 20m, 1h30m or PT1H30M)"),
+                "{error}"
+            );
+        }
+    }
+
+    /// Regression: a date with a multi-byte space around it was trimmed and accepted, while the
+    /// same character anywhere else was an error; only ASCII white space is trimmed now.
+    #[test]
+    fn a_multi_byte_space_around_a_date_is_an_error() {
+        let error = parse_instant("\u{3000}2026-11-28T16:00:00Z").unwrap_err();
+        assert!(
+            error.starts_with("`\u{3000}2026-11-28T16:00:00Z` is not an RFC 3339 instant"),
+            "{error}"
+        );
+        assert!(parse_instant(" 2026-11-28T16:00:00Z\n").is_ok());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Instants from 0001-01-01 to 9999-12-31, in whole seconds.
+        fn instant() -> impl Strategy<Value = Timestamp> {
+            (-62_135_596_800i64..=253_402_300_799).prop_map(|s| Timestamp::from_second(s).unwrap())
+        }
+
+        fn multi_byte() -> impl Strategy<Value = char> {
+            any::<char>().prop_filter("multi-byte", |c| c.len_utf8() > 1)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn no_string_makes_the_date_parser_panic(text in any::<String>()) {
+                if let Err(error) = parse_instant(&text) {
+                    let expected = format!("`{text}` is not an RFC 3339 instant");
+                    prop_assert!(error.starts_with(&expected), "{}", error);
+                }
+            }
+
+            #[test]
+            fn no_string_makes_the_duration_parser_panic(text in any::<String>()) {
+                if let Err(error) = parse_duration(&text) {
+                    prop_assert!(error.starts_with(&format!("`{text}` is ")), "{}", error);
+                }
+            }
+
+            #[test]
+            fn every_multi_byte_character_anywhere_in_a_date_is_an_error(
+                at in instant(),
+                c in multi_byte(),
+            ) {
+                let date = format_utc_seconds(at);
+                for (i, _) in date.char_indices().chain([(date.len(), ' ')]) {
+                    let bad = format!("{}{c}{}", &date[..i], &date[i..]);
+                    let error = parse_instant(&bad);
+                    prop_assert!(error.is_err(), "{bad} parsed");
+                    let error = error.unwrap_err();
+                    prop_assert!(
+                        error.starts_with(&format!("`{bad}` is not an RFC 3339 instant (write e.g. ")),
+                        "{}", error
+                    );
+                }
+            }
+
+            #[test]
+            fn a_formatted_instant_parses_back_to_itself(at in instant()) {
+                prop_assert_eq!(parse_instant(&format_utc_seconds(at)), Ok(at));
+                prop_assert_eq!(parse_instant(&at.to_string()), Ok(at));
+            }
+
+            #[test]
+            fn a_formatted_duration_parses_back_to_itself(ms in 0u64..10_000_000_000) {
+                // Past a minute the format keeps whole seconds, as Go's does.
+                let d = if ms < 60_000 {
+                    Duration::from_millis(ms)
+                } else {
+                    Duration::from_secs(ms / 1000)
+                };
+                prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+            }
+        }
     }
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::Service;
 use super::retry::Replay;
 use super::session::{Probe, Session, WireError, json_body};
 use super::transport::{Method, WireRequest, WireResponse};
+use crate::access::Service;
 use crate::cloud::CloudEndpoints;
 
 /// The api-version of every provider we call, in one place. Each is the newest stable version

@@ -8,70 +8,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-/// `--auth` (or `auth:` in the environment file): how the operator signs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuthChoice {
-    /// Environment client secret, then workload identity, then managed identity, then the Azure
-    /// CLI / Azure Developer CLI.
-    Auto,
-    /// The Azure CLI's signed-in account (`az login`).
-    Cli,
-    /// A federated token file (Kubernetes workload identity; GitHub Actions via azure/login).
-    WorkloadIdentity,
-    /// The managed identity of the machine or service the command runs on.
-    ManagedIdentity,
-    /// A service principal's client secret, from environment variables.
-    ClientSecret,
-    /// The GitHub Actions OIDC token, exchanged as a client assertion.
-    GithubOidc,
-    /// Client credentials against the local sandbox.
-    Sandbox,
-}
-
-impl AuthChoice {
-    pub const ALL: [AuthChoice; 7] = [
-        AuthChoice::Auto,
-        AuthChoice::Cli,
-        AuthChoice::WorkloadIdentity,
-        AuthChoice::ManagedIdentity,
-        AuthChoice::ClientSecret,
-        AuthChoice::GithubOidc,
-        AuthChoice::Sandbox,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AuthChoice::Auto => "auto",
-            AuthChoice::Cli => "cli",
-            AuthChoice::WorkloadIdentity => "workload-identity",
-            AuthChoice::ManagedIdentity => "managed-identity",
-            AuthChoice::ClientSecret => "client-secret",
-            AuthChoice::GithubOidc => "github-oidc",
-            AuthChoice::Sandbox => "sandbox",
-        }
-    }
-}
-
-impl fmt::Display for AuthChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for AuthChoice {
-    type Err = CredentialError;
-
-    fn from_str(s: &str) -> Result<AuthChoice, CredentialError> {
-        AuthChoice::ALL
-            .into_iter()
-            .find(|c| c.name() == s)
-            .ok_or_else(|| CredentialError::UnknownChoice(s.to_owned()))
-    }
-}
+use crate::access::AuthChoice;
+use crate::clock::{Timestamp, format_utc_seconds};
 
 /// A secret string (client secret, OIDC request token). Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -200,18 +140,12 @@ pub enum CredentialError {
         choice: AuthChoice,
         missing: Vec<&'static str>,
     },
-    #[error("unknown --auth value '{0}'")]
-    UnknownChoice(String),
 }
 
 impl CredentialError {
     pub fn hint(&self) -> &'static str {
         match self {
             CredentialError::MissingVariables { choice, .. } => hint_for(*choice),
-            CredentialError::UnknownChoice(_) => {
-                "use one of auto, cli, workload-identity, managed-identity, client-secret, \
-                 github-oidc, sandbox"
-            }
         }
     }
 }
@@ -340,14 +274,14 @@ const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 #[derive(Clone, PartialEq, Eq)]
 pub struct IssuedToken {
     pub token: AccessToken,
-    pub expires_on: SystemTime,
+    pub expires_on: Timestamp,
 }
 
 impl fmt::Debug for IssuedToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IssuedToken")
             .field("token", &self.token)
-            .field("expires_on", &httpdate::fmt_http_date(self.expires_on))
+            .field("expires_on", &format_utc_seconds(self.expires_on))
             .finish()
     }
 }
@@ -372,8 +306,9 @@ impl TokenCache {
     }
 
     /// Whether `token` can still be handed out at `now`.
-    pub fn is_fresh(token: &IssuedToken, now: SystemTime) -> bool {
-        now + TokenCache::REFRESH_BEFORE < token.expires_on
+    pub fn is_fresh(token: &IssuedToken, now: Timestamp) -> bool {
+        now.saturating_add(TokenCache::REFRESH_BEFORE)
+            .is_ok_and(|refresh_at| refresh_at < token.expires_on)
     }
 
     fn slot(&self, scope: &str) -> Slot {
@@ -390,7 +325,7 @@ impl TokenCache {
     pub async fn get_or_fetch<F, Fut, E>(
         &self,
         scope: &str,
-        now: SystemTime,
+        now: Timestamp,
         fetch: F,
     ) -> Result<AccessToken, E>
     where
@@ -424,7 +359,7 @@ impl fmt::Debug for TokenCache {
                 let until = match slot.try_lock() {
                     Ok(token) => token
                         .as_ref()
-                        .map_or("-".to_owned(), |t| httpdate::fmt_http_date(t.expires_on)),
+                        .map_or("-".to_owned(), |t| format_utc_seconds(t.expires_on)),
                     Err(_) => "<fetching>".to_owned(),
                 };
                 (scope.clone(), until)
@@ -440,6 +375,7 @@ impl fmt::Debug for TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, FixedClock};
 
     fn env(pairs: &[(&str, &str)]) -> Environment {
         pairs
@@ -624,36 +560,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn choices_parse_by_name() {
-        for choice in AuthChoice::ALL {
-            assert_eq!(choice.name().parse::<AuthChoice>(), Ok(choice));
-        }
-        let error = "device-code".parse::<AuthChoice>().unwrap_err();
-        assert_eq!(error.to_string(), "unknown --auth value 'device-code'");
-        assert_eq!(
-            error.hint(),
-            "use one of auto, cli, workload-identity, managed-identity, client-secret, \
-             github-oidc, sandbox"
-        );
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let plan = plan(None, &env(&SP)).unwrap();
-        let shown = format!("{plan:?}");
-        assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(shown.contains("Secret(<redacted>)"));
-        let token = AccessToken::new("eyJhbGciOi.payload.sig");
-        assert_eq!(format!("{token:?}"), "AccessToken(<redacted>)");
-        assert_eq!(format!("{token}"), "<redacted>");
-        assert_eq!(token.bearer(), "Bearer eyJhbGciOi.payload.sig");
-    }
-
     #[tokio::test]
     async fn cache_refreshes_five_minutes_before_expiry() {
         let cache = TokenCache::new();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let clock = FixedClock::at(Timestamp::from_second(1_800_000_000).unwrap());
+        let t0 = clock.now();
         let issued = |name: &str, lifetime: u64| IssuedToken {
             token: AccessToken::new(name),
             expires_on: t0 + Duration::from_secs(lifetime),

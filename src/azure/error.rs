@@ -75,7 +75,7 @@ impl ErrorBody {
 }
 
 /// Which API answered: the core's own name for the two APIs.
-pub use crate::resources::Service;
+use crate::access::Service;
 
 /// An error from ARM or Graph, with what is needed to act on it or report it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::Service;
 use super::retry::Replay;
 use super::session::{Probe, Session, WireError, json_body};
 use super::transport::{Method, WireRequest};
+use crate::access::{Service, odata_key, query_value};
 use crate::cloud::CloudEndpoints;
 
 /// How long a named wait gives a new object to replicate. Entra documents no bound ("There are
@@ -58,7 +58,7 @@ impl GraphClient {
         unique_name: &str,
         body: &Value,
     ) -> Result<Upserted, WireError> {
-        let path = format!("/applications(uniqueName='{}')", key(unique_name));
+        let path = format!("/applications(uniqueName='{}')", odata_key(unique_name));
         self.upsert(&path, body).await
     }
 
@@ -69,7 +69,7 @@ impl GraphClient {
         app_id: &str,
         body: &Value,
     ) -> Result<Upserted, WireError> {
-        let path = format!("/servicePrincipals(appId='{}')", key(app_id));
+        let path = format!("/servicePrincipals(appId='{}')", odata_key(app_id));
         self.upsert(&path, body).await
     }
 
@@ -132,13 +132,16 @@ impl GraphClient {
         &self,
         unique_name: &str,
     ) -> Result<Option<Value>, WireError> {
-        self.get_optional(&format!("/applications(uniqueName='{}')", key(unique_name)))
-            .await
+        self.get_optional(&format!(
+            "/applications(uniqueName='{}')",
+            odata_key(unique_name)
+        ))
+        .await
     }
 
     /// The application with this client id, if a replica has it.
     pub async fn application_by_app_id(&self, app_id: &str) -> Result<Option<Value>, WireError> {
-        self.get_optional(&format!("/applications(appId='{}')", key(app_id)))
+        self.get_optional(&format!("/applications(appId='{}')", odata_key(app_id)))
             .await
     }
 
@@ -147,26 +150,29 @@ impl GraphClient {
         &self,
         app_id: &str,
     ) -> Result<Option<Value>, WireError> {
-        self.get_optional(&format!("/servicePrincipals(appId='{}')", key(app_id)))
-            .await
+        self.get_optional(&format!(
+            "/servicePrincipals(appId='{}')",
+            odata_key(app_id)
+        ))
+        .await
     }
 
     /// Updates an application by object id (`PATCH /applications/{id}`, 204).
     pub async fn update_application(&self, object_id: &str, body: &Value) -> Result<(), WireError> {
-        self.patch(&format!("/applications/{}", key(object_id)), body)
+        self.patch(&format!("/applications/{}", odata_key(object_id)), body)
             .await
     }
 
     /// Soft-deletes an application (it stays in deleted items for 30 days, holding its
     /// identifier URIs). A 404 means there was nothing to delete.
     pub async fn delete_application(&self, object_id: &str) -> Result<bool, WireError> {
-        self.delete(&format!("/applications/{}", key(object_id)))
+        self.delete(&format!("/applications/{}", odata_key(object_id)))
             .await
     }
 
     /// Deletes a service principal. Purging its application does not do this.
     pub async fn delete_service_principal(&self, object_id: &str) -> Result<bool, WireError> {
-        self.delete(&format!("/servicePrincipals/{}", key(object_id)))
+        self.delete(&format!("/servicePrincipals/{}", odata_key(object_id)))
             .await
     }
 
@@ -189,7 +195,7 @@ impl GraphClient {
             Method::Post,
             self.url(&format!(
                 "/directory/deletedItems/{}/restore",
-                key(object_id)
+                odata_key(object_id)
             )),
         );
         // A second restore of a restored object answers 404, not a duplicate: safe to repeat.
@@ -208,7 +214,7 @@ impl GraphClient {
 
     /// Deletes a soft-deleted object for good. A 404 means it was already gone.
     pub async fn purge_deleted(&self, object_id: &str) -> Result<bool, WireError> {
-        self.delete(&format!("/directory/deletedItems/{}", key(object_id)))
+        self.delete(&format!("/directory/deletedItems/{}", odata_key(object_id)))
             .await
     }
 
@@ -220,7 +226,7 @@ impl GraphClient {
         timeout: Duration,
     ) -> Result<Value, WireError> {
         self.readable(
-            &format!("/applications(appId='{}')", key(app_id)),
+            &format!("/applications(appId='{}')", odata_key(app_id)),
             &format!("application {app_id} to be readable in Microsoft Graph"),
             timeout,
         )
@@ -234,7 +240,7 @@ impl GraphClient {
         timeout: Duration,
     ) -> Result<Value, WireError> {
         self.readable(
-            &format!("/servicePrincipals(appId='{}')", key(app_id)),
+            &format!("/servicePrincipals(appId='{}')", odata_key(app_id)),
             &format!("the service principal of application {app_id} to exist"),
             timeout,
         )
@@ -361,12 +367,4 @@ impl GraphClient {
             _ => Err(WireError::refused(Service::Graph, &request, &response)),
         }
     }
-}
-
-fn key(value: &str) -> String {
-    crate::resources::odata_key(value)
-}
-
-fn query_value(value: &str) -> String {
-    crate::resources::query_value(value)
 }

@@ -16,11 +16,13 @@
 //! read, not that the operation failed: [`run`] retries those per `retry.rs` and only then reports
 //! [`LroError::Unreadable`].
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use super::error::{ApiError, ErrorBody, Service};
+use super::error::{ApiError, ErrorBody};
 use super::retry::{self, Deadline, SendError};
 use super::transport::{Method, WireResponse};
+use crate::access::Service;
+use crate::clock::{Clock, Timestamp, format_duration};
 
 /// The shortest wait between polls, even if the server says `Retry-After: 0`: a busy loop against
 /// ARM only earns throttling.
@@ -35,7 +37,7 @@ pub const POLL_DEFAULT: Duration = Duration::from_secs(1);
 
 /// The wait before the next poll: the server's delay (`Retry-After`, `retry-after-ms`,
 /// `x-ms-retry-after-ms`) clamped to [`POLL_FLOOR`]..=[`POLL_CEILING`], else [`POLL_DEFAULT`].
-pub fn poll_delay(response: &WireResponse, now: SystemTime) -> Duration {
+pub fn poll_delay(response: &WireResponse, now: Timestamp) -> Duration {
     retry::server_delay(&response.headers, now)
         .map(|d| d.clamp(POLL_FLOOR, POLL_CEILING))
         .unwrap_or(POLL_DEFAULT)
@@ -134,7 +136,7 @@ impl Operation {
         method: Method,
         resource_url: &str,
         initial: WireResponse,
-        now: SystemTime,
+        now: Timestamp,
     ) -> (Option<Operation>, Step) {
         if !initial.is_success() {
             let error = ApiError::from_response(Service::Arm, &initial);
@@ -194,7 +196,7 @@ impl Operation {
     }
 
     /// Reads the answer to the last [`Step::Poll`].
-    pub fn on_response(&mut self, response: WireResponse, now: SystemTime) -> Step {
+    pub fn on_response(&mut self, response: WireResponse, now: Timestamp) -> Step {
         if let Phase::FinalGet(url) = &self.phase {
             return if response.is_success() {
                 Step::Done(response)
@@ -346,12 +348,13 @@ fn malformed(url: &str, reason: String) -> Step {
 /// Follows the operation that `initial` (the answer to `method resource_url`) started, to the end,
 /// within `deadline`. `get` sends one poll (a bodiless GET of the URL it is given) with whatever
 /// authorization and retries the caller applies; the waits between polls come from the server
-/// via [`poll_delay`].
+/// via [`poll_delay`], an HTTP-date measured on `clock`.
 pub async fn follow<E, F, Fut>(
     method: Method,
     resource_url: &str,
     initial: WireResponse,
     deadline: &Deadline,
+    clock: &dyn Clock,
     mut get: F,
 ) -> Result<WireResponse, E>
 where
@@ -359,8 +362,7 @@ where
     F: FnMut(String) -> Fut,
     Fut: std::future::Future<Output = Result<WireResponse, E>>,
 {
-    let (mut operation, mut step) =
-        Operation::start(method, resource_url, initial, SystemTime::now());
+    let (mut operation, mut step) = Operation::start(method, resource_url, initial, clock.now());
     loop {
         match step {
             Step::Done(response) => return Ok(response),
@@ -373,14 +375,14 @@ where
                     return Err(
                         LroError::from(SendError::from(deadline.exceeded(Some(format!(
                             "still running; next poll of {url} in {}",
-                            retry::format_duration(after)
+                            format_duration(after)
                         )))))
                         .into(),
                     );
                 }
                 tokio::time::sleep(after).await;
                 let response = get(url).await?;
-                step = op.on_response(response, SystemTime::now());
+                step = op.on_response(response, clock.now());
             }
         }
     }
@@ -391,6 +393,7 @@ mod tests {
     use super::*;
     use crate::azure::retry::{Replay, RetryPolicy};
     use crate::azure::transport::{ScriptedTransport, WireRequest};
+    use crate::clock::SystemClock;
     use crate::dice::Dice;
     use serde_json::json;
 
@@ -398,8 +401,8 @@ mod tests {
     const AO: &str = "https://management.azure.com/subscriptions/s/providers/Microsoft.CognitiveServices/locations/eastus/operationResults/op?api-version=2025-06-01";
     const LOC: &str = "https://management.azure.com/subscriptions/s/providers/Microsoft.CognitiveServices/locations/eastus/operationResults/op?api-version=2025-06-01&operationResultResponseType=Location";
 
-    fn now() -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
     }
 
     fn poll(url: &str, ms: u64) -> Step {
@@ -664,14 +667,20 @@ mod tests {
                 &policy,
                 &mut Dice::new(0),
                 deadline,
+                &SystemClock,
             )
             .await
             .map_err(LroError::from)
         };
         let initial = send(request.clone()).await?;
-        follow(request.method, &request.url, initial, deadline, |url| {
-            send(WireRequest::new(Method::Get, url))
-        })
+        follow(
+            request.method,
+            &request.url,
+            initial,
+            deadline,
+            &SystemClock,
+            |url| send(WireRequest::new(Method::Get, url)),
+        )
         .await
     }
 

@@ -17,12 +17,13 @@
 //!   once with a message naming what was being waited for.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::error::ErrorBody;
 use super::transport::{Headers, Method, Transport, TransportError, WireRequest, WireResponse};
+use crate::clock::{Clock, Timestamp, format_duration};
 use crate::dice::Dice;
 
 /// Statuses that mean "try again later" rather than "this request is wrong".
@@ -88,15 +89,14 @@ pub fn verdict(
 /// The wait the server asked for, if it asked: `Retry-After` (integer seconds, or an HTTP-date
 /// measured from `now`; a date in the past means now), else `retry-after-ms`, else
 /// `x-ms-retry-after-ms`. A header that does not parse is skipped, not guessed at.
-pub fn server_delay(headers: &Headers, now: SystemTime) -> Option<Duration> {
+pub fn server_delay(headers: &Headers, now: Timestamp) -> Option<Duration> {
     let retry_after = headers.get("retry-after").and_then(|value| {
         let value = value.trim();
         if let Ok(seconds) = value.parse::<u64>() {
             return Some(Duration::from_secs(seconds));
         }
-        httpdate::parse_http_date(value)
-            .ok()
-            .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
+        let at = Timestamp::try_from(httpdate::parse_http_date(value).ok()?).ok()?;
+        Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
     });
     let millis = |name: &str| {
         headers
@@ -151,7 +151,7 @@ impl RetryPolicy {
         &self,
         retry: u32,
         headers: Option<&Headers>,
-        now: SystemTime,
+        now: Timestamp,
         dice: &mut Dice,
     ) -> Duration {
         headers
@@ -249,31 +249,6 @@ impl DeadlineExceeded {
     }
 }
 
-/// Go-style durations, as people type them into `--timeout`: `250ms`, `1.5s`, `45s`, `5m0s`,
-/// `1h2m3s`.
-pub fn format_duration(d: Duration) -> String {
-    let millis = d.as_millis();
-    if millis < 1000 {
-        return format!("{millis}ms");
-    }
-    if millis < 60_000 {
-        let whole = millis / 1000;
-        let frac = millis % 1000;
-        if frac == 0 {
-            return format!("{whole}s");
-        }
-        let frac = format!("{frac:03}");
-        return format!("{whole}.{}s", frac.trim_end_matches('0'));
-    }
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else {
-        format!("{m}m{s}s")
-    }
-}
-
 /// Why [`send`] gave up without a response to hand back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -286,7 +261,8 @@ pub enum SendError {
 /// Sends `request` until it gets a final answer, following [`verdict`] and [`RetryPolicy::delay`],
 /// within `deadline`. A response is returned whatever its status (the caller turns an error status
 /// into a typed error); when attempts run out, the last outcome is returned as it was. All attempts
-/// share one `x-ms-client-request-id`.
+/// share one `x-ms-client-request-id`. `clock` is the wall clock an HTTP-date `Retry-After` is
+/// measured against; the waits themselves run on tokio's clock.
 pub async fn send<T: Transport + ?Sized>(
     transport: &T,
     request: &WireRequest,
@@ -294,6 +270,7 @@ pub async fn send<T: Transport + ?Sized>(
     policy: &RetryPolicy,
     dice: &mut Dice,
     deadline: &Deadline,
+    clock: &dyn Clock,
 ) -> Result<WireResponse, SendError> {
     let mut request = request.clone();
     request.ensure_client_request_id();
@@ -316,7 +293,7 @@ pub async fn send<T: Transport + ?Sized>(
             return outcome.map_err(SendError::from);
         }
         let headers = outcome.as_ref().ok().map(|r| &r.headers);
-        let wait = policy.delay(attempt - 1, headers, SystemTime::now(), dice);
+        let wait = policy.delay(attempt - 1, headers, clock.now(), dice);
         let seen = Attempt(&outcome).to_string();
         if deadline.cuts_short(wait) {
             return Err(deadline
@@ -361,6 +338,7 @@ impl fmt::Display for Attempt<'_> {
 mod tests {
     use super::*;
     use crate::azure::transport::ScriptedTransport;
+    use crate::clock::{FixedClock, SystemClock};
 
     fn response(status: u16) -> WireResponse {
         WireResponse::new(status)
@@ -467,6 +445,7 @@ mod tests {
             &RetryPolicy::default(),
             &mut Dice::new(5),
             &deadline,
+            &SystemClock,
         )
         .await
         .unwrap();
@@ -494,6 +473,7 @@ mod tests {
             &RetryPolicy::default(),
             &mut Dice::new(0),
             &deadline,
+            &SystemClock,
         )
         .await
         .unwrap_err();
@@ -506,7 +486,9 @@ mod tests {
 
     #[test]
     fn server_delays_are_honoured_exactly_in_order() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let http_date =
+            |at: Timestamp| httpdate::fmt_http_date(std::time::SystemTime::try_from(at).unwrap());
         let delay =
             |pairs: &[(&str, &str)]| server_delay(&pairs.iter().copied().collect::<Headers>(), now);
         assert_eq!(delay(&[("Retry-After", "7")]), Some(Duration::from_secs(7)));
@@ -523,12 +505,12 @@ mod tests {
             delay(&[("x-ms-retry-after-ms", "1500")]),
             Some(Duration::from_millis(1500))
         );
-        let in_90s = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        let in_90s = http_date(now + Duration::from_secs(90));
         assert_eq!(
             delay(&[("Retry-After", &in_90s)]),
             Some(Duration::from_secs(90))
         );
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(5));
+        let past = http_date(now - Duration::from_secs(5));
         assert_eq!(delay(&[("Retry-After", &past)]), Some(Duration::ZERO));
         // Garbage falls through to the next header, and then to nothing.
         assert_eq!(
@@ -537,6 +519,32 @@ mod tests {
         );
         assert_eq!(delay(&[("Retry-After", "-1")]), None);
         assert_eq!(delay(&[]), None);
+    }
+
+    /// Regression: the HTTP-date form of `Retry-After` was measured against the system clock, so
+    /// no test could say how long it waits. It is measured on the clock it is given.
+    #[tokio::test(start_paused = true)]
+    async fn an_http_date_retry_after_is_measured_on_the_clock_it_is_given() {
+        let clock = FixedClock::at("2026-11-28T16:00:00Z".parse().unwrap());
+        let transport = ScriptedTransport::new([
+            Ok(response(503).header("Retry-After", "Sat, 28 Nov 2026 16:00:42 GMT")),
+            Ok(response(200)),
+        ]);
+        let deadline = Deadline::after(Duration::from_secs(60), "x");
+        let start = Instant::now();
+        let answer = send(
+            &transport,
+            &get(),
+            Replay::ByMethod,
+            &RetryPolicy::default(),
+            &mut Dice::new(0),
+            &deadline,
+            &clock,
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(start.elapsed(), Duration::from_secs(42));
     }
 
     #[test]
@@ -561,21 +569,6 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(waits(42), waits(42));
-    }
-
-    #[test]
-    fn durations_read_like_go() {
-        let cases = [
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_millis(1500), "1.5s"),
-            (Duration::from_millis(1250), "1.25s"),
-            (Duration::from_secs(45), "45s"),
-            (Duration::from_secs(300), "5m0s"),
-            (Duration::from_secs(3723), "1h2m3s"),
-        ];
-        for (d, text) in cases {
-            assert_eq!(format_duration(d), text);
-        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -614,6 +607,7 @@ mod tests {
             &policy,
             &mut dice,
             &deadline,
+            &SystemClock,
         )
         .await
         .unwrap();
@@ -642,6 +636,7 @@ mod tests {
             &RetryPolicy::default(),
             &mut dice,
             &deadline,
+            &SystemClock,
         )
         .await
         .unwrap_err();
@@ -665,6 +660,7 @@ mod tests {
             &policy,
             &mut Dice::new(3),
             &deadline,
+            &SystemClock,
         )
         .await
         .unwrap();
@@ -686,6 +682,7 @@ mod tests {
             &RetryPolicy::default(),
             &mut Dice::new(0),
             &deadline,
+            &SystemClock,
         )
         .await
         .unwrap_err();
@@ -717,6 +714,7 @@ mod tests {
             &RetryPolicy::default(),
             &mut Dice::new(0),
             &deadline,
+            &SystemClock,
         )
         .await
         .unwrap_err();

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::{ApiError, Service};
+use super::error::ApiError;
 use super::lro::{self, LroError};
 use super::retry::{self, Deadline, DeadlineExceeded, Replay, RetryPolicy, SendError};
 use super::sign_in::{Credentials, SignInError};
 use super::transport::{Method, Transport, TransportError, WireRequest, WireResponse};
+use crate::access::Service;
+use crate::clock::{Clock, SystemClock, format_duration};
 use crate::dice::Dice;
 
 /// Anything the wire layer can fail with, each with what the user can do about it.
@@ -161,6 +163,7 @@ pub struct Session {
     consistency: ConsistencyPolicy,
     dice: Mutex<Dice>,
     deadline: Deadline,
+    clock: Arc<dyn Clock>,
 }
 
 impl Session {
@@ -176,7 +179,14 @@ impl Session {
             consistency: ConsistencyPolicy::default(),
             dice: Mutex::new(Dice::new(seed())),
             deadline,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Measures HTTP-date `Retry-After`s on `clock` instead of the system's (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Session {
+        self.clock = clock;
+        self
     }
 
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Session {
@@ -247,6 +257,7 @@ impl Session {
                 &self.policy,
                 &mut self.dice(),
                 &deadline,
+                &*self.clock,
             )
             .await?;
             tracing::debug!(
@@ -254,7 +265,7 @@ impl Session {
                 url = %request.url,
                 status = response.status,
                 request_id = response.request_id().unwrap_or("-"),
-                elapsed = %retry::format_duration(started.elapsed()),
+                elapsed = %format_duration(started.elapsed()),
                 "{what}"
             );
             tracing::trace!(headers = ?response.headers, "answer");
@@ -314,6 +325,7 @@ impl Session {
             &request.url,
             initial,
             &deadline,
+            &*self.clock,
             |url| async move {
                 check_origin(&request.url, &url)?;
                 self.send(
@@ -375,7 +387,7 @@ impl Session {
                     .exceeded(Some(format!("{seen}, after {tries} tries")))
                     .into());
             }
-            tracing::debug!(condition, %seen, wait = %retry::format_duration(wait), "not yet");
+            tracing::debug!(condition, %seen, wait = %format_duration(wait), "not yet");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(self.consistency.cap);
         }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use azure_identity::{
@@ -24,6 +24,7 @@ use azure_identity::{
 use super::credential::{AccessToken, CredentialPlan, IssuedToken, Secret, TokenCache};
 use super::retry::{self, Deadline, Replay, RetryPolicy};
 use super::transport::{Method, Transport, WireRequest};
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::cloud::{Cloud, CloudEndpoints};
 use crate::dice::Dice;
 
@@ -64,9 +65,10 @@ impl SignInError {
 pub type TokenFuture<'a> =
     Pin<Box<dyn Future<Output = Result<IssuedToken, SignInError>> + Send + 'a>>;
 
-/// Something that gets a fresh token for a scope (`<resource>/.default`).
+/// Something that gets a fresh token for a scope (`<resource>/.default`). `clock` dates a token
+/// whose lifetime comes relative (`expires_in`) and measures HTTP-date `Retry-After`s.
 pub trait SignIn: Send + Sync {
-    fn fetch<'a>(&'a self, scope: &'a str) -> TokenFuture<'a>;
+    fn fetch<'a>(&'a self, scope: &'a str, clock: &'a dyn Clock) -> TokenFuture<'a>;
 }
 
 /// The run's credential: one [`SignIn`] and its per-scope cache.
@@ -74,6 +76,7 @@ pub struct Credentials {
     method: &'static str,
     sign_in: Box<dyn SignIn>,
     cache: TokenCache,
+    clock: Arc<dyn Clock>,
 }
 
 impl Credentials {
@@ -82,7 +85,14 @@ impl Credentials {
             method,
             sign_in,
             cache: TokenCache::new(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Judges token freshness on `clock` instead of the system's (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Credentials {
+        self.clock = clock;
+        self
     }
 
     /// The credentials a plan names, for a cloud. Nothing is fetched yet: the first
@@ -182,7 +192,9 @@ impl Credentials {
     /// A token for `scope`, from the cache while it has five minutes left.
     pub async fn token(&self, scope: &str) -> Result<AccessToken, SignInError> {
         self.cache
-            .get_or_fetch(scope, SystemTime::now(), || self.sign_in.fetch(scope))
+            .get_or_fetch(scope, self.clock.now(), || {
+                self.sign_in.fetch(scope, &*self.clock)
+            })
             .await
     }
 
@@ -219,7 +231,7 @@ struct IdentitySignIn {
 }
 
 impl SignIn for IdentitySignIn {
-    fn fetch<'a>(&'a self, scope: &'a str) -> TokenFuture<'a> {
+    fn fetch<'a>(&'a self, scope: &'a str, _clock: &'a dyn Clock) -> TokenFuture<'a> {
         Box::pin(async move {
             let token = self
                 .credential
@@ -230,8 +242,8 @@ impl SignIn for IdentitySignIn {
                     scope: scope.to_owned(),
                     reason: e.to_string(),
                 })?;
-            let expires_on = SystemTime::UNIX_EPOCH
-                + Duration::from_secs(token.expires_on.unix_timestamp().max(0) as u64);
+            let expires_on = Timestamp::from_second(token.expires_on.unix_timestamp())
+                .unwrap_or(Timestamp::UNIX_EPOCH);
             Ok(IssuedToken {
                 token: AccessToken::new(token.token.secret()),
                 expires_on,
@@ -327,7 +339,7 @@ impl SandboxSignIn {
         }
     }
 
-    async fn operator(&self, scope: &str) -> Result<&Operator, SignInError> {
+    async fn operator(&self, scope: &str, clock: &dyn Clock) -> Result<&Operator, SignInError> {
         let failed = |reason: String| SignInError {
             method: SANDBOX,
             scope: scope.to_owned(),
@@ -349,6 +361,7 @@ impl SandboxSignIn {
                     },
                     &mut Dice::new(u64::from(std::process::id())),
                     &Deadline::after(SIGN_IN_BUDGET, "the sandbox's operator credentials"),
+                    clock,
                 )
                 .await
                 .map_err(|e| failed(e.to_string()))?;
@@ -379,9 +392,9 @@ impl SandboxSignIn {
 }
 
 impl SignIn for SandboxSignIn {
-    fn fetch<'a>(&'a self, scope: &'a str) -> TokenFuture<'a> {
+    fn fetch<'a>(&'a self, scope: &'a str, clock: &'a dyn Clock) -> TokenFuture<'a> {
         Box::pin(async move {
-            let operator = self.operator(scope).await?;
+            let operator = self.operator(scope, clock).await?;
             let failed = |reason: String| SignInError {
                 method: SANDBOX,
                 scope: scope.to_owned(),
@@ -407,6 +420,7 @@ impl SignIn for SandboxSignIn {
                 &RetryPolicy::default(),
                 &mut Dice::new(u64::from(std::process::id())),
                 &Deadline::after(SIGN_IN_BUDGET, "a sandbox token"),
+                clock,
             )
             .await
             .map_err(|e| failed(e.to_string()))?;
@@ -423,9 +437,14 @@ impl SignIn for SandboxSignIn {
                 .and_then(|v| v.as_str())
                 .ok_or_else(|| failed("the token response has no access_token".to_owned()))?;
             let lifetime = body.get("expires_in").and_then(|v| v.as_u64()).unwrap_or(0);
+            // A lifetime past the last representable instant is the last instant, not a panic.
+            let expires_on = clock
+                .now()
+                .saturating_add(Duration::from_secs(lifetime))
+                .unwrap_or(Timestamp::MAX);
             Ok(IssuedToken {
                 token: AccessToken::new(token),
-                expires_on: SystemTime::now() + Duration::from_secs(lifetime),
+                expires_on,
             })
         })
     }
@@ -435,6 +454,7 @@ impl SignIn for SandboxSignIn {
 mod tests {
     use super::*;
     use crate::azure::transport::{ScriptedTransport, WireResponse};
+    use crate::clock::{FixedClock, SignedDuration};
     use serde_json::json;
 
     fn sandbox_row() -> CloudEndpoints {
@@ -497,5 +517,70 @@ mod tests {
         );
         assert!(error.hint().contains("provision sandbox serve"));
         assert!(!format!("{error:?}{credentials:?}").contains("s3cr3t"));
+    }
+
+    fn scripted_sandbox(tokens: &[serde_json::Value]) -> Arc<ScriptedTransport> {
+        let mut script =
+            vec![Ok(
+                WireResponse::new(200).json(&json!({"operator": {
+            "tenant_id": "t1", "client_id": "c1", "client_secret": "s3cr3t"}})),
+            )];
+        script.extend(tokens.iter().map(|t| Ok(WireResponse::new(200).json(t))));
+        Arc::new(ScriptedTransport::new(script))
+    }
+
+    /// Regression: freshness was judged on the system clock, so only waiting an hour could show
+    /// a token being refreshed. It is judged on the credentials' clock.
+    #[tokio::test]
+    async fn a_cached_token_is_refreshed_five_minutes_before_expiry_on_the_given_clock() {
+        let transport = scripted_sandbox(&[
+            json!({"access_token": "tok-1", "expires_in": 3600}),
+            json!({"access_token": "tok-2", "expires_in": 3600}),
+        ]);
+        let clock = Arc::new(FixedClock::at("2026-11-28T16:00:00Z".parse().unwrap()));
+        let credentials = Credentials::from_plan(
+            &CredentialPlan::Sandbox,
+            Cloud::Sandbox,
+            &sandbox_row(),
+            transport.clone(),
+        )
+        .unwrap()
+        .with_clock(clock.clone());
+        let scope = sandbox_row().arm_scope();
+        assert_eq!(credentials.token(&scope).await.unwrap().expose(), "tok-1");
+        clock.advance(SignedDuration::from_secs(3299));
+        assert_eq!(credentials.token(&scope).await.unwrap().expose(), "tok-1");
+        clock.advance(SignedDuration::from_secs(1));
+        assert_eq!(credentials.token(&scope).await.unwrap().expose(), "tok-2");
+        assert_eq!(transport.sent().len(), 3);
+    }
+
+    /// Regression: an `expires_in` beyond the last representable instant panicked while adding
+    /// it to the time now.
+    #[tokio::test]
+    async fn a_token_lifetime_past_the_last_instant_is_not_a_panic() {
+        let transport = scripted_sandbox(&[json!({
+            "access_token": "tok-forever", "expires_in": u64::MAX})]);
+        let credentials = Credentials::from_plan(
+            &CredentialPlan::Sandbox,
+            Cloud::Sandbox,
+            &sandbox_row(),
+            transport.clone(),
+        )
+        .unwrap();
+        let scope = sandbox_row().arm_scope();
+        assert_eq!(
+            credentials.token(&scope).await.unwrap().expose(),
+            "tok-forever"
+        );
+        assert_eq!(
+            credentials.token(&scope).await.unwrap().expose(),
+            "tok-forever"
+        );
+        assert_eq!(
+            transport.sent().len(),
+            2,
+            "the token is cached until the end of time"
+        );
     }
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{engine_error, load_target, load_templates};
+use crate::access::AuthChoice;
 use crate::azure::Azure;
-use crate::azure::credential::{self, AuthChoice, CredentialPlan};
+use crate::azure::credential::{self, CredentialPlan};
 use crate::azure::retry::Deadline;
 use crate::azure::transport::{ReqwestTransport, Transport};
 use crate::cli::{AzureArgs, GlobalArgs};
@@ -231,7 +232,7 @@ async fn ensure_sandbox(
                 format!(
                     "no sandbox listens on {addr}, and starting one failed: {e}; what holds the \
                      address did not answer /_sandbox/info within {}",
-                    crate::azure::retry::format_duration(INFO_WAIT)
+                    crate::clock::format_duration(INFO_WAIT)
                 ),
                 "start one with `provision sandbox serve`, or free the address",
             ));

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::ExitStatus;
 use super::target::{Target, connect, observe_and_plan, prepare, runtime};
-use crate::azure::retry::format_duration;
 use crate::cli::{GlobalArgs, UpArgs};
+use crate::clock::format_duration;
 use crate::engine::{self, Applied, EngineError};
 use crate::output::progress::Progress;
 use crate::output::{Hinted, Printer};

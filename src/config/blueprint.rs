@@ -7,12 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use marked_yaml::Node;
 use serde::Serialize;
 
-use super::diagnostic::{Diagnostic, Location};
+use super::checker::Checker;
+use super::diagnostic::Location;
 use super::limits;
 use super::model::*;
 use super::naming;
-use super::tree::{self, KeyPath, Sources};
-use crate::azure::credential::AuthChoice;
+use super::tree::{self, KeyPath};
+use crate::access::AuthChoice;
 use crate::cloud::{Cloud, DEFAULT_SANDBOX_ADDRESS};
 
 /// A GUID, validated and lower-cased, so comparisons with what Azure returns are exact.
@@ -188,9 +189,6 @@ pub enum PolicyValue {
     List(Vec<String>),
 }
 
-/// Tags this tool sets itself to find what it manages; users may not set them.
-pub const RESERVED_TAGS: [&str; 2] = ["managed-by", "provision-env"];
-
 /// APIM tiers that can be created from a `create:` block.
 const APIM_SKUS: [&str; 8] = [
     "Developer",
@@ -203,65 +201,7 @@ const APIM_SKUS: [&str; 8] = [
     "PremiumV2",
 ];
 
-/// Collects diagnostics while converting, pointing each at the file and line behind its key path.
-pub(super) struct Checker<'a> {
-    pub root: &'a Node,
-    pub sources: &'a Sources,
-    pub leaf_file: &'a str,
-    /// Checks a directory against the file system (symbolic links), when resolving from disk.
-    pub confine: &'a super::ConfineDir<'a>,
-    pub diagnostics: Vec<Diagnostic>,
-}
-
 impl Checker<'_> {
-    fn diagnostic(&self, path: &KeyPath, message: String) -> Diagnostic {
-        let diagnostic = Diagnostic::new(message).path(path.to_string());
-        // Point at the key when it exists, else at the nearest enclosing key; a key missing at the
-        // top level has no line to point at, only the environment's own file.
-        if existing_depth(self.root, path) > 0
-            && let Some(location) = self.sources.location(tree::locate(self.root, path))
-        {
-            return diagnostic.at(Some(location));
-        }
-        diagnostic.in_file(self.leaf_file)
-    }
-
-    pub fn error(&mut self, path: &KeyPath, message: impl Into<String>) {
-        let d = self.diagnostic(path, message.into());
-        self.diagnostics.push(d);
-    }
-
-    pub fn error_hint(
-        &mut self,
-        path: &KeyPath,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) {
-        let d = self.diagnostic(path, message.into()).hint(hint);
-        self.diagnostics.push(d);
-    }
-
-    fn required<T>(&mut self, value: Option<T>, path: &KeyPath) -> Option<T> {
-        if value.is_none() {
-            let key = match path.0.last() {
-                Some(tree::Segment::Key(k)) => k.clone(),
-                _ => path.to_string(),
-            };
-            self.error(path, format!("missing required key `{key}`"));
-        }
-        value
-    }
-
-    fn rule(&mut self, path: &KeyPath, result: Result<(), String>) -> bool {
-        match result {
-            Ok(()) => true,
-            Err(message) => {
-                self.error(path, message);
-                false
-            }
-        }
-    }
-
     fn guid(&mut self, path: &KeyPath, value: Option<String>) -> Option<Guid> {
         let value = self.required(value, path)?;
         self.optional_guid(path, Some(value))
@@ -295,14 +235,6 @@ impl Checker<'_> {
             }
         }
     }
-}
-
-/// How many leading segments of `path` exist in the tree.
-fn existing_depth(root: &Node, path: &KeyPath) -> usize {
-    (1..=path.0.len())
-        .rev()
-        .find(|&n| tree::get(root, &KeyPath(path.0[..n].to_vec())).is_some())
-        .unwrap_or(0)
 }
 
 /// Validates a deserialised environment into a Blueprint, or returns every problem found.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::blueprint::{Checker, RESERVED_TAGS};
+use super::checker::Checker;
 use super::model::RawVar;
 use super::tree::KeyPath;
 
@@ -54,6 +54,9 @@ pub const TEXT: usize = 256;
 
 /// Ours: the template directory's path.
 pub const TEMPLATES_DIR: usize = 1024;
+
+/// Tags this tool sets itself to find what it manages; users may not set them.
+pub const RESERVED_TAGS: [&str; 2] = ["managed-by", "provision-env"];
 
 /// Refuses a list longer than `max`, naming the limit and where it comes from.
 pub fn count(c: &mut Checker<'_>, path: &KeyPath, what: &str, n: usize, max: usize) -> bool {

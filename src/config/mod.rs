@@ -2,6 +2,7 @@
 //! a [`Blueprint`]. Pure except for [`load`], the one explicit loader that reads files.
 
 mod blueprint;
+mod checker;
 mod diagnostic;
 mod limits;
 mod model;
@@ -17,15 +18,15 @@ use marked_yaml::{LoaderOptions, Node};
 
 pub use blueprint::{
     Api, ApiApp, Apim, ApimService, Blueprint, ClientApp, Deployment, DeploymentSku, Entra,
-    Foundry, Guid, Model, PolicySpec, PolicyValue, RESERVED_TAGS, VarSite, auth_fits_cloud,
-    default_auth,
+    Foundry, Guid, Model, PolicySpec, PolicyValue, VarSite, auth_fits_cloud, default_auth,
 };
 pub use diagnostic::{ConfigError, Diagnostic, Location};
+pub use limits::RESERVED_TAGS;
 pub use model::environment_schema;
 pub use tree::KeyPath;
 pub use yaml::{MAX_BYTES as MAX_YAML_BYTES, MAX_DEPTH as MAX_YAML_DEPTH};
 
-use blueprint::Checker;
+use checker::Checker;
 use model::RawEnvironment;
 use tree::Sources;
 

@@ -13,7 +13,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::azure::credential::AuthChoice;
+use crate::access::AuthChoice;
 use crate::cloud::Cloud;
 
 /// An environment of `provision`: one Entra ID + API Management + Azure AI Foundry deployment.

@@ -7,9 +7,10 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::{EngineError, outputs_of};
+use crate::access::Service;
 use crate::azure::Azure;
 use crate::azure::session::WireError;
-use crate::resources::{Address, Kind, Managed, Outputs, Read, Service};
+use crate::resources::{Address, Kind, Managed, Outputs, Read};
 
 /// What exists.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use crate::azure::retry::format_duration;
+use crate::clock::format_duration;
 use crate::engine::Event;
 use crate::resources::Address;
 

@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 use super::entra::{APP_ID, ApiApp, ClientApp};
 use super::foundry::{self, Account, ENDPOINT, RESOURCE_ID};
 use super::{
-    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, Service, UNKNOWN,
-    has_unknown, put_unless_converged, stable_guid,
+    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, UNKNOWN, has_unknown,
+    put_unless_converged, stable_guid,
 };
+use crate::access::Service;
 use crate::config::{ApimService as ServiceSpec, Blueprint, Guid};
 use crate::policy::{Change as PolicyChange, Document, diff as policy_diff};
 use crate::render::{self, ResolvedAppIds, TemplateSet};

@@ -10,9 +10,9 @@
 use serde_json::{Value, json};
 
 use super::{
-    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, Service, has_unknown,
-    odata_key, stable_guid,
+    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, has_unknown, stable_guid,
 };
+use crate::access::{Service, odata_key};
 use crate::config::{Blueprint, ClientApp as ClientSpec};
 
 /// Outputs of apps and service principals.

@@ -3,9 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, Service,
-    put_unless_converged,
+    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, put_unless_converged,
 };
+use crate::access::Service;
 use crate::config::{Blueprint, Deployment};
 
 /// `managed-by: provision`, `provision-env: <env>` and the environment's own tags: how teardown

@@ -18,24 +18,9 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::access::Service;
+
 pub use diff::{FieldChange, UNKNOWN, has_unknown, is_unknown, subset_diff, unknowns};
-
-/// Which API a request goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Service {
-    Arm,
-    Graph,
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Service::Arm => "ARM",
-            Service::Graph => "Microsoft Graph",
-        })
-    }
-}
 
 /// What a request does, and to which API. Graph upserts (`PATCH` with `Prefer:
 /// create-if-missing`) are their own verb because they may be repeated safely and answer 201 or
@@ -379,29 +364,6 @@ pub fn stable_guid(parts: &[&str]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x80;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     uuid::Uuid::from_bytes(bytes).to_string()
-}
-
-/// A key inside an OData `(…='…')` segment: single quotes doubled, and percent-encoding where a
-/// URL path needs it.
-pub fn odata_key(value: &str) -> String {
-    percent_encode(&value.replace('\'', "''"), b"-._~!$&'()*+,;=:@")
-}
-
-/// A URL query parameter value.
-pub fn query_value(value: &str) -> String {
-    percent_encode(value, b"-._~!$'()*,;:@/")
-}
-
-fn percent_encode(value: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || keep.contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -357,14 +357,6 @@ fn stable_guids_are_stable_distinct_and_well_formed() {
 }
 
 #[test]
-fn odata_keys_double_quotes_and_encode_what_a_path_can_not_hold() {
-    assert_eq!(odata_key("provision-llm-prod"), "provision-llm-prod");
-    assert_eq!(odata_key("o'brien app"), "o''brien%20app");
-    assert_eq!(odata_key("a/b#c?"), "a%2Fb%23c%3F");
-    assert_eq!(query_value("id eq 'x'"), "id%20eq%20'x'");
-}
-
-#[test]
 fn a_resource_whose_last_operation_failed_is_written_again() {
     let b = blueprint();
     let account = Account::new(&b);

@@ -1,6 +1,7 @@
 //! Integration tests: the real `provision` binary, and the sandbox over HTTP. One test crate with
 //! modules, so the suite links one binary.
 
+mod architecture;
 mod arm_apim;
 mod arm_cognitive;
 mod arm_fixtures;
@@ -9,6 +10,7 @@ mod bad_inputs;
 mod cli_usage;
 mod config_inputs;
 mod contention;
+mod durations;
 mod golden;
 mod hostile_args;
 mod lint_fixtures;
