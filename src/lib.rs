@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod dice;
 pub mod engine;
+pub mod hint;
 pub mod output;
 pub mod policy;
 pub mod render;

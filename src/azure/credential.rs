@@ -5,11 +5,14 @@
 //! Secrets (client secrets, tokens) only ever come from environment variables, never from files
 //! or flags, and they live in [`Secret`] and [`AccessToken`], whose `Debug` and `Display` redact.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
+
+use crate::hint::Remedy;
 
 /// `--auth` (or `auth:` in the environment file): how the operator signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
@@ -204,15 +207,15 @@ pub enum CredentialError {
     UnknownChoice(String),
 }
 
-impl CredentialError {
-    pub fn hint(&self) -> &'static str {
-        match self {
+impl Remedy for CredentialError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(match self {
             CredentialError::MissingVariables { choice, .. } => hint_for(*choice),
             CredentialError::UnknownChoice(_) => {
                 "use one of auto, cli, workload-identity, managed-identity, client-secret, \
                  github-oidc, sandbox"
             }
-        }
+        }))
     }
 }
 
@@ -590,7 +593,7 @@ mod tests {
             "--auth client-secret needs AZURE_CLIENT_SECRET in the environment, and it is not set"
         );
         assert_eq!(
-            error.hint(),
+            error.hint().unwrap(),
             "export AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a client secret is \
              read from the environment only, never from files or flags), or choose another --auth"
         );
@@ -632,7 +635,7 @@ mod tests {
         let error = "device-code".parse::<AuthChoice>().unwrap_err();
         assert_eq!(error.to_string(), "unknown --auth value 'device-code'");
         assert_eq!(
-            error.hint(),
+            error.hint().unwrap(),
             "use one of auto, cli, workload-identity, managed-identity, client-secret, \
              github-oidc, sandbox"
         );

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Blueprint, Environment};
-use crate::output::{Hinted, Printer};
+use crate::hint::Hinted;
+use crate::output::Printer;
 use crate::render::TemplateSet;
 
 /// The exit-code contract: 0 success or in sync, 1 error or failed check, 2 changes present.
@@ -47,14 +48,6 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),
-    }
-}
-
-/// The engine's error as the printer shows it: message and hint.
-fn engine_error(error: crate::engine::EngineError) -> anyhow::Error {
-    match error.hint() {
-        Some(hint) => Hinted::error(error.to_string(), hint),
-        None => anyhow::Error::new(error),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `provision policy test|eval|diff`: the policy engine from the command line.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
 
@@ -13,7 +14,8 @@ use crate::cli::{
 use crate::clock::Clock as _;
 use crate::cloud::Cloud;
 use crate::config::{Blueprint, Guid};
-use crate::output::{ERROR, GOOD, Hinted, Printer};
+use crate::hint::{Hinted, Remedy};
+use crate::output::{ERROR, GOOD, Printer};
 use crate::policy::matrix::{self, Case, TokenWorld};
 use crate::policy::model::PolicyDocument;
 use crate::policy::simulator::{Outcome, Simulator};
@@ -75,7 +77,8 @@ fn read_policy(path: &Path) -> anyhow::Result<String> {
 }
 
 fn xml_error(name: &str, e: &ParseError) -> anyhow::Error {
-    Hinted::error(format!("{name}:{}: {}", e.position, e.describe()), e.hint())
+    let hint = e.hint().map(Cow::into_owned).unwrap_or_default();
+    Hinted::error(format!("{name}:{}: {}", e.position, e.describe()), hint)
 }
 
 fn parse_policy(name: &str, text: &str) -> anyhow::Result<(Document, PolicyDocument)> {

@@ -7,7 +7,8 @@ use serde_json::json;
 use super::{ExitStatus, load_target, load_templates};
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::config::Blueprint;
-use crate::output::{DIM, ERROR, Hinted, Printer};
+use crate::hint::Hinted;
+use crate::output::{DIM, ERROR, Printer};
 use crate::policy::Document;
 use crate::render::{self, RenderError, ResolvedAppIds};
 
@@ -170,11 +171,11 @@ fn check(
         }
         Ok(ExitStatus::Success)
     } else {
-        printer.note(&format!(
-            "hint: run `provision render --env {} --out {}` and commit the result",
+        printer.note(&printer.hint_text(&format!(
+            "run `provision render --env {} --out {}` and commit the result",
             blueprint.env,
             dir.display()
-        ));
+        )));
         Ok(ExitStatus::Failure)
     }
 }

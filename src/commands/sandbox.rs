@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::ExitStatus;
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxServeArgs};
-use crate::output::{Hinted, Printer, WARNING};
+use crate::hint::Hinted;
+use crate::output::{Printer, WARNING};
 use crate::sandbox::{
     FaultProfile, FaultScript, LatencyProfile, Sandbox, SandboxConfig, StateDirError,
 };

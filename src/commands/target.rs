@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{engine_error, load_target, load_templates};
+use super::{load_target, load_templates};
 use crate::azure::Azure;
 use crate::azure::credential::{self, AuthChoice, CredentialPlan};
 use crate::azure::retry::Deadline;
@@ -16,7 +16,8 @@ use crate::cli::{AzureArgs, GlobalArgs};
 use crate::cloud::Cloud;
 use crate::config::{Blueprint, auth_fits_cloud};
 use crate::engine::{self, Observation, Plan};
-use crate::output::{Hinted, Printer, plan as show};
+use crate::hint::Hinted;
+use crate::output::{Printer, plan as show};
 use crate::render::{self, TemplateSet};
 use crate::resources::{self, Managed};
 use crate::sandbox::{Sandbox, SandboxConfig, StateDirError};
@@ -143,9 +144,7 @@ pub(super) async fn observe_and_plan(
     printer: &Printer,
     on_stdout: bool,
 ) -> anyhow::Result<(Observation, Plan)> {
-    let observation = engine::observe(&target.azure, &target.resources)
-        .await
-        .map_err(engine_error)?;
+    let observation = engine::observe(&target.azure, &target.resources).await?;
     let plan = engine::plan(&target.resources, &observation);
     if printer.json() {
         for line in show::json_lines(&target.blueprint.env, &plan) {

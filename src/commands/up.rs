@@ -11,9 +11,10 @@ use super::ExitStatus;
 use super::target::{Target, connect, observe_and_plan, prepare, runtime};
 use crate::azure::retry::format_duration;
 use crate::cli::{GlobalArgs, UpArgs};
-use crate::engine::{self, Applied, EngineError};
+use crate::engine::{self, Applied};
+use crate::hint::Hinted;
+use crate::output::Printer;
 use crate::output::progress::Progress;
-use crate::output::{Hinted, Printer};
 use crate::resources::apim::{ApimService, GATEWAY_URL};
 use crate::resources::entra::{APP_ID, ApiApp, ClientApp};
 use crate::resources::{Address, Managed};
@@ -52,26 +53,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
             move |event| events.event(&event),
         )
         .await
-        .map_err(|e| {
-            // A request Azure refused as wrong fails the same way when sent again; anything
-            // else (a timeout, throttling, a failed operation) may well pass on the next run.
-            let refused = matches!(&e, EngineError::Wire { error, .. }
-                if error.status().is_some_and(|s| (400..500).contains(&s) && s != 409 && s != 429))
-                || matches!(e, EngineError::Blocked { .. });
-            let mut hint = e.hint().unwrap_or_default();
-            if !refused {
-                if !hint.is_empty() {
-                    hint.push_str("; ");
-                }
-                hint.push_str("run `provision up` again: it continues from what exists");
-            }
-            let message = format!("{e}\n  what finished stays; nothing else was started");
-            if hint.is_empty() {
-                anyhow::Error::msg(message)
-            } else {
-                Hinted::error(message, hint)
-            }
-        })?;
+        .map_err(engine::Stopped)?;
         if args.timings {
             timings(&target, &applied, printer);
         }

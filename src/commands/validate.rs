@@ -1,10 +1,13 @@
 //! `provision validate`: load and check environments, render their policies, lint the result.
 
+use std::borrow::Cow;
+
 use serde_json::json;
 
 use super::{ExitStatus, load_templates, render::render_blueprint};
 use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::config::{self, Blueprint, Environment};
+use crate::hint::Remedy;
 use crate::output::{DIM, ERROR, GOOD, Printer, WARNING};
 use crate::policy::{Finding, LintContext, Severity, lint};
 use crate::render::{self, RenderError, TemplateSet};
@@ -30,7 +33,7 @@ pub fn run(
         })?,
     };
     if names.is_empty() {
-        return Err(crate::output::Hinted::error(
+        return Err(crate::hint::Hinted::error(
             format!("no environments in {}", global.env_dir.display()),
             "environments are files named <name>.yaml; see --env-dir",
         ));
@@ -126,17 +129,11 @@ fn report_problem(printer: &Printer, env: &str, p: &Problem<'_>) {
     if let Some(path) = p.path {
         location.push_str(&format!("{path}: "));
     }
-    printer.out(&format!(
-        "{}: {location}{}",
-        printer.paint(ERROR, "error"),
-        p.message
-    ));
-    if let Some(excerpt) = p.excerpt {
-        printer.out(excerpt);
-    }
-    if let Some(hint) = &p.hint {
-        printer.out(&format!("  {}: {hint}", printer.paint(GOOD, "hint")));
-    }
+    printer.out(&printer.problem_text(&crate::output::Problem {
+        message: format!("{location}{}", p.message),
+        excerpt: p.excerpt.map(str::to_owned),
+        hint: p.hint.clone(),
+    }));
 }
 
 /// Checks one environment; returns its file for the summary, or `None` for an abstract one.
@@ -207,7 +204,9 @@ fn check_one(
                     rule: "template",
                     path: None,
                     message: format!("template syntax error: {message}"),
-                    hint: e.downcast_ref::<RenderError>().and_then(RenderError::hint),
+                    hint: e
+                        .downcast_ref::<RenderError>()
+                        .and_then(|e| e.hint().map(Cow::into_owned)),
                     excerpt: None,
                 },
                 Some(other) => Problem {
@@ -217,7 +216,7 @@ fn check_one(
                     rule: "template",
                     path: None,
                     message: other.to_string(),
-                    hint: other.hint(),
+                    hint: other.hint().map(Cow::into_owned),
                     excerpt: None,
                 },
                 None => Problem {

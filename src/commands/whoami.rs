@@ -14,7 +14,8 @@ use crate::azure::retry::Deadline;
 use crate::azure::transport::{ReqwestTransport, Transport};
 use crate::cli::{AzureArgs, GlobalArgs, WhoamiArgs};
 use crate::config::Blueprint;
-use crate::output::{Hinted, Printer};
+use crate::hint::Hinted;
+use crate::output::Printer;
 use crate::policy::token::Jwt;
 
 pub fn run(global: &GlobalArgs, args: WhoamiArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {

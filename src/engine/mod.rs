@@ -8,9 +8,12 @@ mod observe;
 pub use apply::{Applied, Event, apply};
 pub use observe::{Observation, observe};
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::azure::session::WireError;
+use crate::hint::Remedy;
 use crate::resources::{Address, Change, Finding, Managed, Outputs};
 
 /// Why the engine stopped.
@@ -31,17 +34,50 @@ pub enum EngineError {
     NotConverging { address: Address, writes: usize },
 }
 
-impl EngineError {
-    pub fn hint(&self) -> Option<String> {
+impl Remedy for EngineError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
         match self {
             EngineError::Wire { error, .. } => error.hint(),
-            EngineError::Blocked { hint, .. } => Some(hint.clone()),
+            EngineError::Blocked { hint, .. } => Some(hint.into()),
             EngineError::NotConverging { .. } => Some(
                 "run `provision plan` to see the remaining difference; it may be a field Azure \
                  normalises"
-                    .to_owned(),
+                    .into(),
             ),
         }
+    }
+}
+
+/// `apply` stopped part-way. What finished stays, and whether running `up` again helps depends
+/// on why it stopped: a request Azure refused as wrong fails the same way when sent again;
+/// anything else (a timeout, throttling, a failed operation) may well pass on the next run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}\n  what finished stays; nothing else was started")]
+pub struct Stopped(pub EngineError);
+
+impl Stopped {
+    fn again_fails(&self) -> bool {
+        match &self.0 {
+            EngineError::Wire { error, .. } => error
+                .status()
+                .is_some_and(|s| (400..500).contains(&s) && s != 409 && s != 429),
+            EngineError::Blocked { .. } => true,
+            EngineError::NotConverging { .. } => false,
+        }
+    }
+}
+
+impl Remedy for Stopped {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        let own = self.0.hint();
+        if self.again_fails() {
+            return own;
+        }
+        let again = "run `provision up` again: it continues from what exists";
+        Some(match own {
+            Some(hint) => format!("{hint}; {again}").into(),
+            None => again.into(),
+        })
     }
 }
 

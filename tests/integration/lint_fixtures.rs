@@ -110,6 +110,6 @@ fn template_errors_are_findings_of_the_environment() {
         lines[0].starts_with("error: templates/policies/llm-api.xml.tera:"),
         "{stdout}"
     );
-    assert!(lines[1].starts_with("  hint: "), "{stdout}");
+    assert!(lines[1].starts_with("hint: "), "{stdout}");
     assert_eq!(lines[2], "dev: failed (1 error(s), 0 warning(s))");
 }

@@ -90,7 +90,7 @@ fn typo_in_policy_vars_is_an_unknown_template_variable_for_every_command() {
     assert_eq!(
         stdout,
         format!(
-            "error: {}: policy.vars.tokens_per_minut: unknown template variable\n  hint: did you mean `tokens_per_minute`?\ndev: failed (1 error(s), 0 warning(s))\n",
+            "error: {}: policy.vars.tokens_per_minut: unknown template variable\nhint: did you mean `tokens_per_minute`?\ndev: failed (1 error(s), 0 warning(s))\n",
             at(DEV, &text, "tokens_per_minut:")
         )
     );
@@ -257,7 +257,7 @@ fn template_reading_an_undeclared_variable_is_refused_at_the_template_line() {
     assert_eq!(
         stdout,
         format!(
-            "error: {}: the template reads `vars.max_tokens`, which templates/policies/llm-api.vars.yaml does not declare\n  hint: declare `max_tokens` in templates/policies/llm-api.vars.yaml (type, description, and a default or `required: true`)\nprod: failed (1 error(s), 0 warning(s))\n",
+            "error: {}: the template reads `vars.max_tokens`, which templates/policies/llm-api.vars.yaml does not declare\nhint: declare `max_tokens` in templates/policies/llm-api.vars.yaml (type, description, and a default or `required: true`)\nprod: failed (1 error(s), 0 warning(s))\n",
             at(partial, &text, "vars.max_tokens")
         )
     );

@@ -132,7 +132,7 @@ async fn auth_must_fit_the_cloud() {
     assert!(
         stdout.starts_with(
             "error: environments/dev.yaml:27:1: auth: `sandbox` signs in to the local sandbox only, and \
-             this environment is `cloud: public`\n  hint: use `auto` (or leave `auth:` out)"
+             this environment is `cloud: public`\nhint: use `auto` (or leave `auth:` out)"
         ),
         "{stdout}"
     );
