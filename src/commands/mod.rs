@@ -6,18 +6,18 @@ mod policy;
 mod render;
 mod sandbox;
 mod schema;
-mod target;
 mod up;
 mod validate;
 mod whoami;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AzureArgs, Cli, Command, GlobalArgs};
 use crate::config::{self, Blueprint, Environment};
+use crate::engine;
 use crate::hint::Hinted;
 use crate::output::Printer;
-use crate::render::TemplateSet;
+use crate::render::{TemplateSet, templates_dir};
 
 /// The exit-code contract: 0 success or in sync, 1 error or failed check, 2 changes present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,18 +67,26 @@ fn load_target(env_dir: &Path, name: &str) -> anyhow::Result<Blueprint> {
     }
 }
 
-/// The environment's own template directory wins over `--templates-dir`.
-pub(super) fn templates_dir(global_dir: &Path, blueprint: &Blueprint) -> PathBuf {
-    blueprint
-        .policy
-        .templates_dir
-        .as_ref()
-        .map_or_else(|| global_dir.to_path_buf(), PathBuf::from)
-}
-
 fn load_templates(global_dir: &Path, blueprint: &Blueprint) -> anyhow::Result<TemplateSet> {
     let dir = templates_dir(global_dir, blueprint);
     let templates = TemplateSet::load(&dir)?;
     tracing::debug!(dir = %dir.display(), templates = templates.sources().count(), "templates loaded");
     Ok(templates)
+}
+
+/// An environment ready to sign in to: loaded, its templates rendered once, its credential
+/// chosen (`--auth` over the file's `auth:`).
+fn checked(global: &GlobalArgs, env: &str, azure: &AzureArgs) -> anyhow::Result<engine::Checked> {
+    let blueprint = load_target(&global.env_dir, env)?;
+    let templates = load_templates(&global.templates_dir, &blueprint)?;
+    engine::check(blueprint, templates, azure.auth)
+}
+
+/// A runtime for one command: two workers, so an embedded sandbox answers while the command
+/// waits on it.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }

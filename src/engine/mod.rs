@@ -3,10 +3,16 @@
 //! No state file: what exists is read from Azure and Entra every time.
 
 mod apply;
+mod connect;
 mod observe;
+mod report;
+mod whoami;
 
 pub use apply::{Applied, Event, apply};
+pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
+pub use report::{Endpoint, critical_path, endpoint};
+pub use whoami::{Identity, whoami};
 
 use std::borrow::Cow;
 

@@ -1,15 +1,19 @@
 //! The printer: results on stdout (human text or JSON lines), progress and notes on stderr, colour
 //! only where wanted. Commands describe what to print; this module decides how.
 
+pub mod events;
+pub mod findings;
 pub mod plan;
 pub mod problem;
 pub mod progress;
+pub mod up;
 
 use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
-use serde_json::Value;
+use serde::Serialize;
 
+pub use events::JsonLine;
 pub use problem::{Problem, problems};
 
 use crate::cli::{ColorChoice, OutputFormat};
@@ -58,9 +62,15 @@ impl Printer {
         stdout_written(std::io::stdout().lock().write_all(text.as_bytes()));
     }
 
-    /// One JSON object on its own line on stdout.
-    pub fn emit(&self, value: &Value) {
-        stdout_written(writeln!(std::io::stdout().lock(), "{value}"));
+    /// One `--output json` line on stdout.
+    pub fn emit(&self, line: &JsonLine) {
+        self.json_object(line);
+    }
+
+    /// One JSON object on its own line on stdout: an event, or a command's single answer
+    /// (`policy eval`).
+    pub fn json_object(&self, value: &impl Serialize) {
+        stdout_written(writeln!(std::io::stdout().lock(), "{}", json_text(value)));
     }
 
     /// A note on stderr, silenced by `--quiet`.
@@ -99,10 +109,22 @@ impl Printer {
         for problem in problems(error) {
             let _ = writeln!(stderr, "{}", self.problem_text(&problem));
             if self.json() {
-                self.emit(&serde_json::json!({ "type": "error", "message": problem.message, "hint": problem.hint }));
+                self.emit(&JsonLine::Error {
+                    message: problem.message,
+                    hint: problem.hint,
+                });
             }
         }
     }
+}
+
+/// A value as one line of JSON, keys in alphabetical order at every level, as lines have always
+/// been printed (pipelines diff them). Serializing these types cannot fail: every map key is a
+/// string.
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_value(value)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 /// A reader that closed stdout (`provision … | head -3`) has all it wants: the command ends

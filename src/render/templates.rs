@@ -29,6 +29,9 @@ pub enum RenderError {
     Template { file: String, message: String },
     #[error("template `{name}` not found in {dir}")]
     Missing { name: String, dir: String },
+    /// A deployable render of an environment whose app ids are not all pinned.
+    #[error("{file}: the policy pins app ids that are not known: {missing}")]
+    Unpinned { file: String, missing: String },
     #[error("{file}: the rendered policy is not well-formed XML ({message})")]
     Malformed { file: String, message: String },
     /// A template reads a variable its declarations do not declare, or a declarations file is
@@ -61,6 +64,11 @@ impl Remedy for RenderError {
                 Some("`provision validate` shows the position in the rendered policy; check the template's tags".into())
             }
             RenderError::Variable { hint, .. } => hint.as_deref().map(Cow::Borrowed),
+            RenderError::Unpinned { .. } => Some(
+                "pass --offline to render them as placeholders for review, or pin `app_id:` for \
+                 apps that already exist"
+                    .into(),
+            ),
             _ => None,
         }
     }
