@@ -10,6 +10,7 @@ mod cli_usage;
 mod config_inputs;
 mod contention;
 mod golden;
+mod json_events;
 mod lint_fixtures;
 mod policy_cli;
 mod policy_inputs;

@@ -189,10 +189,9 @@ fn every_variable_problem_is_reported_at_once_in_reading_order() {
     );
     let (code, stdout, _) = run(&project, &["validate", "--env", "prod", "--output", "json"]);
     assert_eq!(code, Some(1));
-    let findings: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v["type"] == "finding")
+    let findings: Vec<serde_json::Value> = crate::json_events::lines(&stdout)
+        .into_iter()
+        .filter(|v| v["type"] == "finding")
         .collect();
     let (lots, quoted) = (at(PROD, &text, "lots"), at(PROD, &text, "\"true\""));
     let summary: Vec<String> = findings
