@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::entra::{APP_ID, ApiApp, ClientApp};
 use super::foundry::{self, Account, ENDPOINT, RESOURCE_ID};
 use super::{
-    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, Service, UNKNOWN,
+    Address, FieldChange, Finding, Kind, Managed, Outputs, Read, Service, UNKNOWN, WriteRequest,
     has_unknown, put_unless_converged, stable_guid,
 };
 use crate::config::{ApimService as ServiceSpec, Blueprint, Guid};
@@ -130,7 +130,7 @@ impl Managed for ApimService {
         changes
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         match &self.spec {
             ServiceSpec::Create { .. } => put_unless_converged(self, &self.id, observed, known),
             ServiceSpec::Existing { .. } => {
@@ -148,7 +148,7 @@ impl Managed for ApimService {
                 } else {
                     "SystemAssigned"
                 };
-                Some(Call::arm_patch(
+                Some(WriteRequest::arm_patch(
                     &self.id,
                     json!({"identity": {"type": kind}}),
                 ))
@@ -235,7 +235,7 @@ impl Managed for NamedValue {
         json!({"properties": {"displayName": self.name, "value": self.value, "secret": false}})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -297,7 +297,7 @@ impl Managed for Backend {
         }})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -355,7 +355,7 @@ impl Managed for Api {
         }})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -431,7 +431,7 @@ impl Managed for Operation {
         }})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -556,14 +556,14 @@ impl Managed for Policy {
             .collect()
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         let desired = self.desired(known);
         if has_unknown(&desired) {
             return None;
         }
         match observed {
             Some(o) if self.compare(o, &desired).is_empty() => None,
-            _ => Some(Call::arm_put(&self.id, desired)),
+            _ => Some(WriteRequest::arm_put(&self.id, desired)),
         }
     }
 
@@ -690,7 +690,7 @@ impl Managed for RoleAssignment {
         })
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
