@@ -168,3 +168,37 @@ pub(crate) fn outputs_of(resources: &[Box<dyn Managed>], observed: &[(Address, V
     }
     known
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Kind;
+
+    #[test]
+    fn a_blocked_apply_is_not_advised_to_run_up_again() {
+        let stopped = Stopped(EngineError::Blocked {
+            message: "the name is taken".to_owned(),
+            hint: "pick another name".to_owned(),
+        });
+        assert_eq!(
+            stopped.to_string(),
+            "the name is taken\n  what finished stays; nothing else was started"
+        );
+        assert_eq!(stopped.hint().as_deref(), Some("pick another name"));
+    }
+
+    #[test]
+    fn an_apply_that_may_pass_next_time_is_advised_to_run_up_again() {
+        let stopped = Stopped(EngineError::NotConverging {
+            address: Address::new(Kind::Api, "llm"),
+            writes: 6,
+        });
+        assert_eq!(
+            stopped.hint().as_deref(),
+            Some(
+                "run `provision plan` to see the remaining difference; it may be a field Azure \
+                 normalises; run `provision up` again: it continues from what exists"
+            )
+        );
+    }
+}

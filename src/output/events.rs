@@ -358,7 +358,40 @@ pub fn schema() -> Value {
         .into_root_schema_for::<JsonLine>()
         .to_value();
     every_field_required(&mut schema);
+    flattened_into_branches(&mut schema);
     schema
+}
+
+/// A line with a flattened enum (`progress` and its `event`) is generated as shared properties
+/// beside a `oneOf` of the enum's branches, with every branch's fields allowed in any branch:
+/// each branch takes the shared properties instead, and allows no others.
+fn flattened_into_branches(schema: &mut Value) {
+    match schema {
+        Value::Object(fields) => {
+            if let (Some(Value::Object(shared)), Some(Value::Array(branches))) =
+                (fields.get("properties").cloned(), fields.get_mut("oneOf"))
+            {
+                for branch in branches.iter_mut() {
+                    if let Some(Value::Object(own)) = branch.get_mut("properties") {
+                        // `true` marks a property the branches define, allowed beside the rest.
+                        for (name, property) in &shared {
+                            if *property != Value::Bool(true) {
+                                own.entry(name.clone()).or_insert_with(|| property.clone());
+                            }
+                        }
+                    }
+                    every_field_required(branch);
+                    branch["additionalProperties"] = Value::Bool(false);
+                }
+                for key in ["properties", "required", "additionalProperties"] {
+                    fields.remove(key);
+                }
+            }
+            fields.values_mut().for_each(flattened_into_branches);
+        }
+        Value::Array(items) => items.iter_mut().for_each(flattened_into_branches),
+        _ => {}
+    }
 }
 
 /// Every field of every line is printed, `null` when it has no value; the derive would leave

@@ -58,8 +58,8 @@ impl Verb {
     }
 }
 
-/// One write a resource needs, as data. `path` is an ARM id (the client adds the api-version) or a Graph path
-/// under `/v1.0`.
+/// One write a resource needs, as data. `path` is an ARM id (the client adds the api-version)
+/// or a Graph path under `/v1.0`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriteRequest {
     pub verb: Verb,

@@ -480,7 +480,7 @@ fn help_is_not_a_usage_error() {
 
 /// The JSON lines `validate --output json` prints on stdout.
 fn json_lines(run: &Run) -> Vec<Value> {
-    crate::json_events::lines(&run.stdout)
+    crate::output_contract::lines(&run.stdout)
 }
 
 #[test]

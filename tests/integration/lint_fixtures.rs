@@ -64,7 +64,7 @@ fn json_findings_are_one_object_per_line() {
         "json",
     ]);
     assert_eq!(code, 0);
-    let lines = crate::json_events::lines(&stdout);
+    let lines = crate::output_contract::lines(&stdout);
     let findings: Vec<&serde_json::Value> =
         lines.iter().filter(|l| l["type"] == "finding").collect();
     assert_eq!(findings.len(), 5);

@@ -81,7 +81,7 @@ fn json_output_has_one_line_per_case_and_a_summary() {
         &["policy", "test", "--env", "dev", "--output", "json"],
     );
     assert_eq!(code, 0);
-    let lines = crate::json_events::lines(&stdout);
+    let lines = crate::output_contract::lines(&stdout);
     assert_eq!(lines.len(), 14);
     let expired = lines.iter().find(|l| l["name"] == "expired token").unwrap();
     assert_eq!(expired["actual"]["reason"], "TokenExpired");
@@ -382,7 +382,7 @@ fn diff_names_a_removed_client_by_path() {
         ],
     );
     assert_eq!(code, 2);
-    let line = crate::json_events::lines(&stdout).remove(0);
+    let line = crate::output_contract::lines(&stdout).remove(0);
     assert_eq!(
         line,
         json!({

@@ -189,7 +189,7 @@ fn every_variable_problem_is_reported_at_once_in_reading_order() {
     );
     let (code, stdout, _) = run(&project, &["validate", "--env", "prod", "--output", "json"]);
     assert_eq!(code, Some(1));
-    let findings: Vec<serde_json::Value> = crate::json_events::lines(&stdout)
+    let findings: Vec<serde_json::Value> = crate::output_contract::lines(&stdout)
         .into_iter()
         .filter(|v| v["type"] == "finding")
         .collect();

@@ -34,7 +34,7 @@ async fn whoami_signs_in_and_reads_the_subscription() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let shown = crate::json_events::lines(&String::from_utf8(out.stdout).unwrap()).remove(0);
+    let shown = crate::output_contract::lines(&String::from_utf8(out.stdout).unwrap()).remove(0);
     assert_eq!(shown["type"], "whoami");
     assert_eq!(shown["credential"], "sandbox client credentials");
     assert_eq!(shown["tenant_id"], info["operator"]["tenant_id"]);

@@ -1,7 +1,8 @@
-//! The `--output json` event stream against its schema, schema/events.schema.json, which is
-//! generated from `provision::output::events::JsonLine` and checked in (regenerate with
-//! `EXPECTORATE=overwrite cargo test`, then review the diff). Every test that reads JSON lines
-//! reads them through [`lines`], so every line the suite sees is checked against the schema.
+//! What every command owes its reader, whichever command it is: `--output json` lines that fit
+//! their schema, schema/events.schema.json (generated from `provision::output::events::JsonLine`
+//! and checked in; regenerate with `EXPECTORATE=overwrite cargo test`, then review the diff),
+//! hints printed one way, and commands that are glue. Every test that reads JSON lines reads them
+//! through [`lines`], so every line the suite sees is checked against the schema.
 
 use std::sync::OnceLock;
 
@@ -74,6 +75,27 @@ fn a_line_missing_a_field_or_of_an_unknown_type_does_not_fit_the_schema() {
     let clock =
         json!({"type": "sandbox_clock", "now": "2025-01-01T00:00:00Z", "offset_seconds": 60});
     assert_eq!(violations(&clock), None);
+}
+
+/// Regression: the generated schema allowed no `event` beside a progress line's shared fields,
+/// so no progress line fitted it.
+#[test]
+fn progress_lines_fit_the_schema_of_their_event() {
+    let started = json!({"type": "progress", "event": "started", "kind": "api_app",
+                         "name": "a", "at_ms": 0});
+    assert_eq!(violations(&started), None);
+    let done = json!({"type": "progress", "event": "done", "kind": "api_app", "name": "a",
+                      "at_ms": 9, "writes": 2, "elapsed_ms": 9});
+    assert_eq!(violations(&done), None);
+    let mut started_with_writes = started.clone();
+    started_with_writes["writes"] = json!(2);
+    assert!(violations(&started_with_writes).is_some());
+    let mut done_without_writes = done.clone();
+    done_without_writes
+        .as_object_mut()
+        .unwrap()
+        .remove("writes");
+    assert!(violations(&done_without_writes).is_some());
 }
 
 #[test]
@@ -163,4 +185,106 @@ fn policy_diff_lines_fit_the_schema() {
     let lines = lines(&stdout);
     assert_eq!(lines[0]["type"], "difference");
     assert_eq!(lines[0]["change"], "added");
+}
+
+/// Rust files below `dir`, with their text up to the unit tests.
+fn code_below(dir: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![manifest_dir().join(dir)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap().to_owned();
+                out.push((path.display().to_string(), code));
+            }
+        }
+    }
+    out
+}
+
+/// Regression: commands held the policy test harness, the critical-path report and the sign-in
+/// preamble; a command file now parses, calls and prints.
+#[test]
+fn no_command_file_is_over_150_lines() {
+    let long: Vec<String> = code_below("src/commands")
+        .into_iter()
+        .filter(|(_, code)| code.lines().count() > 150)
+        .map(|(file, code)| format!("{file}: {} lines", code.lines().count()))
+        .collect();
+    assert_eq!(long, Vec::<String>::new());
+}
+
+/// Regression: output lines were `json!` literals in six files, each documenting its own fields.
+#[test]
+fn no_output_line_is_a_json_literal() {
+    let mut literals: Vec<String> = Vec::new();
+    for dir in ["src/commands", "src/output"] {
+        for (file, code) in code_below(dir) {
+            if code.contains("json!(") {
+                literals.push(file);
+            }
+        }
+    }
+    assert_eq!(literals, Vec::<String>::new());
+}
+
+/// Regression: `validate` printed its hints indented (`  hint:`), every other command not.
+#[test]
+fn validate_prints_its_hints_as_every_error_is_printed() {
+    let project = Project::new();
+    let base = project.read("environments/base.yaml");
+    project.write(
+        "environments/base.yaml",
+        &base.replace("\nlocation:", "\nlocaton:"),
+    );
+    let line = base
+        .lines()
+        .position(|l| l.starts_with("location:"))
+        .unwrap()
+        + 1;
+    let error = format!(
+        "error: environments/base.yaml:{line}:1: locaton: unknown key `locaton`\n\
+         hint: did you mean `location`?\n"
+    );
+    let out = project
+        .provision()
+        .args(["validate", "--env", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{error}dev: failed (1 error(s), 0 warning(s))\n")
+    );
+    let out = project
+        .provision()
+        .args(["plan", "--env", "dev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8(out.stderr).unwrap(), error);
+}
+
+/// Regression: `render --check` wrote its `hint:` line by hand, apart from every other hint.
+#[test]
+fn render_check_ends_with_the_same_hint_line() {
+    let project = Project::new();
+    let out = project
+        .provision()
+        .args(["render", "--env", "prod", "--out", "rendered", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "rendered/prod/llm.policy.xml: differs: missing: not rendered yet\n"
+    );
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "hint: run `provision render --env prod --out rendered` and commit the result\n"
+    );
 }
