@@ -6,8 +6,11 @@
 //! method or an API without importing the others: the environment file's `auth:` is not a
 //! reason for the core to depend on the wire layer.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+
+use crate::hint::Remedy;
 
 /// `--auth` (or `auth:` in the environment file): how the operator signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
@@ -76,10 +79,12 @@ impl FromStr for AuthChoice {
 #[error("unknown --auth value '{0}'")]
 pub struct UnknownAuthChoice(pub String);
 
-impl UnknownAuthChoice {
-    pub fn hint(&self) -> &'static str {
-        "use one of auto, cli, workload-identity, managed-identity, client-secret, github-oidc, \
-         sandbox"
+impl Remedy for UnknownAuthChoice {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(
+            "use one of auto, cli, workload-identity, managed-identity, client-secret, \
+             github-oidc, sandbox",
+        ))
     }
 }
 
@@ -135,7 +140,7 @@ mod tests {
         let error = "device-code".parse::<AuthChoice>().unwrap_err();
         assert_eq!(error.to_string(), "unknown --auth value 'device-code'");
         assert_eq!(
-            error.hint(),
+            error.hint().unwrap(),
             "use one of auto, cli, workload-identity, managed-identity, client-secret, \
              github-oidc, sandbox"
         );

@@ -336,4 +336,6 @@ pub struct SchemaArgs {
 pub enum SchemaKind {
     /// An environment file (environments/<name>.yaml); `policy.vars` from --templates-dir.
     Environment,
+    /// The lines `--output json` prints (one JSON object per line, told apart by `type`).
+    Events,
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The Azure cloud an environment lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Cloud {
     /// Azure public cloud.

@@ -5,6 +5,7 @@
 //! Secrets (client secrets, tokens) only ever come from environment variables, never from files
 //! or flags, and they live in [`Secret`] and [`AccessToken`], whose `Debug` and `Display` redact.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use crate::access::AuthChoice;
 use crate::clock::{Timestamp, format_utc_seconds};
+use crate::hint::Remedy;
 
 /// A secret string (client secret, OIDC request token). Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -142,11 +144,11 @@ pub enum CredentialError {
     },
 }
 
-impl CredentialError {
-    pub fn hint(&self) -> &'static str {
-        match self {
+impl Remedy for CredentialError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(match self {
             CredentialError::MissingVariables { choice, .. } => hint_for(*choice),
-        }
+        }))
     }
 }
 
@@ -526,7 +528,7 @@ mod tests {
             "--auth client-secret needs AZURE_CLIENT_SECRET in the environment, and it is not set"
         );
         assert_eq!(
-            error.hint(),
+            error.hint().unwrap(),
             "export AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a client secret is \
              read from the environment only, never from files or flags), or choose another --auth"
         );
@@ -558,6 +560,18 @@ mod tests {
                 missing: vec!["AZURE_FEDERATED_TOKEN_FILE"],
             }
         );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let plan = plan(None, &env(&SP)).unwrap();
+        let shown = format!("{plan:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("Secret(<redacted>)"));
+        let token = AccessToken::new("eyJhbGciOi.payload.sig");
+        assert_eq!(format!("{token:?}"), "AccessToken(<redacted>)");
+        assert_eq!(format!("{token}"), "<redacted>");
+        assert_eq!(token.bearer(), "Bearer eyJhbGciOi.payload.sig");
     }
 
     #[tokio::test]

@@ -3,14 +3,16 @@
 //! Other tools print `ValidationError: One or more fields contain incorrect values:` and drop the
 //! `details` that name the field. Here the display carries the code, the message, every detail
 //! (with its target), the additional-info types, the HTTP status and the request ids that Azure
-//! support asks for. [`ApiError::hint`] names the remedy where it is known; the output layer prints it
+//! support asks for. [`Remedy::hint`] names the remedy where it is known; the output layer prints it
 //! on its own `hint:` line.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Deserializer};
 
 use super::transport::{CLIENT_REQUEST_ID, WireResponse};
+use crate::hint::Remedy;
 
 /// ARM's `ErrorDetail` (common-types), which Graph's error shares apart from `innerError`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -155,8 +157,8 @@ impl ApiError {
             .any(|e| e.code.eq_ignore_ascii_case(code))
     }
 
-    /// The remedy, where we know it.
-    pub fn hint(&self) -> Option<String> {
+    /// The remedy, where we know it: the text of [`Remedy::hint`], by error code.
+    fn remedy(&self) -> Option<String> {
         let errors = self.body.all();
         let find = |codes: &[&str]| {
             errors
@@ -276,6 +278,12 @@ impl ApiError {
             let _ = write!(out, "\n  {}", ids.join(", "));
         }
         out
+    }
+}
+
+impl Remedy for ApiError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        self.remedy().map(Cow::Owned)
     }
 }
 
@@ -475,12 +483,13 @@ mod tests {
         assert_eq!(arm(400, null_details).body.details, vec![]);
     }
 
-    fn hint_of(code: &str, message: &str) -> String {
+    fn hint_for_code(code: &str, message: &str) -> String {
         arm(
             400,
             serde_json::json!({"error": {"code": code, "message": message}}),
         )
         .hint()
+        .map(Cow::into_owned)
         .unwrap_or_default()
     }
 
@@ -488,7 +497,7 @@ mod tests {
     fn soft_deleted_names_point_to_purge() {
         for code in ["FlagMustBeSetForRestore", "CustomDomainInUse"] {
             assert_eq!(
-                hint_of(code, "..."),
+                hint_for_code(code, "..."),
                 "a soft-deleted Cognitive Services account still holds this name (Azure keeps \
                  deleted accounts for 48 hours); purge it (`az cognitiveservices account purge \
                  --name <account> --resource-group <group> --location <location>`), or restore \
@@ -500,7 +509,7 @@ mod tests {
     #[test]
     fn quota_hints_carry_the_numbers() {
         assert_eq!(
-            hint_of(
+            hint_for_code(
                 "InsufficientQuota",
                 "This operation require 10 new capacity in quota Tokens Per Minute (thousands) - \
                  GPT-4o-mini, which is bigger than the current available capacity 0. The current \
@@ -513,7 +522,7 @@ mod tests {
              cognitiveservices account purge`), request more quota, or use another region"
         );
         assert!(
-            hint_of(
+            hint_for_code(
                 "InsufficientQuota",
                 "The specified capacity '1' of account deployment is bigger than available \
                  capacity '0' for UsageName 'Tokens Per Minute (thousands) - GPT-35-Turbo'."
@@ -527,7 +536,7 @@ mod tests {
     #[test]
     fn authorization_failed_names_the_missing_role() {
         assert_eq!(
-            hint_of(
+            hint_for_code(
                 "AuthorizationFailed",
                 "The client 'me@contoso.com' with object id '1111' does not have authorization \
                  to perform action 'Microsoft.Authorization/roleAssignments/write' over scope \
@@ -560,35 +569,38 @@ mod tests {
     #[test]
     fn other_known_codes_have_hints() {
         assert!(
-            hint_of("PrincipalNotFound", "Principal x does not exist")
+            hint_for_code("PrincipalNotFound", "Principal x does not exist")
                 .contains("retries this automatically")
         );
         assert!(
-            hint_of(
+            hint_for_code(
                 "RoleAssignmentExists",
                 "The role assignment already exists."
             )
             .contains("already assigned")
         );
         assert!(
-            hint_of(
+            hint_for_code(
                 "ResourceGroupNotFound",
                 "Resource group 'rg' could not be found."
             )
             .starts_with("the resource group does not exist")
         );
         for code in ["MissingApiVersionParameter", "InvalidApiVersionParameter"] {
-            assert!(hint_of(code, "...").contains("bug in provision"));
+            assert!(hint_for_code(code, "...").contains("bug in provision"));
         }
         assert_eq!(
-            hint_of(
+            hint_for_code(
                 "MissingSubscriptionRegistration",
                 "The subscription is not registered to use namespace 'Microsoft.ApiManagement'."
             ),
             "register the resource provider once per subscription: `az provider register \
              --namespace Microsoft.ApiManagement`"
         );
-        assert_eq!(hint_of("Conflict", "Another operation is in progress"), "");
+        assert_eq!(
+            hint_for_code("Conflict", "Another operation is in progress"),
+            ""
+        );
     }
 
     #[test]

@@ -395,6 +395,7 @@ mod tests {
     use crate::azure::transport::{ScriptedTransport, WireRequest};
     use crate::clock::SystemClock;
     use crate::dice::Dice;
+    use crate::hint::Remedy;
     use serde_json::json;
 
     const RES: &str = "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/a?api-version=2025-06-01";

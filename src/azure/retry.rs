@@ -16,6 +16,7 @@
 //! - Everything is bounded by a [`Deadline`] per command; a wait that would end after it fails at
 //!   once with a message naming what was being waited for.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use super::error::ErrorBody;
 use super::transport::{Headers, Method, Transport, TransportError, WireRequest, WireResponse};
 use crate::clock::{Clock, Timestamp, format_duration};
 use crate::dice::Dice;
+use crate::hint::Remedy;
 
 /// Statuses that mean "try again later" rather than "this request is wrong".
 pub const RETRYABLE_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
@@ -243,9 +245,11 @@ pub struct DeadlineExceeded {
     pub last: Option<String>,
 }
 
-impl DeadlineExceeded {
-    pub fn hint(&self) -> &'static str {
-        "raise --timeout, or run the command again: it picks up what already exists"
+impl Remedy for DeadlineExceeded {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(
+            "raise --timeout, or run the command again: it picks up what already exists",
+        ))
     }
 }
 

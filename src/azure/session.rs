@@ -6,6 +6,7 @@
 //! through [`retry::send`]; and waits for eventual consistency ([`Session::until`]) back off
 //! within their own timeout and the command's deadline.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use super::transport::{Method, Transport, TransportError, WireRequest, WireRespo
 use crate::access::Service;
 use crate::clock::{Clock, SystemClock, format_duration};
 use crate::dice::Dice;
+use crate::hint::Remedy;
 
 /// Anything the wire layer can fail with, each with what the user can do about it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,17 +55,9 @@ impl From<SendError> for WireError {
     }
 }
 
-impl WireError {
-    /// The service answered `request` with an error status.
-    pub fn refused(service: Service, request: &WireRequest, response: &WireResponse) -> WireError {
-        WireError::Api {
-            action: action(request.method, &request.url),
-            error: Box::new(ApiError::from_response(service, response)),
-        }
-    }
-
-    /// The remedy, printed on its own `hint:` line.
-    pub fn hint(&self) -> Option<String> {
+/// The remedy, printed on its own `hint:` line.
+impl Remedy for WireError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
         match self {
             WireError::Api { error, .. } => error.hint(),
             WireError::Operation { error, .. } => match error {
@@ -71,19 +65,29 @@ impl WireError {
                 LroError::Unreadable { .. } | LroError::Malformed { .. } => Some(
                     "the operation may still be running in Azure; run the command again to pick \
                      up its outcome"
-                        .to_owned(),
+                        .into(),
                 ),
-                LroError::Send(SendError::Deadline(e)) => Some(e.hint().to_owned()),
+                LroError::Send(SendError::Deadline(e)) => e.hint(),
                 LroError::Send(SendError::Transport(_)) => None,
             },
-            WireError::Deadline(e) => Some(e.hint().to_owned()),
-            WireError::SignIn(e) => Some(e.hint()),
+            WireError::Deadline(e) => e.hint(),
+            WireError::SignIn(e) => e.hint(),
             WireError::Transport(TransportError::Ambiguous { .. }) => Some(
                 "the request may have been carried out; run the command again: it reads what \
                  exists before writing"
-                    .to_owned(),
+                    .into(),
             ),
             WireError::Transport(_) | WireError::Unexpected { .. } => None,
+        }
+    }
+}
+
+impl WireError {
+    /// The service answered `request` with an error status.
+    pub fn refused(service: Service, request: &WireRequest, response: &WireResponse) -> WireError {
+        WireError::Api {
+            action: action(request.method, &request.url),
+            error: Box::new(ApiError::from_response(service, response)),
         }
     }
 

@@ -7,6 +7,7 @@
 //! refuses a non-HTTPS authority, and the sandbox serves plain HTTP on loopback) and fetching the
 //! GitHub Actions OIDC token that the crate's `ClientAssertionCredential` then exchanges.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ use super::transport::{Method, Transport, WireRequest};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::cloud::{Cloud, CloudEndpoints};
 use crate::dice::Dice;
+use crate::hint::Remedy;
 
 /// A token could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,27 +39,28 @@ pub struct SignInError {
     pub reason: String,
 }
 
-impl SignInError {
-    /// What to do, per credential.
-    pub fn hint(&self) -> String {
-        match self.method {
+/// What to do, per credential.
+impl Remedy for SignInError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        let hint = match self.method {
             m if m.contains("Azure CLI") => {
                 "run `az login` (and `az account set --subscription <id>`), or choose another \
                  --auth"
-                    .to_owned()
             }
-            m if m.contains("sandbox") => "start the sandbox (`provision sandbox serve`), or \
-                                           point the environment's sandbox address at it"
-                .to_owned(),
+            m if m.contains("sandbox") => {
+                "start the sandbox (`provision sandbox serve`), or point the environment's \
+                 sandbox address at it"
+            }
             m if m.contains("managed identity") => {
                 "managed identity works only on an Azure host that has one assigned; elsewhere \
                  choose another --auth"
-                    .to_owned()
             }
-            _ => "check the identity's tenant and client id, and that it may sign in to this \
-                  cloud; --auth chooses another credential"
-                .to_owned(),
-        }
+            _ => {
+                "check the identity's tenant and client id, and that it may sign in to this \
+                 cloud; --auth chooses another credential"
+            }
+        };
+        Some(hint.into())
     }
 }
 
@@ -515,7 +518,7 @@ mod tests {
             "could not get a token for https://graph.microsoft.com/.default with sandbox client \
              credentials: HTTP 401: AADSTS7000215: Invalid client secret provided."
         );
-        assert!(error.hint().contains("provision sandbox serve"));
+        assert!(error.hint().unwrap().contains("provision sandbox serve"));
         assert!(!format!("{error:?}{credentials:?}").contains("s3cr3t"));
     }
 

@@ -6,17 +6,18 @@ mod policy;
 mod render;
 mod sandbox;
 mod schema;
-mod target;
 mod up;
 mod validate;
 mod whoami;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AzureArgs, Cli, Command, GlobalArgs};
 use crate::config::{self, Blueprint, Environment};
-use crate::output::{Hinted, Printer};
-use crate::render::TemplateSet;
+use crate::engine;
+use crate::hint::Hinted;
+use crate::output::Printer;
+use crate::render::{TemplateSet, templates_dir};
 
 /// The exit-code contract: 0 success or in sync, 1 error or failed check, 2 changes present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +51,6 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     }
 }
 
-/// The engine's error as the printer shows it: message and hint.
-fn engine_error(error: crate::engine::EngineError) -> anyhow::Error {
-    match error.hint() {
-        Some(hint) => Hinted::error(error.to_string(), hint),
-        None => anyhow::Error::new(error),
-    }
-}
-
 /// Loads a target environment; an abstract one is an error here because it cannot be deployed.
 fn load_target(env_dir: &Path, name: &str) -> anyhow::Result<Blueprint> {
     match config::load(env_dir, name)? {
@@ -74,18 +67,26 @@ fn load_target(env_dir: &Path, name: &str) -> anyhow::Result<Blueprint> {
     }
 }
 
-/// The environment's own template directory wins over `--templates-dir`.
-pub(super) fn templates_dir(global_dir: &Path, blueprint: &Blueprint) -> PathBuf {
-    blueprint
-        .policy
-        .templates_dir
-        .as_ref()
-        .map_or_else(|| global_dir.to_path_buf(), PathBuf::from)
-}
-
 fn load_templates(global_dir: &Path, blueprint: &Blueprint) -> anyhow::Result<TemplateSet> {
     let dir = templates_dir(global_dir, blueprint);
     let templates = TemplateSet::load(&dir)?;
     tracing::debug!(dir = %dir.display(), templates = templates.sources().count(), "templates loaded");
     Ok(templates)
+}
+
+/// An environment ready to sign in to: loaded, its templates rendered once, its credential
+/// chosen (`--auth` over the file's `auth:`).
+fn checked(global: &GlobalArgs, env: &str, azure: &AzureArgs) -> anyhow::Result<engine::Checked> {
+    let blueprint = load_target(&global.env_dir, env)?;
+    let templates = load_templates(&global.templates_dir, &blueprint)?;
+    engine::check(blueprint, templates, azure.auth)
+}
+
+/// A runtime for one command: two workers, so an embedded sandbox answers while the command
+/// waits on it.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }

@@ -2,64 +2,17 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use super::{ExitStatus, load_target, load_templates};
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::config::Blueprint;
-use crate::output::{DIM, ERROR, Hinted, Printer};
+use crate::output::{DIM, ERROR, JsonLine, Printer};
 use crate::policy::Document;
-use crate::render::{self, RenderError, ResolvedAppIds};
-
-/// The rendered text and the placeholders it holds (empty unless offline).
-pub(super) struct Rendered {
-    pub xml: String,
-    pub placeholders: Vec<String>,
-}
-
-/// Renders an environment's policy: deployable when every app id is pinned, a preview with
-/// placeholders when `offline` allows it.
-pub(super) fn render_blueprint(
-    global: &GlobalArgs,
-    blueprint: &Blueprint,
-    offline: bool,
-) -> anyhow::Result<Rendered> {
-    let templates = load_templates(&global.templates_dir, blueprint)?;
-    let rendered = match ResolvedAppIds::pinned(blueprint) {
-        Some(ids) => Rendered {
-            xml: render::render(blueprint, &templates, &ids)?
-                .xml()
-                .to_owned(),
-            placeholders: Vec::new(),
-        },
-        None if offline => {
-            let preview = render::render_preview(blueprint, &templates)?;
-            Rendered {
-                xml: preview.xml().to_owned(),
-                placeholders: preview.placeholders,
-            }
-        }
-        None => {
-            let missing = ResolvedAppIds::missing(blueprint)
-                .into_iter()
-                .map(|(path, name)| format!("{path} ({name})"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(Hinted::error(
-                format!(
-                    "{}: the policy pins app ids that are not known: {missing}",
-                    blueprint.file
-                ),
-                "pass --offline to render them as placeholders for review, or pin `app_id:` for apps that already exist",
-            ));
-        }
-    };
-    Ok(rendered)
-}
+use crate::render::{self, RenderError};
 
 pub fn run(global: &GlobalArgs, args: RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let blueprint = load_target(&global.env_dir, &args.env)?;
-    let rendered = render_blueprint(global, &blueprint, args.offline)?;
+    let templates = load_templates(&global.templates_dir, &blueprint)?;
+    let rendered = render::for_review(&blueprint, &templates, args.offline)?;
     // Values are escaped, so only a template can break the XML; refuse to hand it on.
     if let Err(e) = Document::parse(&rendered.xml) {
         let template = super::templates_dir(&global.templates_dir, &blueprint)
@@ -77,124 +30,69 @@ pub fn run(global: &GlobalArgs, args: RenderArgs, printer: &Printer) -> anyhow::
         );
         printer.note(&printer.paint(DIM, &note));
     }
-    let relative = render::output_file(&blueprint);
+    let env = blueprint.env.clone();
     match (&args.out, args.check) {
-        (None, _) => {
-            if printer.json() {
-                printer.emit(&json!({
-                    "type": "policy",
-                    "env": blueprint.env,
-                    "api_id": blueprint.api.id,
-                    "file": relative,
-                    "placeholders": rendered.placeholders,
-                    "xml": rendered.xml,
-                }));
-            } else {
-                printer.out_raw(&rendered.xml);
-            }
-            Ok(ExitStatus::Success)
-        }
+        (None, _) if printer.json() => printer.emit(&JsonLine::Policy {
+            env,
+            api_id: blueprint.api.id.clone(),
+            file: render::output_file(&blueprint),
+            placeholders: rendered.placeholders,
+            xml: rendered.xml,
+        }),
+        (None, _) => printer.out_raw(&rendered.xml),
         (Some(dir), false) => {
-            let path = dir.join(&relative);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
-            }
-            std::fs::write(&path, &rendered.xml)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            let path = dir.join(render::output_file(&blueprint));
+            write(&path, &rendered.xml)?;
+            let path = path.display().to_string();
             if printer.json() {
-                printer.emit(&json!({ "type": "written", "env": blueprint.env, "path": path.display().to_string() }));
+                printer.emit(&JsonLine::Written { env, path });
             } else {
-                printer.note(&format!("wrote {}", path.display()));
+                printer.note(&format!("wrote {path}"));
             }
-            Ok(ExitStatus::Success)
         }
-        (Some(dir), true) => check(dir, &blueprint, &relative, &rendered.xml, printer),
+        (Some(dir), true) => return Ok(check(dir, &blueprint, &rendered.xml, printer)),
     }
+    Ok(ExitStatus::Success)
+}
+
+fn write(path: &Path, xml: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(path, xml).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// Compares the committed files of this environment with a fresh render.
-fn check(
-    dir: &Path,
-    blueprint: &Blueprint,
-    relative: &str,
-    fresh: &str,
-    printer: &Printer,
-) -> anyhow::Result<ExitStatus> {
-    let mut problems: Vec<(String, String)> = Vec::new();
-    let expected = dir.join(relative);
-    match std::fs::read_to_string(&expected) {
-        Ok(committed) if committed == fresh => {}
-        Ok(committed) => problems.push((
-            expected.display().to_string(),
-            first_difference(&committed, fresh),
-        )),
-        Err(_) => problems.push((
-            expected.display().to_string(),
-            "missing: not rendered yet".to_owned(),
-        )),
-    }
-    // Files for this environment that the templates no longer produce (e.g. a renamed API id).
-    if let Ok(entries) = std::fs::read_dir(dir.join(&blueprint.env)) {
-        let mut stale: Vec<String> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "xml") && *p != expected)
-            .map(|p| p.display().to_string())
-            .collect();
-        stale.sort();
-        problems.extend(
-            stale
-                .into_iter()
-                .map(|p| (p, "stale: no longer produced by the templates".to_owned())),
-        );
-    }
-    for (file, what) in &problems {
+fn check(dir: &Path, blueprint: &Blueprint, fresh: &str, printer: &Printer) -> ExitStatus {
+    let env = &blueprint.env;
+    let (expected, drifts) = render::drift(dir, blueprint, fresh);
+    for d in &drifts {
         if printer.json() {
-            printer.emit(&json!({ "type": "difference", "env": blueprint.env, "file": file, "detail": what }));
+            printer.emit(&JsonLine::FileDifference {
+                env: env.clone(),
+                file: d.file.clone(),
+                detail: d.detail.clone(),
+            });
         } else {
-            printer.out(&format!(
-                "{file}: {} {what}",
-                printer.paint(ERROR, "differs:")
-            ));
+            let differs = printer.paint(ERROR, "differs:");
+            printer.out(&format!("{}: {differs} {}", d.file, d.detail));
         }
     }
-    if problems.is_empty() {
+    if drifts.is_empty() {
         if printer.json() {
-            printer.emit(&json!({ "type": "in_sync", "env": blueprint.env, "file": expected.display().to_string() }));
+            printer.emit(&JsonLine::InSync {
+                env: env.clone(),
+                file: expected,
+            });
         } else {
-            printer.note(&format!(
-                "{}: in sync with the templates",
-                expected.display()
-            ));
+            printer.note(&format!("{expected}: in sync with the templates"));
         }
-        Ok(ExitStatus::Success)
-    } else {
-        printer.note(&format!(
-            "hint: run `provision render --env {} --out {}` and commit the result",
-            blueprint.env,
-            dir.display()
-        ));
-        Ok(ExitStatus::Failure)
+        return ExitStatus::Success;
     }
-}
-
-/// The first differing line, so a CI log shows what changed without a diff tool.
-fn first_difference(committed: &str, fresh: &str) -> String {
-    let mut old = committed.lines();
-    let mut new = fresh.lines();
-    let mut line = 1;
-    loop {
-        match (old.next(), new.next()) {
-            (Some(a), Some(b)) if a == b => line += 1,
-            (None, None) => return "line endings or trailing newline differ".to_owned(),
-            (a, b) => {
-                return format!(
-                    "line {line}: committed {:?}, templates give {:?}",
-                    a.unwrap_or("<end of file>").trim(),
-                    b.unwrap_or("<end of file>").trim()
-                );
-            }
-        }
-    }
+    printer.note(&printer.hint_text(&format!(
+        "run `provision render --env {env} --out {}` and commit the result",
+        dir.display()
+    )));
+    ExitStatus::Failure
 }

@@ -2,11 +2,10 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use super::ExitStatus;
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxServeArgs};
-use crate::output::{Hinted, Printer, WARNING};
+use crate::hint::Hinted;
+use crate::output::{JsonLine, Printer, WARNING};
 use crate::sandbox::{
     FaultProfile, FaultScript, LatencyProfile, Sandbox, SandboxConfig, StateDirError,
 };
@@ -98,16 +97,19 @@ fn serve(args: SandboxServeArgs, printer: &Printer) -> anyhow::Result<ExitStatus
         })?;
         let info = sandbox.info();
         if printer.json() {
-            printer.emit(&json!({
-                "type": "sandbox",
-                "base_url": info["base_url"],
-                "login": info["login"],
-                "graph": info["graph"],
-                "arm": info["arm"],
-                "default_tenant": info["default_tenant"],
-                "subscriptions": info["subscriptions"],
-                "operator_client_id": info["operator"]["client_id"],
-            }));
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            printer.emit(&JsonLine::Sandbox {
+                base_url: text(&info["base_url"]),
+                login: text(&info["login"]),
+                graph: text(&info["graph"]),
+                arm: text(&info["arm"]),
+                default_tenant: text(&info["default_tenant"]),
+                subscriptions: info["subscriptions"]
+                    .as_array()
+                    .map(|s| s.iter().map(text).collect())
+                    .unwrap_or_default(),
+                operator_client_id: text(&info["operator"]["client_id"]),
+            });
         } else {
             printer.out(&format!("sandbox listening on {}", sandbox.base_url()));
             printer.out(&format!(

@@ -1,5 +1,6 @@
-//! `provision schema [environment]`: the JSON Schema of a kind of file, on stdout. Generated from
-//! the code that reads those files, so an editor checking against it agrees with `validate`.
+//! `provision schema [environment|events]`: the JSON Schema of a kind of file or of the
+//! `--output json` lines, on stdout. Generated from the code that reads or writes them, so an
+//! editor or a pipeline checking against it agrees with `provision`.
 
 use super::ExitStatus;
 use crate::cli::{GlobalArgs, SchemaArgs, SchemaKind};
@@ -15,6 +16,7 @@ pub fn run(global: &GlobalArgs, args: SchemaArgs, printer: &Printer) -> anyhow::
             let templates = TemplateSet::load(&global.templates_dir)?;
             config::environment_schema(vars::schema_of_all(templates.all_declarations()))
         }
+        SchemaKind::Events => crate::output::events::schema(),
     };
     let mut text = serde_json::to_string_pretty(&schema)?;
     text.push('\n');

@@ -40,7 +40,7 @@ impl Checker<'_> {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
-        let d = self.diagnostic(path, message.into()).hint(hint);
+        let d = self.diagnostic(path, message.into()).with_hint(hint);
         self.diagnostics.push(d);
     }
 

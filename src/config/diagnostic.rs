@@ -1,7 +1,10 @@
 //! Errors about environment files. Every one says what is wrong, where (file:line:col and key path)
 //! and, when we know it, what to do about it.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use crate::hint::Remedy;
 
 /// A position in a source file, 1-based like every editor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +64,7 @@ impl Diagnostic {
         self
     }
 
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -150,6 +153,12 @@ impl fmt::Display for Diagnostic {
             write!(f, "{path}: ")?;
         }
         f.write_str(&self.message)
+    }
+}
+
+impl Remedy for Diagnostic {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        self.hint.as_deref().map(Cow::Borrowed)
     }
 }
 

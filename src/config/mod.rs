@@ -125,14 +125,13 @@ fn missing_environment(name: &str, known: Option<Vec<String>>) -> Diagnostic {
                 .find(|k| similar(name, k))
                 .map(|g| format!("did you mean `{g}`? "))
                 .unwrap_or_default();
-            diagnostic.hint(format!(
+            diagnostic.with_hint(format!(
                 "{guess}the environments here are {} (files <name>.yaml in --env-dir)",
                 known.join(", ")
             ))
         }
-        _ => {
-            diagnostic.hint("environments are files named environments/<name>.yaml; see --env-dir")
-        }
+        _ => diagnostic
+            .with_hint("environments are files named environments/<name>.yaml; see --env-dir"),
     }
 }
 
@@ -194,7 +193,7 @@ pub fn resolve_with(
 ) -> Result<Environment, ConfigError> {
     if !valid_env_name(name) {
         return Err(Diagnostic::new(format!("`{name}` is not a valid environment name"))
-            .hint("environment names are lower-case letters, digits, `-` and `_` (the file is environments/<name>.yaml)")
+            .with_hint("environment names are lower-case letters, digits, `-` and `_` (the file is environments/<name>.yaml)")
             .into());
     }
     let mut sources = Sources::default();
@@ -210,7 +209,7 @@ pub fn resolve_with(
             return Err(Diagnostic::new(format!("`extends` cycle: {}", cycle.join(" → ")))
                 .at(referenced_at)
                 .path("extends")
-                .hint("an environment cannot extend itself, directly or through its parents; remove one `extends:`")
+                .with_hint("an environment cannot extend itself, directly or through its parents; remove one `extends:`")
                 .into());
         }
         let (display, text) = match read(&current) {
@@ -222,7 +221,7 @@ pub fn resolve_with(
                     ))
                     .at(Some(at))
                     .path("extends")
-                    .hint(format!(
+                    .with_hint(format!(
                         "create environments/{current}.yaml or fix the name after `extends:`"
                     )),
                     None => missing_environment(&current, None),
@@ -231,7 +230,7 @@ pub fn resolve_with(
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(Diagnostic::new(e.to_string())
-                    .hint("environment files are UTF-8 text of at most 1 MiB; check the file")
+                    .with_hint("environment files are UTF-8 text of at most 1 MiB; check the file")
                     .into());
             }
             Err(e) => {
@@ -315,7 +314,7 @@ pub fn resolve_with(
                 Diagnostic::new(s.reason)
                     .at(sources.location(s.marker.as_ref()))
                     .path(s.path.to_string())
-                    .hint("remove it; provision authenticates through the credential chain (Azure CLI login, workload identity, managed identity, or AZURE_CLIENT_SECRET in the environment)")
+                    .with_hint("remove it; provision authenticates through the credential chain (Azure CLI login, workload identity, managed identity, or AZURE_CLIENT_SECRET in the environment)")
             })
             .collect();
         return Err(ConfigError { diagnostics });
@@ -333,7 +332,7 @@ pub fn resolve_with(
             .or_else(|| sources.location(e.start_mark().as_ref()));
         let mut d = Diagnostic::new(message).at(location).path(path.to_string());
         if let Some(hint) = unknown_field_hint(&e) {
-            d = d.hint(hint);
+            d = d.with_hint(hint);
         }
         ConfigError::one(d)
     })?;

@@ -51,7 +51,7 @@ fn check_and_parse(
         return Err(Diagnostic::new("the file contains a NUL byte")
             .at(Some(at(line, column)))
             .quoting(text, line, column)
-            .hint("YAML files are text; remove the NUL byte (an editor or a bad copy put it there): everything after it would be lost"));
+            .with_hint("YAML files are text; remove the NUL byte (an editor or a bad copy put it there): everything after it would be lost"));
     }
     let text = text.strip_prefix(BYTE_ORDER_MARK).unwrap_or(text);
     let shape = match shape::scan(text, MAX_DEPTH) {
@@ -62,13 +62,13 @@ fn check_and_parse(
             ))
             .at(Some(at(line, column)))
             .quoting(text, line, column)
-            .hint("no input of provision nests anywhere near this deep; check for runaway brackets or indentation"));
+            .with_hint("no input of provision nests anywhere near this deep; check for runaway brackets or indentation"));
         }
         Err(ShapeError::SecondDocument(line)) => {
             return Err(Diagnostic::new("a second YAML document starts here")
                 .at(Some(at(line, 1)))
                 .quoting(text, line, 1)
-                .hint("a file holds one document; remove the `---` (or `...`) line and what follows it, or merge the two"));
+                .with_hint("a file holds one document; remove the `---` (or `...`) line and what follows it, or merge the two"));
         }
     };
     marked_yaml::parse_yaml_with_options(source, text, options)
@@ -81,7 +81,7 @@ pub fn too_large(file: &str, size: u64) -> Diagnostic {
         "the file is {size} bytes; the limit is {MAX_BYTES} bytes (1 MiB)"
     ))
     .in_file(file)
-    .hint("this is not a hand-written provision file; check the path")
+    .with_hint("this is not a hand-written provision file; check the path")
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -155,7 +155,7 @@ fn load_error(file: &str, text: &str, shape: &shape::Shape, error: LoadError) ->
         }))
         .quoting(text, marker.line(), marker.column());
     if let Some(hint) = hint {
-        d = d.hint(hint);
+        d = d.with_hint(hint);
     }
     d
 }
@@ -174,7 +174,7 @@ fn syntax_error(
             column,
         }))
         .quoting(text, line, column)
-        .hint(hint)
+        .with_hint(hint)
 }
 
 /// The innermost flow collection left open that starts before the parser's error position: the

@@ -19,7 +19,9 @@ use super::observe::{Observation, read};
 use crate::azure::Azure;
 use crate::azure::graph::{REPLICATION_TIMEOUT, Upserted};
 use crate::azure::session::{Probe, WireError};
-use crate::resources::{Address, Call, Change, Managed, Outputs, Verb, has_unknown, unknowns};
+use crate::resources::{
+    Address, Change, Managed, Outputs, Verb, WriteRequest, has_unknown, unknowns,
+};
 
 /// Writes a resource may take to converge before the engine calls it a loop.
 const MAX_WRITES: usize = 6;
@@ -229,7 +231,7 @@ async fn converge(
             what: format!("delete to replace ({reason})"),
         });
         // Only ARM resources are ever replaced (Graph objects are patched in place).
-        send(azure, &Call::arm_delete(what.path), None)
+        send(azure, &WriteRequest::arm_delete(what.path), None)
             .await
             .map_err(wire)?;
         writes += 1;
@@ -292,7 +294,7 @@ fn unknown_after_dependencies(address: &Address, desired: &Value) -> EngineError
     }
 }
 
-fn describe(call: &Call) -> String {
+fn describe(call: &WriteRequest) -> String {
     match call.verb {
         Verb::ArmPut => "ARM PUT",
         Verb::ArmPatch => "ARM PATCH",
@@ -306,7 +308,7 @@ fn describe(call: &Call) -> String {
 /// Sends one write and returns the resource as it now is.
 async fn send(
     azure: &Azure,
-    call: &Call,
+    call: &WriteRequest,
     observed: Option<Value>,
 ) -> Result<Option<Value>, WireError> {
     let body = call.body.clone().unwrap_or(Value::Null);

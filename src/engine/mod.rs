@@ -3,14 +3,23 @@
 //! No state file: what exists is read from Azure and Entra every time.
 
 mod apply;
+mod connect;
 mod observe;
+mod report;
+mod whoami;
 
 pub use apply::{Applied, Event, apply};
+pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
+pub use report::{Endpoint, critical_path, endpoint};
+pub use whoami::{Identity, whoami};
+
+use std::borrow::Cow;
 
 use serde_json::Value;
 
 use crate::azure::session::WireError;
+use crate::hint::Remedy;
 use crate::resources::{Address, Change, Finding, Managed, Outputs};
 
 /// Why the engine stopped.
@@ -31,17 +40,50 @@ pub enum EngineError {
     NotConverging { address: Address, writes: usize },
 }
 
-impl EngineError {
-    pub fn hint(&self) -> Option<String> {
+impl Remedy for EngineError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
         match self {
             EngineError::Wire { error, .. } => error.hint(),
-            EngineError::Blocked { hint, .. } => Some(hint.clone()),
+            EngineError::Blocked { hint, .. } => Some(hint.into()),
             EngineError::NotConverging { .. } => Some(
                 "run `provision plan` to see the remaining difference; it may be a field Azure \
                  normalises"
-                    .to_owned(),
+                    .into(),
             ),
         }
+    }
+}
+
+/// `apply` stopped part-way. What finished stays, and whether running `up` again helps depends
+/// on why it stopped: a request Azure refused as wrong fails the same way when sent again;
+/// anything else (a timeout, throttling, a failed operation) may well pass on the next run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}\n  what finished stays; nothing else was started")]
+pub struct Stopped(pub EngineError);
+
+impl Stopped {
+    fn again_fails(&self) -> bool {
+        match &self.0 {
+            EngineError::Wire { error, .. } => error
+                .status()
+                .is_some_and(|s| (400..500).contains(&s) && s != 409 && s != 429),
+            EngineError::Blocked { .. } => true,
+            EngineError::NotConverging { .. } => false,
+        }
+    }
+}
+
+impl Remedy for Stopped {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        let own = self.0.hint();
+        if self.again_fails() {
+            return own;
+        }
+        let again = "run `provision up` again: it continues from what exists";
+        Some(match own {
+            Some(hint) => format!("{hint}; {again}").into(),
+            None => again.into(),
+        })
     }
 }
 
@@ -125,4 +167,38 @@ pub(crate) fn outputs_of(resources: &[Box<dyn Managed>], observed: &[(Address, V
         }
     }
     known
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Kind;
+
+    #[test]
+    fn a_blocked_apply_is_not_advised_to_run_up_again() {
+        let stopped = Stopped(EngineError::Blocked {
+            message: "the name is taken".to_owned(),
+            hint: "pick another name".to_owned(),
+        });
+        assert_eq!(
+            stopped.to_string(),
+            "the name is taken\n  what finished stays; nothing else was started"
+        );
+        assert_eq!(stopped.hint().as_deref(), Some("pick another name"));
+    }
+
+    #[test]
+    fn an_apply_that_may_pass_next_time_is_advised_to_run_up_again() {
+        let stopped = Stopped(EngineError::NotConverging {
+            address: Address::new(Kind::Api, "llm"),
+            writes: 6,
+        });
+        assert_eq!(
+            stopped.hint().as_deref(),
+            Some(
+                "run `provision plan` to see the remaining difference; it may be a field Azure \
+                 normalises; run `provision up` again: it continues from what exists"
+            )
+        );
+    }
 }

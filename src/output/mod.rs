@@ -1,17 +1,22 @@
 //! The printer: results on stdout (human text or JSON lines), progress and notes on stderr, colour
 //! only where wanted. Commands describe what to print; this module decides how.
 
+pub mod events;
+pub mod findings;
 pub mod plan;
+pub mod problem;
 pub mod progress;
+pub mod up;
 
 use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
-use serde_json::Value;
+use serde::Serialize;
+
+pub use events::JsonLine;
+pub use problem::{Problem, problems};
 
 use crate::cli::{ColorChoice, OutputFormat};
-use crate::config::ConfigError;
-use crate::render::RenderError;
 
 pub const ERROR: Style = AnsiColor::Red.on_default().bold();
 pub const WARNING: Style = AnsiColor::Yellow.on_default().bold();
@@ -57,9 +62,15 @@ impl Printer {
         stdout_written(std::io::stdout().lock().write_all(text.as_bytes()));
     }
 
-    /// One JSON object on its own line on stdout.
-    pub fn emit(&self, value: &Value) {
-        stdout_written(writeln!(std::io::stdout().lock(), "{value}"));
+    /// One `--output json` line on stdout.
+    pub fn emit(&self, line: &JsonLine) {
+        self.json_object(line);
+    }
+
+    /// One JSON object on its own line on stdout: an event, or a command's single answer
+    /// (`policy eval`).
+    pub fn json_object(&self, value: &impl Serialize) {
+        stdout_written(writeln!(std::io::stdout().lock(), "{}", json_text(value)));
     }
 
     /// A note on stderr, silenced by `--quiet`.
@@ -74,50 +85,46 @@ impl Printer {
         format!("{style}{text}{style:#}")
     }
 
+    /// `error: …`, the quoted source line, `hint: …`: how every problem reads, on stderr for a
+    /// command's error and on stdout for `validate`'s findings.
+    pub fn problem_text(&self, problem: &Problem) -> String {
+        let mut text = format!("{}: {}", self.paint(ERROR, "error"), problem.message);
+        if let Some(excerpt) = &problem.excerpt {
+            text.push_str(&format!("\n{excerpt}"));
+        }
+        if let Some(hint) = &problem.hint {
+            text.push_str(&format!("\n{}", self.hint_text(hint)));
+        }
+        text
+    }
+
+    /// A `hint:` line, as under an error.
+    pub fn hint_text(&self, hint: &str) -> String {
+        format!("{}: {hint}", self.paint(GOOD, "hint"))
+    }
+
     /// Prints an error with its hints: on stderr always, and as a JSON line on stdout for `--output json`.
     pub fn error(&self, error: &anyhow::Error) {
-        let mut entries: Vec<(String, Option<String>)> = Vec::new();
-        let mut excerpts: Vec<Option<String>> = Vec::new();
-        let config = error
-            .downcast_ref::<ConfigError>()
-            .or(match error.downcast_ref() {
-                Some(RenderError::Vars(config)) => Some(config),
-                _ => None,
-            });
-        if let Some(config) = config {
-            entries.extend(
-                config
-                    .diagnostics
-                    .iter()
-                    .map(|d| (d.to_string(), d.hint.clone())),
-            );
-            excerpts.extend(config.diagnostics.iter().map(|d| d.excerpt.clone()));
-        } else if let Some(render) = error.downcast_ref::<RenderError>() {
-            entries.push((render.to_string(), render.hint()));
-        } else {
-            let mut message = error.to_string();
-            for cause in error.chain().skip(1) {
-                message.push_str(&format!("\n  caused by: {cause}"));
-            }
-            let hint = error.chain().find_map(hint_of);
-            entries.push((message, hint));
-        }
         let mut stderr = anstream::AutoStream::new(std::io::stderr().lock(), self.color);
-        for (i, (message, hint)) in entries.iter().enumerate() {
-            let _ = writeln!(stderr, "{}: {message}", self.paint(ERROR, "error"));
-            if let Some(Some(excerpt)) = excerpts.get(i) {
-                let _ = writeln!(stderr, "{excerpt}");
-            }
-            if let Some(hint) = hint {
-                let _ = writeln!(stderr, "{}: {hint}", self.paint(GOOD, "hint"));
-            }
+        for problem in problems(error) {
+            let _ = writeln!(stderr, "{}", self.problem_text(&problem));
             if self.json() {
-                self.emit(
-                    &serde_json::json!({ "type": "error", "message": message, "hint": hint }),
-                );
+                self.emit(&JsonLine::Error {
+                    message: problem.message,
+                    hint: problem.hint,
+                });
             }
         }
     }
+}
+
+/// A value as one line of JSON, keys in alphabetical order at every level, as lines have always
+/// been printed (pipelines diff them). Serializing these types cannot fail: every map key is a
+/// string.
+fn json_text(value: &impl Serialize) -> String {
+    serde_json::to_value(value)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 /// A reader that closed stdout (`provision … | head -3`) has all it wants: the command ends
@@ -128,40 +135,5 @@ fn stdout_written(result: std::io::Result<()>) {
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
         std::process::exit(0);
-    }
-}
-
-/// The `hint:` line of an error from anywhere in the program that knows its remedy.
-fn hint_of(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    use crate::azure::{credential::CredentialError, session::WireError, sign_in::SignInError};
-    if let Some(h) = error.downcast_ref::<Hinted>() {
-        return Some(h.hint.clone());
-    }
-    if let Some(e) = error.downcast_ref::<WireError>() {
-        return e.hint();
-    }
-    if let Some(e) = error.downcast_ref::<SignInError>() {
-        return Some(e.hint());
-    }
-    error
-        .downcast_ref::<CredentialError>()
-        .map(|e| e.hint().to_owned())
-}
-
-/// An error that knows what the user can do about it.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Hinted {
-    pub message: String,
-    pub hint: String,
-}
-
-impl Hinted {
-    /// An `anyhow::Error` carrying a hint line.
-    pub fn error(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(Hinted {
-            message: message.into(),
-            hint: hint.into(),
-        })
     }
 }

@@ -2,8 +2,10 @@
 //! JSON lines for pipelines (schema in docs/json-output.md).
 
 use anstyle::{AnsiColor, Style};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::Printer;
+use super::events::{Action, FieldChange, JsonLine, ResourceFinding};
 use crate::engine::{Plan, Planned};
 use crate::resources::diff::show;
 use crate::resources::{Change, UNKNOWN};
@@ -17,6 +19,21 @@ const INLINE: usize = 100;
 
 fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
+}
+
+/// Prints a plan: JSON lines with `--output json`, else the human tree, on stdout for `plan`
+/// (`on_stdout`) and on stderr for `up`, whose result is what it did. An empty plan prints
+/// nothing for `up`.
+pub fn print(printer: &Printer, env: &str, plan: &Plan, on_stdout: bool) {
+    if printer.json() {
+        for line in json_lines(env, plan) {
+            printer.emit(&line);
+        }
+    } else if on_stdout {
+        printer.out(&human(plan));
+    } else if plan.has_changes() {
+        printer.note(&human(plan));
+    }
 }
 
 /// The human plan; the printer strips the styles when colour is off.
@@ -74,58 +91,68 @@ pub fn human(plan: &Plan) -> String {
     out
 }
 
-/// One JSON object per resource, then the summary.
-pub fn json_lines(env: &str, plan: &Plan) -> Vec<Value> {
-    let mut lines: Vec<Value> = plan.resources.iter().map(|r| resource(env, r)).collect();
+/// One line per resource, then the summary.
+pub fn json_lines(env: &str, plan: &Plan) -> Vec<JsonLine> {
+    let mut lines: Vec<JsonLine> = plan.resources.iter().map(|r| resource(env, r)).collect();
     let s = plan.summary();
-    lines.push(json!({
-        "type": "summary",
-        "env": env,
-        "create": s.create,
-        "update": s.update,
-        "replace": s.replace,
-        "delete": s.delete,
-        "unchanged": s.unchanged,
-        "findings": plan.findings().count(),
-        "changes": plan.has_changes(),
-    }));
+    lines.push(JsonLine::PlanSummary {
+        env: env.to_owned(),
+        create: s.create,
+        update: s.update,
+        replace: s.replace,
+        delete: s.delete,
+        unchanged: s.unchanged,
+        findings: plan.findings().count(),
+        changes: plan.has_changes(),
+    });
     lines
 }
 
-fn resource(env: &str, r: &Planned) -> Value {
+fn resource(env: &str, r: &Planned) -> JsonLine {
     let (action, changes, reason) = match &r.change {
         Change::Create => (
-            "create",
+            Action::Create,
             leaves("", &r.desired)
                 .into_iter()
-                .map(|(path, new)| json!({"path": path, "old": null, "new": unknown_as_null(&new)}))
-                .collect(),
-            None,
-        ),
-        Change::Update(changes) => (
-            "update",
-            changes
-                .iter()
-                .map(|c| {
-                    json!({"path": c.path, "old": c.old,
-                           "new": c.new.as_ref().map(unknown_as_null)})
+                .map(|(path, new)| FieldChange {
+                    path,
+                    old: None,
+                    new: Some(unknown_as_null(&new)),
                 })
                 .collect(),
             None,
         ),
-        Change::Replace { reason } => ("replace", Vec::new(), Some(reason.clone())),
-        Change::NoOp => ("no-op", Vec::new(), None),
+        Change::Update(changes) => (
+            Action::Update,
+            changes
+                .iter()
+                .map(|c| FieldChange {
+                    path: c.path.clone(),
+                    old: c.old.clone(),
+                    new: c.new.as_ref().map(unknown_as_null),
+                })
+                .collect(),
+            None,
+        ),
+        Change::Replace { reason } => (Action::Replace, Vec::new(), Some(reason.clone())),
+        Change::NoOp => (Action::NoOp, Vec::new(), None),
     };
-    json!({
-        "type": "resource",
-        "env": env,
-        "kind": r.address.kind,
-        "name": r.address.name,
-        "action": action,
-        "changes": changes,
-        "reason": reason,
-        "findings": r.findings,
-    })
+    JsonLine::Resource {
+        env: env.to_owned(),
+        kind: r.address.kind,
+        name: r.address.name.clone(),
+        action,
+        changes,
+        reason,
+        findings: r
+            .findings
+            .iter()
+            .map(|f| ResourceFinding {
+                rule: f.rule.to_owned(),
+                message: f.message.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// In JSON, a value known only after apply is `null`.
@@ -185,6 +212,7 @@ fn short(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn long_values_are_cut_and_documents_counted() {

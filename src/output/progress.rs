@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 
+use super::events::{JsonLine, ProgressStep};
 use crate::clock::format_duration;
 use crate::engine::Event;
 use crate::resources::Address;
@@ -52,26 +52,37 @@ impl Progress {
         let at = self.start.elapsed();
         match &mut *mode {
             Mode::Json => {
-                let line = match event {
-                    Event::Started { address } => json!({"type": "progress", "event": "started",
-                        "kind": address.kind, "name": address.name, "at_ms": millis(at)}),
+                let (address, step) = match event {
+                    Event::Started { address } => (address, ProgressStep::Started),
                     Event::Writing { address, what } => {
-                        json!({"type": "progress", "event": "writing",
-                        "kind": address.kind, "name": address.name, "what": what, "at_ms": millis(at)})
+                        (address, ProgressStep::Writing { what: what.clone() })
                     }
                     Event::Done {
                         address,
                         writes,
                         elapsed,
-                    } => json!({"type": "progress", "event": "done",
-                        "kind": address.kind, "name": address.name, "writes": writes,
-                        "elapsed_ms": millis(*elapsed), "at_ms": millis(at)}),
-                    Event::Failed { address, error } => {
-                        json!({"type": "progress", "event": "failed",
-                        "kind": address.kind, "name": address.name, "error": error, "at_ms": millis(at)})
-                    }
+                    } => (
+                        address,
+                        ProgressStep::Done {
+                            writes: *writes,
+                            elapsed_ms: millis(*elapsed),
+                        },
+                    ),
+                    Event::Failed { address, error } => (
+                        address,
+                        ProgressStep::Failed {
+                            error: error.clone(),
+                        },
+                    ),
                 };
-                super::stdout_written(writeln!(std::io::stdout().lock(), "{line}"));
+                let line = JsonLine::Progress {
+                    step,
+                    kind: address.kind,
+                    name: address.name.clone(),
+                    at_ms: millis(at),
+                };
+                let text = super::json_text(&line);
+                super::stdout_written(writeln!(std::io::stdout().lock(), "{text}"));
             }
             Mode::Lines => {
                 if self.quiet {

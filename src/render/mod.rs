@@ -5,11 +5,13 @@
 //! ids are placeholders. Nothing converts a preview into a deployable policy, so the compiler, not a
 //! review, keeps a placeholder from ever reaching Azure.
 
+mod review;
 mod templates;
 pub mod vars;
 
 use serde_json::{Value, json};
 
+pub use review::{Drift, Rendered, drift, for_review};
 pub use templates::{RenderError, TemplateSet};
 
 use crate::config::{Blueprint, Guid};
@@ -95,6 +97,16 @@ impl PreviewPolicy {
 /// The template name for an environment's policy.
 pub fn template_name(blueprint: &Blueprint) -> String {
     format!("policies/{}.xml.tera", blueprint.policy.template)
+}
+
+/// The directory of an environment's templates: its own `policy.templates_dir` wins over the
+/// default (`--templates-dir`).
+pub fn templates_dir(default: &std::path::Path, blueprint: &Blueprint) -> std::path::PathBuf {
+    blueprint
+        .policy
+        .templates_dir
+        .as_ref()
+        .map_or_else(|| default.to_path_buf(), std::path::PathBuf::from)
 }
 
 /// The file a rendered policy is written to under `render --out DIR`.

@@ -2,6 +2,7 @@
 //! escaping, plus the source text kept for mapping findings back to template lines, and the
 //! `*.vars.yaml` declarations of the variables each template reads.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use tera::Tera;
 
 use super::vars::{self, Declarations};
 use crate::config::ConfigError;
+use crate::hint::Remedy;
 
 /// A template could not be loaded or rendered.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,9 @@ pub enum RenderError {
     Template { file: String, message: String },
     #[error("template `{name}` not found in {dir}")]
     Missing { name: String, dir: String },
+    /// A deployable render of an environment whose app ids are not all pinned.
+    #[error("{file}: the policy pins app ids that are not known: {missing}")]
+    Unpinned { file: String, missing: String },
     #[error("{file}: the rendered policy is not well-formed XML ({message})")]
     Malformed { file: String, message: String },
     /// A template reads a variable its declarations do not declare, or a declarations file is
@@ -49,20 +54,27 @@ pub enum RenderError {
     Vars(ConfigError),
 }
 
-impl RenderError {
-    pub fn hint(&self) -> Option<String> {
+impl Remedy for RenderError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
         match self {
             RenderError::Missing { name, dir } => Some(format!(
                 "`policy.template` names a file {dir}/{name}; check the name or `policy.templates_dir`"
-            )),
+            ).into()),
             RenderError::Syntax { .. } => Some(
-                "check the tag at that position; if it is an APIM named value `{{name}}`, wrap it in {% raw %}…{% endraw %} (Tera uses the same braces)".to_owned(),
+                "check the tag at that position; if it is an APIM named value `{{name}}`, wrap it in {% raw %}…{% endraw %} (Tera uses the same braces)".into(),
             ),
-            RenderError::Template { .. } => Some("template variables are listed in templates/README.md".to_owned()),
+            RenderError::Template { .. } => Some("template variables are listed in templates/README.md".into()),
             RenderError::Malformed { .. } => {
-                Some("`provision validate` shows the position in the rendered policy; check the template's tags".to_owned())
+                Some("`provision validate` shows the position in the rendered policy; check the template's tags".into())
             }
-            RenderError::Variable { hint, .. } | RenderError::Read { hint, .. } => hint.clone(),
+            RenderError::Variable { hint, .. } | RenderError::Read { hint, .. } => {
+                hint.as_deref().map(Cow::Borrowed)
+            }
+            RenderError::Unpinned { .. } => Some(
+                "pass --offline to render them as placeholders for review, or pin `app_id:` for \
+                 apps that already exist"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -531,7 +531,7 @@ pub fn resolve(
                 Diagnostic::new(format!("missing required template variable `{name}`"))
                     .in_file(&blueprint.file)
                     .path("policy.vars")
-                    .hint(format!(
+                    .with_hint(format!(
                         "`{name}`: {} ({})",
                         declaration.description, declared.file
                     )),

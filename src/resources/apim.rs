@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::entra::{APP_ID, ApiApp, ClientApp};
 use super::foundry::{self, Account, ENDPOINT, RESOURCE_ID};
 use super::{
-    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, UNKNOWN, has_unknown,
-    put_unless_converged, stable_guid,
+    Address, FieldChange, Finding, Kind, Managed, Outputs, Read, UNKNOWN, WriteRequest,
+    has_unknown, put_unless_converged, stable_guid,
 };
 use crate::access::Service;
 use crate::config::{ApimService as ServiceSpec, Blueprint, Guid};
@@ -131,7 +131,7 @@ impl Managed for ApimService {
         changes
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         match &self.spec {
             ServiceSpec::Create { .. } => put_unless_converged(self, &self.id, observed, known),
             ServiceSpec::Existing { .. } => {
@@ -149,7 +149,7 @@ impl Managed for ApimService {
                 } else {
                     "SystemAssigned"
                 };
-                Some(Call::arm_patch(
+                Some(WriteRequest::arm_patch(
                     &self.id,
                     json!({"identity": {"type": kind}}),
                 ))
@@ -236,7 +236,7 @@ impl Managed for NamedValue {
         json!({"properties": {"displayName": self.name, "value": self.value, "secret": false}})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -298,7 +298,7 @@ impl Managed for Backend {
         }})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -356,7 +356,7 @@ impl Managed for Api {
         }})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -432,7 +432,7 @@ impl Managed for Operation {
         }})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -557,14 +557,14 @@ impl Managed for Policy {
             .collect()
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         let desired = self.desired(known);
         if has_unknown(&desired) {
             return None;
         }
         match observed {
             Some(o) if self.compare(o, &desired).is_empty() => None,
-            _ => Some(Call::arm_put(&self.id, desired)),
+            _ => Some(WriteRequest::arm_put(&self.id, desired)),
         }
     }
 
@@ -691,7 +691,7 @@ impl Managed for RoleAssignment {
         })
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 

@@ -10,7 +10,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, has_unknown, stable_guid,
+    Address, FieldChange, Finding, Kind, Managed, Outputs, Read, WriteRequest, has_unknown,
+    stable_guid,
 };
 use crate::access::{Service, odata_key};
 use crate::config::{Blueprint, ClientApp as ClientSpec};
@@ -190,7 +191,7 @@ impl Managed for ApiApp {
         })
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         let Some(observed) = observed else {
             if self.pinned.is_some() {
                 return None;
@@ -198,7 +199,10 @@ impl Managed for ApiApp {
             // Created without the identifier URI, which needs the app id it is about to get.
             let mut body = self.desired(known);
             body.as_object_mut()?.remove("identifierUris");
-            return Some(Call::graph_upsert(by_unique_name(&self.unique_name), body));
+            return Some(WriteRequest::graph_upsert(
+                by_unique_name(&self.unique_name),
+                body,
+            ));
         };
         let mut known = known.clone();
         known.merge(self.outputs(observed));
@@ -216,7 +220,10 @@ impl Managed for ApiApp {
             api["preAuthorizedApplications"] = pre.clone();
         }
         let id = observed.get(OBJECT_ID)?.as_str()?;
-        Some(Call::graph_patch(format!("/applications/{id}"), body))
+        Some(WriteRequest::graph_patch(
+            format!("/applications/{id}"),
+            body,
+        ))
     }
 
     fn outputs(&self, observed: &Value) -> Outputs {
@@ -284,12 +291,12 @@ impl Managed for ServicePrincipal {
         json!({"appId": known.or_unknown(&self.app, APP_ID)})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         if observed.is_some() {
             return None;
         }
         let path = self.path(known)?;
-        Some(Call::graph_upsert(path, json!({})))
+        Some(WriteRequest::graph_upsert(path, json!({})))
     }
 
     fn outputs(&self, observed: &Value) -> Outputs {
@@ -367,13 +374,13 @@ impl Managed for ClientApp {
         })
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         let desired = self.desired(known);
         let Some(observed) = observed else {
             if self.spec.app_id.is_some() {
                 return None;
             }
-            return Some(Call::graph_upsert(
+            return Some(WriteRequest::graph_upsert(
                 by_unique_name(&self.spec.unique_name),
                 desired,
             ));
@@ -383,7 +390,7 @@ impl Managed for ClientApp {
             return None;
         }
         let id = observed.get(OBJECT_ID)?.as_str()?;
-        Some(Call::graph_patch(
+        Some(WriteRequest::graph_patch(
             format!("/applications/{id}"),
             patch_of(&changes, &desired),
         ))
@@ -466,7 +473,7 @@ impl Managed for PreAuthorization {
         json!({"api": {"preAuthorizedApplications": pre}})
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         let desired = self.desired(known);
         let observed = observed?;
         if self.compare(observed, &desired).is_empty() {
@@ -479,7 +486,7 @@ impl Managed for PreAuthorization {
         let mut api = observed.get("api").cloned().unwrap_or_else(|| json!({}));
         api["preAuthorizedApplications"] = desired["api"]["preAuthorizedApplications"].clone();
         let id = observed.get(OBJECT_ID)?.as_str()?;
-        Some(Call::graph_patch(
+        Some(WriteRequest::graph_patch(
             format!("/applications/{id}"),
             json!({"api": api}),
         ))

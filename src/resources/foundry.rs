@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Address, Call, FieldChange, Finding, Kind, Managed, Outputs, Read, put_unless_converged,
+    Address, FieldChange, Finding, Kind, Managed, Outputs, Read, WriteRequest, put_unless_converged,
 };
 use crate::access::Service;
 use crate::config::{Blueprint, Deployment};
@@ -130,7 +130,7 @@ impl Managed for ResourceGroup {
         })
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -258,7 +258,7 @@ impl Managed for Account {
         ))
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 
@@ -354,7 +354,7 @@ impl Managed for ModelDeployment {
         })
     }
 
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call> {
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
         put_unless_converged(self, &self.id, observed, known)
     }
 

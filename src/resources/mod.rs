@@ -43,42 +43,42 @@ impl Verb {
     }
 }
 
-/// One request, as data. `path` is an ARM id (the client adds the api-version) or a Graph path
-/// under `/v1.0`.
+/// One write a resource needs, as data. `path` is an ARM id (the client adds the api-version)
+/// or a Graph path under `/v1.0`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Call {
+pub struct WriteRequest {
     pub verb: Verb,
     pub path: String,
     pub body: Option<Value>,
 }
 
-impl Call {
-    fn new(verb: Verb, path: impl Into<String>, body: Option<Value>) -> Call {
-        Call {
+impl WriteRequest {
+    fn new(verb: Verb, path: impl Into<String>, body: Option<Value>) -> WriteRequest {
+        WriteRequest {
             verb,
             path: path.into(),
             body,
         }
     }
 
-    pub fn arm_put(path: impl Into<String>, body: Value) -> Call {
-        Call::new(Verb::ArmPut, path, Some(body))
+    pub fn arm_put(path: impl Into<String>, body: Value) -> WriteRequest {
+        WriteRequest::new(Verb::ArmPut, path, Some(body))
     }
 
-    pub fn arm_patch(path: impl Into<String>, body: Value) -> Call {
-        Call::new(Verb::ArmPatch, path, Some(body))
+    pub fn arm_patch(path: impl Into<String>, body: Value) -> WriteRequest {
+        WriteRequest::new(Verb::ArmPatch, path, Some(body))
     }
 
-    pub fn arm_delete(path: impl Into<String>) -> Call {
-        Call::new(Verb::ArmDelete, path, None)
+    pub fn arm_delete(path: impl Into<String>) -> WriteRequest {
+        WriteRequest::new(Verb::ArmDelete, path, None)
     }
 
-    pub fn graph_upsert(path: impl Into<String>, body: Value) -> Call {
-        Call::new(Verb::GraphUpsert, path, Some(body))
+    pub fn graph_upsert(path: impl Into<String>, body: Value) -> WriteRequest {
+        WriteRequest::new(Verb::GraphUpsert, path, Some(body))
     }
 
-    pub fn graph_patch(path: impl Into<String>, body: Value) -> Call {
-        Call::new(Verb::GraphPatch, path, Some(body))
+    pub fn graph_patch(path: impl Into<String>, body: Value) -> WriteRequest {
+        WriteRequest::new(Verb::GraphPatch, path, Some(body))
     }
 }
 
@@ -89,7 +89,7 @@ pub fn put_unless_converged<M: Managed + ?Sized>(
     id: &str,
     observed: Option<&Value>,
     known: &Outputs,
-) -> Option<Call> {
+) -> Option<WriteRequest> {
     let desired = resource.desired(known);
     let failed = observed
         .and_then(|o| o.pointer("/properties/provisioningState"))
@@ -98,7 +98,10 @@ pub fn put_unless_converged<M: Managed + ?Sized>(
     match observed {
         // A resource whose last operation failed is written again, as the portal's "retry" does.
         Some(o) if !failed && resource.compare(o, &desired).is_empty() => None,
-        _ => Some(Call::arm_put(id, with_their_tags(desired, observed))),
+        _ => Some(WriteRequest::arm_put(
+            id,
+            with_their_tags(desired, observed),
+        )),
     }
 }
 
@@ -124,7 +127,9 @@ pub struct Read {
 }
 
 /// The kinds, in the order plans list them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     ApiApp,
@@ -260,7 +265,7 @@ pub trait Managed: Send + Sync {
     }
 
     /// The request that moves it on, or `None` when `observed` is as desired.
-    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<Call>;
+    fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest>;
 
     /// Outputs readable from the observed (or written) resource.
     fn outputs(&self, observed: &Value) -> Outputs;

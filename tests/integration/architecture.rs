@@ -26,7 +26,7 @@ struct Layer {
 const LAYERS: &[Layer] = &[
     Layer {
         name: "entry",
-        modules: &["cli", "commands"],
+        modules: &["cli", "commands", "embedded", "input"],
         may_import: None,
     },
     Layer {
@@ -42,6 +42,7 @@ const LAYERS: &[Layer] = &[
             "clock",
             "config",
             "dice",
+            "hint",
             "policy",
             "render",
             "resources",

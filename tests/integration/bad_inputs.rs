@@ -480,10 +480,7 @@ fn help_is_not_a_usage_error() {
 
 /// The JSON lines `validate --output json` prints on stdout.
 fn json_lines(run: &Run) -> Vec<Value> {
-    run.stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    crate::output_contract::lines(&run.stdout)
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn shipped_cases(env: &str) -> String {
 
 /// `validate`'s report for one failed environment with one error.
 fn failed(error: &str, excerpt: &str, hint: &str) -> String {
-    format!("error: {error}\n{excerpt}\n  hint: {hint}\ndev: failed (1 error(s), 0 warning(s))\n")
+    format!("error: {error}\n{excerpt}\nhint: {hint}\ndev: failed (1 error(s), 0 warning(s))\n")
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn environment_file_nested_50000_deep_is_refused_not_a_stack_overflow() {
     );
     assert_eq!(
         lines[3],
-        "  hint: no input of provision nests anywhere near this deep; check for runaway brackets or indentation"
+        "hint: no input of provision nests anywhere near this deep; check for runaway brackets or indentation"
     );
 }
 
@@ -283,7 +283,7 @@ fn templates_dir_outside_the_project_is_refused_at_its_line() {
         assert_eq!(
             stdout,
             format!(
-                "error: environments/dev.yaml:25:3: policy.templates_dir: {message}\n  hint: {hint}\ndev: failed (1 error(s), 0 warning(s))\n"
+                "error: environments/dev.yaml:25:3: policy.templates_dir: {message}\nhint: {hint}\ndev: failed (1 error(s), 0 warning(s))\n"
             )
         );
     }
@@ -321,7 +321,7 @@ fn forty_thousand_tags_are_refused() {
     assert_eq!(code, Some(1));
     assert_eq!(
         stdout,
-        "error: environments/dev.yaml:27:1: tags: 40002 tags; at most 50 are allowed\n  hint: remove 39952\ndev: failed (1 error(s), 0 warning(s))\n"
+        "error: environments/dev.yaml:27:1: tags: 40002 tags; at most 50 are allowed\nhint: remove 39952\ndev: failed (1 error(s), 0 warning(s))\n"
     );
 }
 

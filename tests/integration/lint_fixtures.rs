@@ -64,10 +64,7 @@ fn json_findings_are_one_object_per_line() {
         "json",
     ]);
     assert_eq!(code, 0);
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = crate::output_contract::lines(&stdout);
     let findings: Vec<&serde_json::Value> =
         lines.iter().filter(|l| l["type"] == "finding").collect();
     assert_eq!(findings.len(), 5);
@@ -110,6 +107,6 @@ fn template_errors_are_findings_of_the_environment() {
         lines[0].starts_with("error: templates/policies/llm-api.xml.tera:"),
         "{stdout}"
     );
-    assert!(lines[1].starts_with("  hint: "), "{stdout}");
+    assert!(lines[1].starts_with("hint: "), "{stdout}");
     assert_eq!(lines[2], "dev: failed (1 error(s), 0 warning(s))");
 }

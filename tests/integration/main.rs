@@ -14,6 +14,7 @@ mod durations;
 mod golden;
 mod hostile_args;
 mod lint_fixtures;
+mod output_contract;
 mod policy_cli;
 mod policy_inputs;
 mod project;

@@ -82,7 +82,7 @@ fn json_output_carries_the_policy() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = crate::output_contract::lines(&String::from_utf8(out.stdout).unwrap()).remove(0);
     assert_eq!(line["type"], "policy");
     assert_eq!(line["file"], "dev/llm.policy.xml");
     assert_eq!(line["placeholders"].as_array().unwrap().len(), 2);

@@ -185,14 +185,14 @@ fn schema_of_an_unknown_kind_is_a_usage_error() {
     let out = Command::cargo_bin("provision")
         .unwrap()
         .current_dir(manifest_dir())
-        .args(["--color", "never", "schema", "events"])
+        .args(["--color", "never", "schema", "policy"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
         stderr.starts_with(
-            "error: invalid value 'events' for '[KIND]'\n  [possible values: environment]\n"
+            "error: invalid value 'policy' for '[KIND]'\n  [possible values: environment, events]\n"
         ),
         "{stderr}"
     );

@@ -90,7 +90,7 @@ fn typo_in_policy_vars_is_an_unknown_template_variable_for_every_command() {
     assert_eq!(
         stdout,
         format!(
-            "error: {}: policy.vars.tokens_per_minut: unknown template variable\n  hint: did you mean `tokens_per_minute`?\ndev: failed (1 error(s), 0 warning(s))\n",
+            "error: {}: policy.vars.tokens_per_minut: unknown template variable\nhint: did you mean `tokens_per_minute`?\ndev: failed (1 error(s), 0 warning(s))\n",
             at(DEV, &text, "tokens_per_minut:")
         )
     );
@@ -189,10 +189,9 @@ fn every_variable_problem_is_reported_at_once_in_reading_order() {
     );
     let (code, stdout, _) = run(&project, &["validate", "--env", "prod", "--output", "json"]);
     assert_eq!(code, Some(1));
-    let findings: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|v: &serde_json::Value| v["type"] == "finding")
+    let findings: Vec<serde_json::Value> = crate::output_contract::lines(&stdout)
+        .into_iter()
+        .filter(|v| v["type"] == "finding")
         .collect();
     let (lots, quoted) = (at(PROD, &text, "lots"), at(PROD, &text, "\"true\""));
     let summary: Vec<String> = findings
@@ -257,7 +256,7 @@ fn template_reading_an_undeclared_variable_is_refused_at_the_template_line() {
     assert_eq!(
         stdout,
         format!(
-            "error: {}: the template reads `vars.max_tokens`, which templates/policies/llm-api.vars.yaml does not declare\n  hint: declare `max_tokens` in templates/policies/llm-api.vars.yaml (type, description, and a default or `required: true`)\nprod: failed (1 error(s), 0 warning(s))\n",
+            "error: {}: the template reads `vars.max_tokens`, which templates/policies/llm-api.vars.yaml does not declare\nhint: declare `max_tokens` in templates/policies/llm-api.vars.yaml (type, description, and a default or `required: true`)\nprod: failed (1 error(s), 0 warning(s))\n",
             at(partial, &text, "vars.max_tokens")
         )
     );

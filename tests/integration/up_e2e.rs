@@ -517,10 +517,7 @@ async fn a_removed_client_id_shows_as_a_policy_change() {
         ])
         .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let lines: Vec<Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = crate::output_contract::lines(&stdout(&out));
     let changed: Vec<&Value> = lines
         .iter()
         .filter(|l| l["type"] == "resource" && l["action"] != "no-op")
@@ -741,9 +738,7 @@ async fn assert_plan_snapshots(world: &World, name: &str) {
         .run(&["plan", "--env", "local", "--output", "json"])
         .await;
     assert_success(&json);
-    for line in stdout(&json).lines() {
-        serde_json::from_str::<Value>(line).unwrap();
-    }
+    crate::output_contract::lines(&stdout(&json));
     expectorate::assert_contents(
         format!("tests/golden/plan/{name}.jsonl"),
         &redact(&stdout(&json), world),
@@ -800,10 +795,7 @@ async fn up_as_json_lines() {
         .run(&["up", "--env", "local", "--output", "json"])
         .await;
     assert_success(&out);
-    let lines: Vec<Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+    let lines = crate::output_contract::lines(&stdout(&out));
     let of_type = |t: &str| lines.iter().filter(|l| l["type"] == t).collect::<Vec<_>>();
     let resources = of_type("resource");
     assert_eq!(resources.len(), RESOURCES);

@@ -34,7 +34,7 @@ async fn whoami_signs_in_and_reads_the_subscription() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = crate::output_contract::lines(&String::from_utf8(out.stdout).unwrap()).remove(0);
     assert_eq!(shown["type"], "whoami");
     assert_eq!(shown["credential"], "sandbox client credentials");
     assert_eq!(shown["tenant_id"], info["operator"]["tenant_id"]);
@@ -132,7 +132,7 @@ async fn auth_must_fit_the_cloud() {
     assert!(
         stdout.starts_with(
             "error: environments/dev.yaml:27:1: auth: `sandbox` signs in to the local sandbox only, and \
-             this environment is `cloud: public`\n  hint: use `auto` (or leave `auth:` out)"
+             this environment is `cloud: public`\nhint: use `auto` (or leave `auth:` out)"
         ),
         "{stdout}"
     );

@@ -19,6 +19,7 @@ use provision::azure::session::{ConsistencyPolicy, Session, WireError};
 use provision::azure::sign_in::Credentials;
 use provision::azure::transport::{ReqwestTransport, Transport, TransportError};
 use provision::cloud::{Cloud, CloudEndpoints};
+use provision::hint::Remedy;
 use provision::sandbox::{
     DEFAULT_SUBSCRIPTION, FaultScript, LatencyProfile, Sandbox, SandboxConfig,
 };

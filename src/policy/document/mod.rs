@@ -7,10 +7,13 @@
 //! all. The tree is therefore never deeper than [`MAX_DEPTH`], which is what lets canonical form,
 //! diff, lint and even `Drop` recurse over it without overflowing a thread's stack.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
+
+use crate::hint::Remedy;
 
 /// APIM's own limit on one policy document ("Policy document size: 256 KiB", Azure API
 /// Management gateway runtime limits); a larger policy would be refused at deployment anyway.
@@ -146,11 +149,14 @@ impl ParseError {
             None => format!("not well-formed XML: {}", self.message),
         }
     }
+}
 
-    /// The remedy to print under the error.
-    pub fn hint(&self) -> &'static str {
-        self.limit_hint
-            .unwrap_or("fix the XML; `provision validate` lints rendered policies")
+/// A limit names its own remedy; a syntax error points at the linter.
+impl Remedy for ParseError {
+    fn hint(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self.limit_hint.unwrap_or(
+            "fix the XML; `provision validate` lints rendered policies",
+        )))
     }
 }
 

@@ -170,7 +170,7 @@ fn thirty_thousand_nested_elements_are_refused_at_the_first_too_deep() {
         "1:769: <a> is nested deeper than 256 levels"
     );
     assert_eq!(
-        err.hint(),
+        err.hint().unwrap(),
         "no APIM policy is shaped like this; check that the file is the policy you meant"
     );
     // An empty element counts as a level too; one level less is fine.
@@ -195,7 +195,7 @@ fn a_policy_over_256_kib_is_refused_where_it_crosses_the_limit() {
         err.describe(),
         "the policy is larger than 262144 bytes (256 KiB), the most APIM accepts in one policy document"
     );
-    assert!(err.hint().contains("policy fragments"));
+    assert!(err.hint().unwrap().contains("policy fragments"));
     // Exactly at the limit is allowed.
     let fits = format!("<a>{}</a>", "x".repeat(MAX_POLICY_BYTES - 7));
     assert_eq!(fits.len(), MAX_POLICY_BYTES);

@@ -2,6 +2,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::hint::Remedy;
 use crate::render::TemplateSet;
 
 fn shipped_templates() -> PathBuf {

@@ -1,0 +1,137 @@
+//! What `plan`, `up` and `whoami` do before reading any resource: the credential chosen and
+//! checked against the cloud, the templates rendered once with stand-in ids (so a template error
+//! stops the command before any request), signed in, the signed-in tenant checked against the
+//! environment's, and the inventory of resources built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::access::AuthChoice;
+use crate::azure::Azure;
+use crate::azure::credential::{self, CredentialPlan};
+use crate::azure::retry::Deadline;
+use crate::azure::transport::{ReqwestTransport, Transport};
+use crate::config::{Blueprint, auth_fits_cloud};
+use crate::hint::Hinted;
+use crate::render::{self, TemplateSet};
+use crate::resources::{self, Managed};
+
+/// An environment, checked before the network: its templates render, its credential fits.
+pub struct Checked {
+    pub blueprint: Arc<Blueprint>,
+    templates: Arc<TemplateSet>,
+    credential: CredentialPlan,
+}
+
+/// An environment signed in to, with the resources it manages.
+pub struct Connected {
+    pub blueprint: Arc<Blueprint>,
+    pub azure: Azure,
+    pub resources: Arc<Vec<Box<dyn Managed>>>,
+}
+
+/// Everything that can be checked before the network; `auth` overrides the environment's.
+pub fn check(
+    blueprint: Blueprint,
+    templates: TemplateSet,
+    auth: Option<AuthChoice>,
+) -> anyhow::Result<Checked> {
+    render::render_preview(&blueprint, &templates)?;
+    let credential = credential_plan(auth, &blueprint)?;
+    Ok(Checked {
+        blueprint: Arc::new(blueprint),
+        templates: Arc::new(templates),
+        credential,
+    })
+}
+
+/// Signs in (within `timeout`, retries included) and builds the inventory.
+pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Connected> {
+    let Checked {
+        blueprint,
+        templates,
+        credential,
+    } = checked;
+    let deadline = Deadline::after(timeout, format!("environment {}", blueprint.env));
+    let azure = sign_in(&blueprint, &credential, deadline)?;
+    let scope = blueprint
+        .cloud
+        .endpoints(&blueprint.sandbox_address)
+        .arm_scope();
+    same_tenant(&azure, &blueprint, &scope).await?;
+    let resources = Arc::new(resources::inventory(blueprint.clone(), templates));
+    Ok(Connected {
+        blueprint,
+        azure,
+        resources,
+    })
+}
+
+/// The Azure clients for the environment's cloud, signing in with `credential`.
+pub fn sign_in(
+    blueprint: &Blueprint,
+    credential: &CredentialPlan,
+    deadline: Deadline,
+) -> anyhow::Result<Azure> {
+    let endpoints = blueprint.cloud.endpoints(&blueprint.sandbox_address);
+    let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new()?);
+    Ok(Azure::connect(
+        blueprint.cloud,
+        &endpoints,
+        credential,
+        transport,
+        deadline,
+    )?)
+}
+
+/// Apps registered in the wrong tenant would refuse every token at the gateway (the policy pins
+/// the environment's tenant): the signed-in tenant must be the environment's, checked before any
+/// request.
+async fn same_tenant(azure: &Azure, blueprint: &Blueprint, scope: &str) -> anyhow::Result<()> {
+    let deadline = azure.session.deadline();
+    let token = tokio::time::timeout_at(deadline.at(), azure.session.credentials().token(scope))
+        .await
+        .map_err(|_| deadline.exceeded(Some(format!("no token for {scope}"))))??;
+    let tenant = crate::policy::token::Jwt::parse(token.expose())
+        .ok()
+        .and_then(|jwt| jwt.claim_str("tid").map(str::to_owned));
+    match tenant {
+        Some(tid) if !tid.eq_ignore_ascii_case(blueprint.tenant_id.as_str()) => Err(Hinted::error(
+            format!(
+                "signed in to tenant {tid}, and {} names tenant {}",
+                blueprint.file, blueprint.tenant_id
+            ),
+            format!(
+                "sign in to the environment's tenant (`az login --tenant {}`), or correct \
+                 `tenant_id` in {}",
+                blueprint.tenant_id, blueprint.file
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The credential this run uses: `auth` (from `--auth`), else the environment's `auth:`, checked
+/// against the cloud, then resolved against the process environment.
+pub fn credential_plan(
+    auth: Option<AuthChoice>,
+    blueprint: &Blueprint,
+) -> anyhow::Result<CredentialPlan> {
+    let choice: AuthChoice = auth.unwrap_or(blueprint.auth);
+    if let Err((message, hint)) = auth_fits_cloud(choice, blueprint.cloud) {
+        return Err(Hinted::error(format!("--auth {choice}: {message}"), hint));
+    }
+    Ok(credential::plan(
+        Some(choice),
+        &credential::process_environment(),
+    )?)
+}
+
+impl Connected {
+    /// Reads every resource (one GET each, concurrently) and plans what `up` would change.
+    pub async fn plan(&self) -> Result<(super::Observation, super::Plan), super::EngineError> {
+        let observation = super::observe(&self.azure, &self.resources).await?;
+        let plan = super::plan(&self.resources, &observation);
+        Ok((observation, plan))
+    }
+}

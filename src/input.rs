@@ -1,0 +1,108 @@
+//! Files the user names on the command line for the policy engine (policies, JWKS, tokens):
+//! read within their limits, so a huge or binary input is refused promptly, and every error
+//! located at `file:line:col`.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::path::Path;
+
+use crate::hint::{Hinted, Remedy};
+use crate::policy::model::PolicyDocument;
+use crate::policy::token::{KeySet, MAX_JWKS_BYTES};
+use crate::policy::{Document, MAX_POLICY_BYTES, ParseError, check_size};
+
+/// More than any token file needs: a token over [`crate::policy::token::MAX_TOKEN_BYTES`] is
+/// still read, to be refused by the policy as malformed, with room for surrounding whitespace.
+const MAX_TOKEN_FILE_BYTES: usize = 64 * 1024;
+
+/// A policy file parsed into the model, with file:line:col on every error.
+pub fn load_policy(path: &Path) -> anyhow::Result<(Document, PolicyDocument)> {
+    let text = read_policy(path)?;
+    parse_policy(&path.display().to_string(), &text)
+}
+
+/// A policy file parsed as XML.
+pub fn policy_document(path: &Path) -> anyhow::Result<Document> {
+    let text = read_policy(path)?;
+    Document::parse(&text).map_err(|e| xml_error(&path.display().to_string(), &e))
+}
+
+/// Policy text (named `name` in errors) parsed into the model.
+pub fn parse_policy(name: &str, text: &str) -> anyhow::Result<(Document, PolicyDocument)> {
+    let doc = Document::parse(text).map_err(|e| xml_error(name, &e))?;
+    let model = PolicyDocument::from_document(&doc).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("{name}:{e}")).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })?;
+    Ok((doc, model))
+}
+
+pub fn read_jwks(path: &Path) -> anyhow::Result<KeySet> {
+    let name = path.display().to_string();
+    let bytes = read_bounded(path, MAX_JWKS_BYTES)?;
+    let text = utf8(&name, bytes, "a JWKS document is JSON, which is UTF-8")?;
+    KeySet::from_json(&text).map_err(|e| anyhow::anyhow!("{name}:{e}"))
+}
+
+/// A token from a file (or stdin for `-`), trimmed.
+pub fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    let name = if path.as_os_str() == "-" {
+        "stdin".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let bytes = read_bounded(path, MAX_TOKEN_FILE_BYTES)?;
+    if bytes.len() > MAX_TOKEN_FILE_BYTES {
+        return Err(Hinted::error(
+            format!("{name}: larger than {MAX_TOKEN_FILE_BYTES} bytes, which no token is"),
+            "pass the file that holds just the token (Entra tokens are a few KB)",
+        ));
+    }
+    Ok(utf8(&name, bytes, "a token is ASCII text")?
+        .trim()
+        .to_owned())
+}
+
+/// A policy file's text, refused promptly when it is over APIM's size limit.
+fn read_policy(path: &Path) -> anyhow::Result<String> {
+    let name = path.display().to_string();
+    let bytes = read_bounded(path, MAX_POLICY_BYTES)?;
+    check_size(&bytes).map_err(|e| xml_error(&name, &e))?;
+    utf8(&name, bytes, "save the policy as UTF-8")
+}
+
+fn xml_error(name: &str, e: &ParseError) -> anyhow::Error {
+    let hint = e.hint().map(Cow::into_owned).unwrap_or_default();
+    Hinted::error(format!("{name}:{}: {}", e.position, e.describe()), hint)
+}
+
+/// Reads at most one byte more than `limit` (from stdin for `-`): enough to know that an input
+/// is over its limit without reading a huge one whole.
+fn read_bounded(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let cannot = |e: std::io::Error| anyhow::anyhow!("cannot read {}: {e}", path.display());
+    let mut bytes = Vec::new();
+    let take = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(take)
+            .read_to_end(&mut bytes)
+            .map_err(cannot)?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(take).read_to_end(&mut bytes))
+            .map_err(cannot)?;
+    }
+    Ok(bytes)
+}
+
+/// The bytes as text, or an error at the first byte that is not UTF-8.
+fn utf8(name: &str, bytes: Vec<u8>, hint: &str) -> anyhow::Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let valid = std::str::from_utf8(valid).unwrap_or_default();
+        let line = valid.matches('\n').count() + 1;
+        let column = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        Hinted::error(format!("{name}:{line}:{column}: not UTF-8 text"), hint)
+    })
+}
