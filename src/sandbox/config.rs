@@ -3,31 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::arm::OperationKind;
-use super::faults::FaultScript;
-
-/// Named fault profiles (a scripted file can be added on top).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FaultProfile {
-    /// Every request is answered properly.
-    #[default]
-    None,
-    /// 10% of requests get 429 or 503 with `Retry-After`; Graph replication lag of 2 s.
-    Flaky,
-    /// Like `flaky`, plus connection resets and slow responses.
-    Hostile,
-}
-
-impl FaultProfile {
-    pub fn parse(name: &str) -> Option<FaultProfile> {
-        match name {
-            "none" => Some(FaultProfile::None),
-            "flaky" => Some(FaultProfile::Flaky),
-            "hostile" => Some(FaultProfile::Hostile),
-            _ => None,
-        }
-    }
-}
+use super::faults::{FaultProfile, FaultScript};
 
 /// Named latency profiles: durations in sandbox time, divided by the time scale on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,6 +39,20 @@ impl LatencyProfile {
             LatencyProfile::Realistic => 10_000,
         }
     }
+}
+
+/// The async operations whose duration the latency profile sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    AccountCreate,
+    AccountDelete,
+    AccountPurge,
+    DeploymentWrite,
+    DeploymentDelete,
+    ApimServiceCreate,
+    ApimApiWrite,
+    ApimNamedValueWrite,
+    ResourceGroupDelete,
 }
 
 #[derive(Debug, Clone)]

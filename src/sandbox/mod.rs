@@ -35,8 +35,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-pub use config::{FaultProfile, LatencyProfile, SandboxConfig};
-pub use faults::{Fault, FaultScript};
+pub use config::{LatencyProfile, SandboxConfig};
+pub use faults::{Fault, FaultProfile, FaultScript};
 pub use files::StateDirError;
 pub use state::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FOREIGN_TENANT, State};
 
@@ -231,7 +231,7 @@ fn initial_state() -> anyhow::Result<State> {
         },
         objects: Vec::new(),
         device_codes: Vec::new(),
-        arm: arm::ArmState::default(),
+        arm: state::ArmState::default(),
     })
 }
 

@@ -5,9 +5,9 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::store::Operation;
 use super::{ArmError, Call, Reply};
 use crate::clock::format_utc_millis;
+use crate::sandbox::state::arm::Operation;
 
 pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     let id = call.request.segments.last().cloned().unwrap_or_default();

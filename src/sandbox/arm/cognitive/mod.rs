@@ -16,9 +16,9 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::resources::normalize_location;
-use super::store::{Operation, Pending, PendingAction, Resource};
 use super::{ArmError, Call, OperationKind, OperationSpec, Reply, capture, group_id, only};
 use crate::clock::format_utc_millis;
+use crate::sandbox::state::arm::{Operation, Pending, PendingAction, Resource};
 use accounts::{
     check_domain_availability, delete_account, list_accounts, list_keys, live_account,
     patch_account, put_account, regenerate_key,
