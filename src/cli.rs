@@ -183,7 +183,8 @@ pub struct SandboxServeArgs {
     /// Latency profile: instant or realistic.
     #[arg(long, default_value = "instant", value_name = "PROFILE")]
     pub latency: String,
-    /// Run sandbox time this many times faster than wall time.
+    /// Make what the sandbox simulates (operations, replication lag, device codes, latency) this
+    /// many times shorter; the sandbox's clock keeps the system's pace.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     pub time_scale: f64,
     /// Seed of the fault dice (a failure reproduces from its seed).

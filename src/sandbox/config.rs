@@ -66,7 +66,8 @@ pub struct SandboxConfig {
     pub faults: FaultProfile,
     pub fault_script: Option<FaultScript>,
     pub latency: LatencyProfile,
-    /// Sandbox time runs this many times faster than wall time (durations are divided by it).
+    /// What the sandbox simulates (operation durations, replication lag, device codes, latency)
+    /// takes 1/`time_scale` of its nominal time; the clock itself keeps the system's pace.
     pub time_scale: f64,
     /// Seeds the fault dice, so a failure reproduces from its seed.
     pub seed: u64,

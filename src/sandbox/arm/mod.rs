@@ -31,7 +31,7 @@ use super::auth::{self, AuthError};
 pub(crate) use super::config::OperationKind;
 use super::state::State;
 use super::state::arm::Resource;
-use super::{Shared, new_guid, now_ms};
+use super::{Shared, new_guid};
 pub(crate) use call::{Call, OperationSpec};
 pub(crate) use protocol::{ArmError, ArmRequest, Reply, capture, check_if_match, only, tags};
 
@@ -344,7 +344,7 @@ fn serve(
         body,
         caller,
     };
-    let now_ms = now_ms();
+    let now_ms = shared.now_ms();
     let mut state = shared.state();
     settle::settle(&mut state.arm, now_ms);
     let write = !matches!(request.method, Method::GET | Method::HEAD);

@@ -50,7 +50,7 @@ pub(super) fn status(call: &Call<'_>, operation: &Operation) -> Reply {
         }
         Reply::ok(Value::Object(body))
     } else {
-        Reply::ok(Value::Object(body)).poll_hint(operation.until_ms)
+        Reply::ok(Value::Object(body)).poll_hint(operation.until_ms, call.now_ms)
     }
 }
 
@@ -58,7 +58,7 @@ pub(super) fn status(call: &Call<'_>, operation: &Operation) -> Reply {
 /// when the operation defines one; a failed operation answers its error.
 pub(super) fn location(call: &Call<'_>, operation: &Operation) -> Reply {
     if !operation.done(call.now_ms) {
-        return Reply::empty(StatusCode::ACCEPTED).poll_hint(operation.until_ms);
+        return Reply::empty(StatusCode::ACCEPTED).poll_hint(operation.until_ms, call.now_ms);
     }
     if let Some(error) = &operation.error {
         return Reply::new(

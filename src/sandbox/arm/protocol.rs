@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use crate::sandbox::auth::Caller;
-use crate::sandbox::now_ms;
 
 /// A parsed ARM request, authenticated and versioned.
 pub(crate) struct ArmRequest {
@@ -105,8 +104,8 @@ impl Reply {
     }
 
     /// Adds a poll hint for an operation ending at `until_ms` (see [`poll_hint`]).
-    pub fn poll_hint(mut self, until_ms: u64) -> Reply {
-        let (name, value) = poll_hint(until_ms);
+    pub fn poll_hint(mut self, until_ms: u64, now_ms: u64) -> Reply {
+        let (name, value) = poll_hint(until_ms, now_ms);
         self.headers.push((HeaderName::from_static(name), value));
         self
     }
@@ -115,8 +114,8 @@ impl Reply {
 /// The wait a client should make before its next poll. Whole seconds in `Retry-After` when a
 /// second or more remains; below that `retry-after-ms`, never `Retry-After: 0`, which the Azure
 /// SDKs read as "absent" and answer with a 30-second default wait (foundry-arm.md §2.2).
-pub(crate) fn poll_hint(until_ms: u64) -> (&'static str, String) {
-    let remaining = until_ms.saturating_sub(now_ms());
+pub(crate) fn poll_hint(until_ms: u64, now_ms: u64) -> (&'static str, String) {
+    let remaining = until_ms.saturating_sub(now_ms);
     if remaining >= 1000 {
         ("retry-after", remaining.div_ceil(1000).min(60).to_string())
     } else {

@@ -249,7 +249,7 @@ fn accepted(call: &Call<'_>, status_path: &str, until_ms: u64) -> Reply {
     ));
     Reply::empty(StatusCode::ACCEPTED)
         .header("location", location)
-        .poll_hint(until_ms)
+        .poll_hint(until_ms, call.now_ms)
 }
 
 #[derive(serde::Deserialize)]

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{CONTENT_TYPE, resource};
 use crate::sandbox::state::ObjectKind;
-use crate::sandbox::{Shared, new_guid, now_ms};
+use crate::sandbox::{Shared, new_guid};
 
 /// A Graph error before it gets its `innerError`.
 #[derive(Debug)]
@@ -105,6 +105,8 @@ pub(super) struct Exchange {
     pub(super) metadata: String,
     pub(super) request_id: String,
     pub(super) client_request_id: Option<String>,
+    /// When the request arrived, on the sandbox's clock.
+    pub(super) now_ms: u64,
     pub(super) base_url: String,
 }
 
@@ -112,6 +114,7 @@ impl Exchange {
     pub(super) fn new(shared: &Shared, headers: &HeaderMap) -> Exchange {
         Exchange {
             metadata: format!("{}/v1.0/$metadata", shared.base_url),
+            now_ms: shared.now_ms(),
             request_id: new_guid(),
             client_request_id: headers
                 .get("client-request-id")
@@ -161,7 +164,7 @@ impl Exchange {
         error.insert(
             "innerError".into(),
             json!({
-                "date": timestamp(now_ms()).trim_end_matches('Z'),
+                "date": timestamp(self.now_ms).trim_end_matches('Z'),
                 "request-id": self.request_id,
                 // Graph reuses the request id when the client sent none.
                 "client-request-id": self.client_request_id.as_deref().unwrap_or(&self.request_id),

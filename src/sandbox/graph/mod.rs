@@ -160,10 +160,15 @@ fn serve(
             e.message(),
         )
     })?;
-    let tenant = shared
-        .state()
-        .tenant(&caller.tenant)
-        .map_or(caller.tenant, |t| t.id.clone());
+    let tenant = {
+        let mut state = shared.state();
+        if objects::purge_expired(&mut state, exchange.now_ms) {
+            shared.persist(&state);
+        }
+        state
+            .tenant(&caller.tenant)
+            .map_or(caller.tenant, |t| t.id.clone())
+    };
     let target = parse_target(uri.path())?;
     let call = Call {
         shared,

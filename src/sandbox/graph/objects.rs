@@ -11,7 +11,23 @@ use super::{
     parse_filter, project, service_principal_template, template_for, timestamp, type_name,
 };
 use crate::sandbox::state::{DirectoryObject, ObjectKind, State};
-use crate::sandbox::{Shared, new_guid, now_ms};
+use crate::sandbox::{Shared, new_guid};
+
+/// How long a deleted application stays in the deleted-items bin before the directory purges
+/// it by itself (entra.md §1: "can be restored for 30 days").
+pub(super) const DELETED_RETENTION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// Purges the deleted items whose retention ran out by `now_ms`, freeing their identifier URIs;
+/// `true` when anything went. Checked on every request instead of on a timer, so moving the
+/// sandbox's clock past the retention is exactly as if the 30 days had passed.
+pub(super) fn purge_expired(state: &mut State, now_ms: u64) -> bool {
+    let before = state.objects.len();
+    state.objects.retain(|o| {
+        o.deleted_ms
+            .is_none_or(|deleted| now_ms < deleted.saturating_add(DELETED_RETENTION_MS))
+    });
+    state.objects.len() != before
+}
 
 /// One authenticated request.
 pub(super) struct Call<'a> {
@@ -178,7 +194,7 @@ impl Call<'_> {
             .tenant(&self.tenant)
             .map(|t| t.domain.clone())
             .unwrap_or_default();
-        let now = now_ms();
+        let now = self.shared.now_ms();
         let template =
             application_template(&new_guid(), &new_guid(), &domain, &timestamp(now), version);
         let mut app = template.clone();
@@ -314,7 +330,7 @@ impl Call<'_> {
         state.objects.push(DirectoryObject {
             kind: ObjectKind::ServicePrincipal,
             tenant_id: self.tenant.clone(),
-            created_ms: now_ms(),
+            created_ms: self.shared.now_ms(),
             deleted_ms: None,
             body: sp.clone(),
         });
@@ -365,7 +381,7 @@ impl Call<'_> {
             .ok_or_else(|| Failure::not_found(key.value()))?;
         match kind {
             ObjectKind::Application => {
-                let now = now_ms();
+                let now = self.shared.now_ms();
                 let object = &mut state.objects[index];
                 object.deleted_ms = Some(now);
                 object

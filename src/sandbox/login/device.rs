@@ -17,8 +17,8 @@ use super::{
     Failure, api_of_scopes, client_app, entra_json, missing, new_user_code, random_bytes, respond,
     tenant_id,
 };
+use crate::sandbox::Shared;
 use crate::sandbox::state::{DeviceCode, DeviceCodeStatus};
-use crate::sandbox::{Shared, now_ms};
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct DeviceCodeForm {
@@ -77,7 +77,7 @@ pub(super) fn issue_device_code(
         tenant_id: tid,
         client_id,
         scopes,
-        issued_ms: now_ms(),
+        issued_ms: shared.now_ms(),
         interval,
         expires_in,
         last_poll_ms: None,

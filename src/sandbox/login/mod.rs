@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::auth;
 use super::state::State;
-use super::{Shared, new_guid, now_ms};
+use super::{Shared, new_guid};
 
 use device::devicecode;
 use devicelogin::{devicelogin_page, devicelogin_submit};
@@ -97,7 +97,7 @@ impl Failure {
 fn entra_error(shared: &Shared, failure: &Failure) -> Response {
     let trace_id = new_guid();
     let correlation_id = new_guid();
-    let timestamp = entra_timestamp(now_ms());
+    let timestamp = entra_timestamp(shared.now_ms());
     let body = json!({
         "error": failure.error,
         "error_description": format!(

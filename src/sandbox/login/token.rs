@@ -20,9 +20,9 @@ use super::{
     client_app, entra_json, missing, no_service_principal, random_bytes, respond, server_error,
     tenant_id, unknown_client, visible,
 };
+use crate::sandbox::Shared;
 use crate::sandbox::auth;
 use crate::sandbox::state::{DeviceCode, DeviceCodeStatus, State, User};
-use crate::sandbox::{Shared, now_ms};
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct TokenForm {
@@ -280,7 +280,9 @@ pub(super) fn poll(
                 "The provided value for the input parameter 'device_code' is not valid: no such device code was issued to this client in this tenant.",
             )
         })?;
-    let last_poll = state.device_codes[index].last_poll_ms.replace(now_ms());
+    let last_poll = state.device_codes[index]
+        .last_poll_ms
+        .replace(shared.now_ms());
     let code = state.device_codes[index].clone();
     let result = if shared.elapsed_sandbox_ms(code.issued_ms) >= code.expires_in * 1000 {
         Err(Failure::new(

@@ -26,6 +26,10 @@ pub struct State {
     /// written before ARM was emulated).
     #[serde(default)]
     pub arm: ArmState,
+    /// How far the sandbox's clock is ahead of the system clock (moved by `/_sandbox/clock/*`),
+    /// kept here so a served sandbox and a later run from the same state agree on the time.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

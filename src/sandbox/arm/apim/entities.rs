@@ -354,7 +354,7 @@ fn async_headers(
     reply
         .header("location", location)
         .header("azure-asyncoperation", status)
-        .poll_hint(operation.until_ms)
+        .poll_hint(operation.until_ms, call.now_ms)
 }
 
 /// PATCH merges the sent properties over the stored ones; APIM requires `If-Match` for it.

@@ -588,7 +588,7 @@ fn start_create(
         .etag(&resource.etag)
         .header("location", url.clone())
         .header("azure-asyncoperation", url)
-        .poll_hint(operation.until_ms);
+        .poll_hint(operation.until_ms, call.now_ms);
     call.state.arm.insert(resource);
     Ok(reply)
 }
