@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use provision::clock::SignedDuration;
 use provision::sandbox::{LatencyProfile, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
@@ -927,7 +928,7 @@ async fn poll_hints_follow_the_sandbox_clock_and_are_never_zero() {
         let ms: u64 = answer.header("retry-after-ms").unwrap().parse().unwrap();
         assert!((1..=30).contains(&ms), "{ms}");
     }
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    fast.advance(SignedDuration::from_millis(40)).unwrap();
     let arm = Arm::new(&fast);
     let done = arm.get(put.header("azure-asyncoperation").unwrap()).await;
     assert_eq!(done.body["status"], "Succeeded");
