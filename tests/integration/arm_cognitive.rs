@@ -10,9 +10,6 @@
 //! | DeleteAccount (all versions) | 200 | an account delete is always asynchronous here (202); the 200 is what its `Location` answers at the end, checked |
 //! | DeleteDeployment (all versions) | 200 | likewise: 202, then 200 from the `Location` URL |
 //! | PurgeDeletedAccount (all versions) | 200 | likewise: 202 as recorded (REC-NET1 SoftDelete), then 200 from the `Location` URL |
-
-use std::time::Duration;
-
 use provision::clock::SignedDuration;
 use provision::sandbox::{LatencyProfile, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
@@ -392,7 +389,7 @@ async fn an_account_create_is_polled_from_creating_to_succeeded() {
         // The resource shows the same progress (or has just finished, racing this loop).
         let state = arm.get(&path).await.body["properties"]["provisioningState"].clone();
         assert!(state == "Creating" || state == "Succeeded", "{state}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        sandbox.advance(SignedDuration::from_millis(20)).unwrap();
     }
     assert_eq!(statuses, ["Creating", "Succeeded"]);
     let got = arm.get(&path).await;

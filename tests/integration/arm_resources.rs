@@ -507,7 +507,7 @@ async fn a_new_principal_is_not_found_until_it_replicates() {
             sp = answer.json().await.unwrap();
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        sandbox.advance(SignedDuration::from_millis(20)).unwrap();
     }
     let principal = sp["id"].as_str().unwrap().to_owned();
     let path = format!(

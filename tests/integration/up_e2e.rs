@@ -606,6 +606,8 @@ async fn interrupted_runs_converge(seed: u64, kills: usize) {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Real time on purpose: the point is to kill a separate process at an unforeseen moment
+        // of its wall-clock run, which no move of the sandbox's clock can stand in for.
         tokio::time::sleep(delay).await;
         let running = child.try_wait().unwrap().is_none();
         // SIGKILL: no cleanup, requests in flight abandoned mid-way.
