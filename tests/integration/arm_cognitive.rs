@@ -10,6 +10,7 @@
 //! | DeleteAccount (all versions) | 200 | an account delete is always asynchronous here (202); the 200 is what its `Location` answers at the end, checked |
 //! | DeleteDeployment (all versions) | 200 | likewise: 202, then 200 from the `Location` URL |
 //! | PurgeDeletedAccount (all versions) | 200 | likewise: 202 as recorded (REC-NET1 SoftDelete), then 200 from the `Location` URL |
+
 use provision::clock::SignedDuration;
 use provision::sandbox::{LatencyProfile, Sandbox, SandboxConfig};
 use serde_json::{Value, json};

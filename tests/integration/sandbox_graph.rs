@@ -3,6 +3,7 @@
 //!
 //! Tokens are minted here from the tenant's stored key, so these tests don't depend on the login
 //! endpoints.
+
 use provision::clock::SignedDuration;
 use provision::sandbox::{DEFAULT_TENANT, FaultScript, Sandbox, SandboxConfig};
 use reqwest::Method;
