@@ -168,6 +168,32 @@ pub struct SandboxArgs {
 pub enum SandboxCommand {
     /// Serve the sandbox in the foreground until Ctrl-C.
     Serve(SandboxServeArgs),
+    /// Show a running sandbox's clock, or move it forward (tokens expire, operations end,
+    /// retention runs out, as if that much time had passed).
+    Clock(SandboxClockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxClockArgs {
+    /// Where the sandbox listens.
+    #[arg(long, global = true, default_value = crate::cloud::DEFAULT_SANDBOX_ADDRESS, value_name = "HOST:PORT")]
+    pub addr: String,
+    #[command(subcommand)]
+    pub action: Option<SandboxClockAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxClockAction {
+    /// Move the clock forward by a duration: 48h, 1h30m, 90s or ISO 8601 (PT90M).
+    Advance {
+        #[arg(value_name = "DURATION", allow_hyphen_values = true)]
+        by: String,
+    },
+    /// Move the clock forward to an instant (RFC 3339, e.g. 2030-01-01T00:00:00Z).
+    Set {
+        #[arg(value_name = "RFC3339")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +210,8 @@ pub struct SandboxServeArgs {
     /// Latency profile: instant or realistic.
     #[arg(long, default_value = "instant", value_name = "PROFILE")]
     pub latency: String,
-    /// Run sandbox time this many times faster than wall time.
+    /// Make what the sandbox simulates (operations, replication lag, device codes, latency) this
+    /// many times shorter; the sandbox's clock keeps the system's pace.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     pub time_scale: f64,
     /// Seed of the fault dice (a failure reproduces from its seed).

@@ -5,6 +5,7 @@ mod plan;
 mod policy;
 mod render;
 mod sandbox;
+mod sandbox_clock;
 mod schema;
 mod up;
 mod validate;

@@ -1,4 +1,5 @@
-//! `provision sandbox serve`: the local emulator in the foreground.
+//! `provision sandbox serve`: the local emulator in the foreground (`sandbox clock` is in
+//! `sandbox_clock`).
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use crate::sandbox::{
 pub fn run(args: SandboxArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     match args.command {
         SandboxCommand::Serve(a) => serve(a, printer),
+        SandboxCommand::Clock(a) => super::sandbox_clock::run(a, printer),
     }
 }
 

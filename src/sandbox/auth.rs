@@ -23,11 +23,6 @@ pub(crate) fn issuer_v2(shared: &Shared, tenant: &str) -> String {
     format!("{}/{tenant}/v2.0", shared.base_url)
 }
 
-/// Seconds since the Unix epoch (tokens use real time so real verifiers accept them).
-pub(crate) fn now_s() -> i64 {
-    (super::now_ms() / 1000) as i64
-}
-
 /// Signs claims with the tenant's newest key; adds `iat`, `nbf`, `exp` (60-90 minutes, as Entra
 /// does), `uti` and `tid` unless given.
 pub(crate) fn mint(
@@ -36,7 +31,7 @@ pub(crate) fn mint(
     claims: Map<String, Value>,
 ) -> Option<(String, i64)> {
     let signer = shared.signer(tenant)?;
-    let now = now_s();
+    let now = shared.now_s();
     let mut bytes = [0u8; 2];
     getrandom::fill(&mut bytes).ok()?;
     let lifetime = 3600 + i64::from(u16::from_le_bytes(bytes) % 1800);
@@ -145,7 +140,7 @@ pub(crate) fn verify_bearer(
             "issuer {iss} is not the sandbox's"
         )));
     }
-    let now = now_s();
+    let now = shared.now_s();
     // A lifetime claim that is not a sane instant makes the token malformed, not eternal.
     let exp = jwt.time_claim("exp").map_err(AuthError::Invalid)?;
     if exp.is_none_or(|exp| now >= exp + CLOCK_SKEW_S) {

@@ -3,31 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::arm::OperationKind;
-use super::faults::FaultScript;
-
-/// Named fault profiles (a scripted file can be added on top).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FaultProfile {
-    /// Every request is answered properly.
-    #[default]
-    None,
-    /// 10% of requests get 429 or 503 with `Retry-After`; Graph replication lag of 2 s.
-    Flaky,
-    /// Like `flaky`, plus connection resets and slow responses.
-    Hostile,
-}
-
-impl FaultProfile {
-    pub fn parse(name: &str) -> Option<FaultProfile> {
-        match name {
-            "none" => Some(FaultProfile::None),
-            "flaky" => Some(FaultProfile::Flaky),
-            "hostile" => Some(FaultProfile::Hostile),
-            _ => None,
-        }
-    }
-}
+use super::faults::{FaultProfile, FaultScript};
 
 /// Named latency profiles: durations in sandbox time, divided by the time scale on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +41,20 @@ impl LatencyProfile {
     }
 }
 
+/// The async operations whose duration the latency profile sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    AccountCreate,
+    AccountDelete,
+    AccountPurge,
+    DeploymentWrite,
+    DeploymentDelete,
+    ApimServiceCreate,
+    ApimApiWrite,
+    ApimNamedValueWrite,
+    ResourceGroupDelete,
+}
+
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Where to listen; port 0 picks a free one (tests).
@@ -76,7 +66,8 @@ pub struct SandboxConfig {
     pub faults: FaultProfile,
     pub fault_script: Option<FaultScript>,
     pub latency: LatencyProfile,
-    /// Sandbox time runs this many times faster than wall time (durations are divided by it).
+    /// What the sandbox simulates (operation durations, replication lag, device codes, latency)
+    /// takes 1/`time_scale` of its nominal time; the clock itself keeps the system's pace.
     pub time_scale: f64,
     /// Seeds the fault dice, so a failure reproduces from its seed.
     pub seed: u64,

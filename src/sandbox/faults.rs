@@ -22,8 +22,30 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::config::FaultProfile;
 use crate::dice::Dice;
+
+/// Named fault profiles (a scripted file can be added on top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaultProfile {
+    /// Every request is answered properly.
+    #[default]
+    None,
+    /// 10% of requests get 429 or 503 with `Retry-After`; Graph replication lag of 2 s.
+    Flaky,
+    /// Like `flaky`, plus connection resets and slow responses.
+    Hostile,
+}
+
+impl FaultProfile {
+    pub fn parse(name: &str) -> Option<FaultProfile> {
+        match name {
+            "none" => Some(FaultProfile::None),
+            "flaky" => Some(FaultProfile::Flaky),
+            "hostile" => Some(FaultProfile::Hostile),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

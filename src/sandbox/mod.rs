@@ -5,6 +5,21 @@
 //!
 //! Tests start it in-process with [`Sandbox::start`] on an ephemeral loopback port; `provision
 //! sandbox serve` runs the same server in the foreground.
+//!
+//! Time. Everything the sandbox answers that depends on "now" (tokens' `iat`/`nbf`/`exp` and
+//! their validation, device codes, async operations, soft-delete retention, replication lag,
+//! `createdDateTime`, `systemData`…) reads one clock, `Shared::clock`: the system clock plus an
+//! offset that only moves forward (`/_sandbox/clock/advance`, `provision sandbox clock advance
+//! 48h`, [`Sandbox::advance`] in tests). The offset is kept in the state, so runs from the same
+//! state agree on the time. Nothing happens on a timer: each request compares the records' instants
+//! with the clock, so moving it forward is exactly as if that much time had passed.
+//!
+//! `--time-scale F` does not make the clock run faster: sandbox now = system now + offset, always.
+//! It shortens what the sandbox simulates — operation durations, replication lag, device codes'
+//! lifetime and poll interval, added latency — to 1/F of their nominal length on that clock.
+//! Lifetimes Azure itself fixes (tokens: 60-90 minutes; deleted accounts: 48 h; deleted
+//! directory items: 30 days) are not scaled: clients and real verifiers compare them with their
+//! own clocks.
 
 mod admin;
 mod arm;
@@ -17,13 +32,14 @@ mod guard;
 mod listener;
 mod login;
 mod state;
+mod time;
 mod tls;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -35,11 +51,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
-pub use config::{FaultProfile, LatencyProfile, SandboxConfig};
-pub use faults::{Fault, FaultScript};
+pub use config::{LatencyProfile, SandboxConfig};
+pub use faults::{Fault, FaultProfile, FaultScript};
 pub use files::StateDirError;
 pub use state::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FOREIGN_TENANT, State};
+pub use time::parse_duration;
 
+use crate::clock::{Clock, ClockError, OffsetClock, SignedDuration, Timestamp};
 use crate::policy::token::TokenSigner;
 use faults::FaultEngine;
 use state::{KeyRecord, Operator, Tenant, User};
@@ -72,13 +90,8 @@ pub(crate) struct Shared {
     pub(crate) resets: Mutex<HashSet<SocketAddr>>,
     /// Client connections open now: whether anyone still uses the sandbox.
     pub(crate) connections: AtomicUsize,
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    /// The sandbox's wall clock: the only source of "now" for everything it answers.
+    pub(crate) clock: OffsetClock,
 }
 
 pub(crate) fn new_guid() -> String {
@@ -90,9 +103,20 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sandbox milliseconds elapsed since a wall-clock instant (time scale applied).
+    /// Milliseconds since the Unix epoch on the sandbox's clock: the unit its records keep.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.now_millis()).unwrap_or(0)
+    }
+
+    /// Seconds since the Unix epoch on the sandbox's clock: the unit of token claims.
+    pub fn now_s(&self) -> i64 {
+        self.clock.now_seconds()
+    }
+
+    /// Simulated milliseconds elapsed since an instant of the sandbox's clock: the clock's
+    /// milliseconds times the time scale (see the module doc).
     pub fn elapsed_sandbox_ms(&self, since_ms: u64) -> u64 {
-        (now_ms().saturating_sub(since_ms) as f64 * self.config.time_scale) as u64
+        (self.now_ms().saturating_sub(since_ms) as f64 * self.config.time_scale) as u64
     }
 
     /// Whether an object created at `created_ms` is still inside its replication window.
@@ -231,7 +255,8 @@ fn initial_state() -> anyhow::Result<State> {
         },
         objects: Vec::new(),
         device_codes: Vec::new(),
-        arm: arm::ArmState::default(),
+        arm: state::ArmState::default(),
+        clock_offset_ms: 0,
     })
 }
 
@@ -266,6 +291,7 @@ impl Sandbox {
             }
             _ => initial_state()?,
         };
+        let clock_offset = SignedDuration::from_millis(state.clock_offset_ms);
         let tcp = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = tcp.local_addr()?;
         let scheme = if config.tls { "https" } else { "http" };
@@ -285,6 +311,7 @@ impl Sandbox {
             faults: Mutex::new(faults),
             resets: Mutex::new(HashSet::new()),
             connections: AtomicUsize::new(0),
+            clock: OffsetClock::new(clock_offset),
         });
         shared.persist(&shared.state());
         let app = router(shared.clone());
@@ -341,6 +368,17 @@ impl Sandbox {
         self.shared.state()
     }
 
+    /// The time on the sandbox's clock: what its tokens, operations and timestamps are made of.
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Moves the sandbox's clock forward by `by`, as `POST /_sandbox/clock/advance` does: for
+    /// everything the sandbox answers, exactly as if that much time had passed.
+    pub fn advance(&self, by: SignedDuration) -> Result<Timestamp, ClockError> {
+        time::move_clock(&self.shared, |clock| clock.advance(by))
+    }
+
     /// The PEM of the self-signed certificate (with `tls`).
     pub fn certificate_pem(&self) -> Option<String> {
         tls::certificate_pem(&self.shared)
@@ -383,6 +421,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(graph::routes())
         .merge(arm::routes())
         .merge(admin::routes())
+        .merge(time::routes())
         .fallback(arm::fallback)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

@@ -924,7 +924,9 @@ async fn realistic_latency_hints_every_poll() {
         }
         running += 1;
         assert!(hinted(&poll));
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        sandbox
+            .advance(provision::clock::SignedDuration::from_millis(5))
+            .unwrap();
     }
     assert!(running > 0, "a 60 ms create is seen running at least once");
 

@@ -11,8 +11,7 @@
 //! | DeleteDeployment (all versions) | 200 | likewise: 202, then 200 from the `Location` URL |
 //! | PurgeDeletedAccount (all versions) | 200 | likewise: 202 as recorded (REC-NET1 SoftDelete), then 200 from the `Location` URL |
 
-use std::time::Duration;
-
+use provision::clock::SignedDuration;
 use provision::sandbox::{LatencyProfile, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
@@ -391,7 +390,7 @@ async fn an_account_create_is_polled_from_creating_to_succeeded() {
         // The resource shows the same progress (or has just finished, racing this loop).
         let state = arm.get(&path).await.body["properties"]["provisioningState"].clone();
         assert!(state == "Creating" || state == "Succeeded", "{state}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        sandbox.advance(SignedDuration::from_millis(20)).unwrap();
     }
     assert_eq!(statuses, ["Creating", "Succeeded"]);
     let got = arm.get(&path).await;
@@ -927,7 +926,7 @@ async fn poll_hints_follow_the_sandbox_clock_and_are_never_zero() {
         let ms: u64 = answer.header("retry-after-ms").unwrap().parse().unwrap();
         assert!((1..=30).contains(&ms), "{ms}");
     }
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    fast.advance(SignedDuration::from_millis(40)).unwrap();
     let arm = Arm::new(&fast);
     let done = arm.get(put.header("azure-asyncoperation").unwrap()).await;
     assert_eq!(done.body["status"], "Succeeded");

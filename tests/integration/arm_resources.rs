@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use provision::clock::SignedDuration;
 use provision::sandbox::{FaultScript, LatencyProfile, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
@@ -506,7 +507,7 @@ async fn a_new_principal_is_not_found_until_it_replicates() {
             sp = answer.json().await.unwrap();
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        sandbox.advance(SignedDuration::from_millis(20)).unwrap();
     }
     let principal = sp["id"].as_str().unwrap().to_owned();
     let path = format!(
@@ -527,7 +528,7 @@ async fn a_new_principal_is_not_found_until_it_replicates() {
             provision::sandbox::DEFAULT_TENANT
         )
     );
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    sandbox.advance(SignedDuration::from_millis(450)).unwrap();
     let later = arm.put(&path, &body).await;
     assert_eq!(later.status, 201, "{}", later.body);
 
@@ -603,7 +604,7 @@ async fn poll_hints_follow_the_sandbox_clock_and_are_never_zero() {
         .await;
     assert_eq!(delete.header("retry-after"), Some("2"));
     let location = delete.header("location").unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    sandbox.advance(SignedDuration::from_millis(900)).unwrap();
     let running = arm.get(&location).await;
     assert_eq!(running.status, 202);
     let hint = running
@@ -613,7 +614,9 @@ async fn poll_hints_follow_the_sandbox_clock_and_are_never_zero() {
         .unwrap();
     assert!((1..=700).contains(&hint), "{hint}");
     assert_eq!(running.header("retry-after"), None);
-    tokio::time::sleep(Duration::from_millis(hint + 20)).await;
+    sandbox
+        .advance(SignedDuration::from_millis(hint as i64 + 20))
+        .unwrap();
     assert_eq!(arm.get(&location).await.status, 200);
 }
 

@@ -21,6 +21,7 @@ mod project;
 mod render_check;
 mod repository;
 mod sandbox_admin;
+mod sandbox_clock;
 mod sandbox_graph;
 mod sandbox_login;
 mod sandbox_security;

@@ -4,8 +4,7 @@
 //! Tokens are minted here from the tenant's stored key, so these tests don't depend on the login
 //! endpoints.
 
-use std::time::Duration;
-
+use provision::clock::SignedDuration;
 use provision::sandbox::{DEFAULT_TENANT, FaultScript, Sandbox, SandboxConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -1049,7 +1048,7 @@ async fn new_objects_are_invisible_to_alternate_keys_during_replication() {
 
 #[tokio::test]
 async fn replicated_objects_appear_once_the_lag_has_passed() {
-    // 2 s of sandbox time at 10x: 200 ms on the wall clock.
+    // 2 s of simulated lag at 10x: 200 ms on the sandbox's clock, which the test moves.
     let sandbox = start(SandboxConfig {
         replication_lag_ms: Some(2_000),
         time_scale: 10.0,
@@ -1062,7 +1061,7 @@ async fn replicated_objects_appear_once_the_lag_has_passed() {
     let by_app_id = format!("/applications(appId='{app_id}')");
     assert_eq!(graph.get(&by_app_id).await.status, 404);
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sandbox.advance(SignedDuration::from_millis(300)).unwrap();
     assert_eq!(graph.get(&by_app_id).await.status, 200);
     let sp = graph
         .post("/servicePrincipals", json!({"appId": app_id}))
@@ -1074,7 +1073,7 @@ async fn replicated_objects_appear_once_the_lag_has_passed() {
         404,
         "the SP replicates too"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sandbox.advance(SignedDuration::from_millis(300)).unwrap();
     assert_eq!(graph.get(&sp_by_app_id).await.status, 200);
 }
 

@@ -1,8 +1,7 @@
 //! The sandbox's Entra sign-in over HTTP: metadata and keys, client credentials, the device code
 //! flow from both the client's and the user's side, and the error bodies clients branch on.
 
-use std::time::Duration;
-
+use provision::clock::SignedDuration;
 use provision::policy::token::{Jwt, KeySet};
 use provision::sandbox::{DEFAULT_TENANT, FOREIGN_TENANT, Sandbox, SandboxConfig};
 use serde_json::{Map, Value, json};
@@ -22,9 +21,10 @@ async fn flow_sandbox() -> Sandbox {
 }
 
 /// Sleeps through `seconds` of sandbox time, with a margin.
-async fn wait_sandbox(seconds: u64) {
-    let ms = (seconds as f64 * 1000.0 / TIME_SCALE) as u64 + 40;
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+/// Lets `seconds` of simulated time pass by moving the sandbox's clock, not by waiting.
+fn wait_sandbox(sandbox: &Sandbox, seconds: u64) {
+    let ms = (seconds as f64 * 1000.0 / TIME_SCALE) as i64 + 40;
+    sandbox.advance(SignedDuration::from_millis(ms)).unwrap();
 }
 
 fn guid() -> String {
@@ -534,7 +534,7 @@ async fn the_device_code_flow_issues_a_v2_token_for_the_api() {
         json!({ "user": "ada@sandbox.onmicrosoft.com" }),
     )
     .await;
-    wait_sandbox(10).await;
+    wait_sandbox(&sandbox, 10);
     let token = poll(&sandbox, &app, device_code).await;
     assert_eq!(token.status, 200, "{:#}", token.body);
     assert_eq!(token.body["token_type"], "Bearer");
@@ -675,7 +675,7 @@ async fn an_expired_code_ends_in_expired_token() {
     let app = register_public_api(&sandbox);
     let started = devicecode(&sandbox, &app, &format!("api://{app}/llm.invoke")).await;
     assert_eq!(started.body["expires_in"], 1);
-    wait_sandbox(1).await;
+    wait_sandbox(&sandbox, 1);
     let reply = poll(
         &sandbox,
         &app,
@@ -849,5 +849,28 @@ async fn the_devicelogin_page_approves_a_code_for_the_chosen_user() {
     assert_eq!(
         claims["oid"],
         user_id(&sandbox, "grace@sandbox.onmicrosoft.com").as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_device_code_expires_when_the_sandbox_clock_passes_its_expires_in() {
+    let sandbox = start(SandboxConfig::default()).await;
+    let app = register_public_api(&sandbox);
+    let started = devicecode(&sandbox, &app, &format!("api://{app}/llm.invoke")).await;
+    assert_eq!(started.body["expires_in"], 900);
+    let device_code = started.body["device_code"].as_str().unwrap();
+    sandbox.advance(SignedDuration::from_secs(898)).unwrap();
+    let pending = poll(&sandbox, &app, device_code).await;
+    assert_entra_error(&sandbox, &pending, 400, "authorization_pending", 70016);
+    sandbox.advance(SignedDuration::from_secs(3)).unwrap();
+    let expired = poll(&sandbox, &app, device_code).await;
+    assert_entra_error(&sandbox, &expired, 400, "expired_token", 70020);
+    assert!(
+        description(&expired).starts_with(
+            "AADSTS70020: The provided value for the input parameter 'device_code' is not valid. \
+             This device code has expired.\r\n"
+        ),
+        "{}",
+        description(&expired)
     );
 }

@@ -1,7 +1,5 @@
 //! Starting an in-process sandbox and talking to it over HTTP.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use provision::policy::token::TokenSigner;
@@ -50,6 +48,16 @@ pub async fn operator(sandbox: &Sandbox) -> (String, String) {
 
 /// A v1 app-only token of the tenant at `tenant_index`, signed with its stored key.
 pub fn token(sandbox: &Sandbox, tenant_index: usize, audience: &str) -> String {
+    token_for(sandbox, tenant_index, audience, 3600)
+}
+
+/// A token like [`token`] that expires `lifetime_s` seconds from now on the sandbox's clock.
+pub fn token_for(
+    sandbox: &Sandbox,
+    tenant_index: usize,
+    audience: &str,
+    lifetime_s: i64,
+) -> String {
     let (tenant, der, kid) = {
         let state = sandbox.state();
         let tenant = &state.tenants[tenant_index];
@@ -61,10 +69,8 @@ pub fn token(sandbox: &Sandbox, tenant_index: usize, audience: &str) -> String {
         )
     };
     let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    // The sandbox's clock, not the system's: a test may have moved it.
+    let now = sandbox.now().as_second();
     signer.sign(&json!({
         "aud": audience,
         "iss": format!("{}/{tenant}/", sandbox.base_url()),
@@ -74,7 +80,7 @@ pub fn token(sandbox: &Sandbox, tenant_index: usize, audience: &str) -> String {
         "ver": "1.0",
         "iat": now - 60,
         "nbf": now - 60,
-        "exp": now + 3600,
+        "exp": now + lifetime_s,
     }))
 }
 

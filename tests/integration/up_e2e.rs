@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use provision::clock::SignedDuration;
 use provision::dice::Dice;
 use provision::sandbox::{
     DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FaultProfile, LatencyProfile, Sandbox, SandboxConfig,
@@ -108,7 +109,8 @@ impl World {
     /// service principal made at the end of `up` reads as absent by its `appId`, and a plan shows
     /// it as to be created (as Graph's replicas do on Azure).
     async fn replicated(&self) {
-        tokio::time::sleep(self.replication_lag).await;
+        let lag = SignedDuration::try_from(self.replication_lag).unwrap();
+        self.sandbox.advance(lag).unwrap();
     }
 
     /// The `sandbox.address` the project points at, as the rendered policy quotes it.
@@ -601,6 +603,8 @@ async fn interrupted_runs_converge(seed: u64, kills: usize) {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Real time on purpose: the point is to kill a separate process at an unforeseen moment
+        // of its wall-clock run, which no move of the sandbox's clock can stand in for.
         tokio::time::sleep(delay).await;
         let running = child.try_wait().unwrap().is_none();
         // SIGKILL: no cleanup, requests in flight abandoned mid-way.

@@ -8,9 +8,9 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::store::Resource;
 use super::{ArmError, Call, Reply, principal_visible};
 use crate::clock::format_utc_millis;
+use crate::sandbox::state::arm::Resource;
 
 const TYPE: &str = "Microsoft.Authorization/roleAssignments";
 const PRINCIPAL_TYPES: [&str; 5] = [

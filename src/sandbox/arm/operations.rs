@@ -5,9 +5,9 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::store::Operation;
 use super::{ArmError, Call, Reply};
 use crate::clock::format_utc_millis;
+use crate::sandbox::state::arm::Operation;
 
 pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     let id = call.request.segments.last().cloned().unwrap_or_default();
@@ -50,7 +50,7 @@ pub(super) fn status(call: &Call<'_>, operation: &Operation) -> Reply {
         }
         Reply::ok(Value::Object(body))
     } else {
-        Reply::ok(Value::Object(body)).poll_hint(operation.until_ms)
+        Reply::ok(Value::Object(body)).poll_hint(operation.until_ms, call.now_ms)
     }
 }
 
@@ -58,7 +58,7 @@ pub(super) fn status(call: &Call<'_>, operation: &Operation) -> Reply {
 /// when the operation defines one; a failed operation answers its error.
 pub(super) fn location(call: &Call<'_>, operation: &Operation) -> Reply {
     if !operation.done(call.now_ms) {
-        return Reply::empty(StatusCode::ACCEPTED).poll_hint(operation.until_ms);
+        return Reply::empty(StatusCode::ACCEPTED).poll_hint(operation.until_ms, call.now_ms);
     }
     if let Some(error) = &operation.error {
         return Reply::new(

@@ -8,9 +8,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::store::{Pending, PendingAction, Resource};
 use super::{ArmError, Call, OperationKind, OperationSpec, Reply, capture, group_id, only, tags};
 use crate::sandbox::Shared;
+use crate::sandbox::state::arm::{Pending, PendingAction, Resource};
 
 const GROUP_TYPE: &str = "Microsoft.Resources/resourceGroups";
 
@@ -249,7 +249,7 @@ fn accepted(call: &Call<'_>, status_path: &str, until_ms: u64) -> Reply {
     ));
     Reply::empty(StatusCode::ACCEPTED)
         .header("location", location)
-        .poll_hint(until_ms)
+        .poll_hint(until_ms, call.now_ms)
 }
 
 #[derive(serde::Deserialize)]

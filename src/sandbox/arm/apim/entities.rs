@@ -6,9 +6,9 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::super::operations;
-use super::super::store::{Pending, PendingAction, Resource};
 use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match};
 use super::{entity_reply, policy, properties_of, type_of, validation, view};
+use crate::sandbox::state::arm::{Pending, PendingAction, Resource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -342,7 +342,7 @@ fn async_headers(
     call: &Call<'_>,
     reply: Reply,
     id: &str,
-    operation: &super::super::store::Operation,
+    operation: &crate::sandbox::state::arm::Operation,
     code: u16,
 ) -> Reply {
     let version = &call.request.api_version;
@@ -354,7 +354,7 @@ fn async_headers(
     reply
         .header("location", location)
         .header("azure-asyncoperation", status)
-        .poll_hint(operation.until_ms)
+        .poll_hint(operation.until_ms, call.now_ms)
 }
 
 /// PATCH merges the sent properties over the stored ones; APIM requires `If-Match` for it.

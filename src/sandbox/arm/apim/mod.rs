@@ -19,8 +19,8 @@ mod service;
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value};
 
-use super::store::Resource;
 use super::{ArmError, Call, Reply, capture, group_id};
+use crate::sandbox::state::arm::Resource;
 
 pub(super) const NAMESPACE: &str = "Microsoft.ApiManagement";
 

@@ -9,11 +9,11 @@ use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 use serde_json::{Map, Value, json};
 
-use super::super::store::Resource;
 use super::super::{ArmError, Call, Reply, check_if_match};
 use super::entities::require_if_match;
 use super::{PRIVATE, properties_of, type_of, validation, view};
 use crate::policy::{Document, Element, Node, Position};
+use crate::sandbox::state::arm::Resource;
 
 fn not_found() -> ArmError {
     ArmError::new(

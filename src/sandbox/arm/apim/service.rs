@@ -6,10 +6,10 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::super::resources::normalize_location;
-use super::super::store::{Pending, PendingAction, Resource};
 use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match, tags};
 use super::{properties_of, validation, view};
 use crate::clock::format_utc_millis;
+use crate::sandbox::state::arm::{Pending, PendingAction, Resource};
 
 const TYPE: &str = "Microsoft.ApiManagement/service";
 const SKUS: [&str; 9] = [
@@ -588,7 +588,7 @@ fn start_create(
         .etag(&resource.etag)
         .header("location", url.clone())
         .header("azure-asyncoperation", url)
-        .poll_hint(operation.until_ms);
+        .poll_hint(operation.until_ms, call.now_ms);
     call.state.arm.insert(resource);
     Ok(reply)
 }

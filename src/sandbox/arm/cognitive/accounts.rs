@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::super::resources::normalize_location;
-use super::super::store::{ArmState, Pending, PendingAction, Resource};
 use super::super::{
     ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match, segments_of, tags,
 };
@@ -16,6 +15,7 @@ use super::{
     status_path, system_data, view, with_operation,
 };
 use crate::sandbox::new_guid;
+use crate::sandbox::state::arm::{ArmState, Pending, PendingAction, Resource};
 
 /// Account properties the service computes: never taken from a request.
 const ACCOUNT_READ_ONLY: [&str; 17] = [

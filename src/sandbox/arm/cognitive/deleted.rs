@@ -5,13 +5,13 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::super::resources::normalize_location;
-use super::super::store::{ArmState, Resource};
 use super::super::{ArmError, Call, OperationKind, Reply, capture, segments_of};
 use super::{
     ACCOUNTS, AccountPath, DELETED_TYPE, PROVIDER, accepted, account_location, mark_deleting,
     start_delete, view,
 };
 use crate::clock::format_utc_millis;
+use crate::sandbox::state::arm::{ArmState, Resource};
 
 /// The service purges a soft-deleted account by itself 48 hours after deletion.
 const RETENTION_MS: u64 = 48 * 60 * 60 * 1000;
@@ -44,7 +44,7 @@ pub(in super::super) fn soft_deleted(resource: Resource, now_ms: u64) -> Option<
 }
 
 /// Ends the purges that are due, and the soft-deleted accounts whose retention ran out; part of
-/// [`ArmState::settle`].
+/// `arm::settle`.
 pub(in super::super) fn purge_due(arm: &mut ArmState, now_ms: u64) {
     let mut gone = Vec::new();
     let mut failed = Vec::new();
@@ -161,10 +161,10 @@ pub(super) fn purge(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::store::{Pending, PendingAction};
     use super::super::PRIVATE;
     use super::super::tests::{ID, account};
     use super::*;
+    use crate::sandbox::state::arm::{Pending, PendingAction};
 
     #[test]
     fn a_removed_account_becomes_a_deleted_account_and_nothing_else_does() {

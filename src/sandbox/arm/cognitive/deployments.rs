@@ -4,7 +4,6 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::super::store::{ArmState, Pending, PendingAction, Resource};
 use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match, tags};
 use super::accounts::live_account;
 use super::{
@@ -12,6 +11,7 @@ use super::{
     invalid_content, mark_deleting, quoted, start_delete, status_path, system_data, view,
     with_operation,
 };
+use crate::sandbox::state::arm::{ArmState, Pending, PendingAction, Resource};
 
 const DEPLOYMENT_READ_ONLY: [&str; 7] = [
     "provisioningState",

@@ -16,9 +16,9 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::resources::normalize_location;
-use super::store::{Operation, Pending, PendingAction, Resource};
 use super::{ArmError, Call, OperationKind, OperationSpec, Reply, capture, group_id, only};
 use crate::clock::format_utc_millis;
+use crate::sandbox::state::arm::{Operation, Pending, PendingAction, Resource};
 use accounts::{
     check_domain_availability, delete_account, list_accounts, list_keys, live_account,
     patch_account, put_account, regenerate_key,
@@ -237,7 +237,7 @@ fn accepted(call: &Call<'_>, operation: &Operation) -> Reply {
             format!("{status}&operationResultResponseType=Location"),
         )
         .header("azure-asyncoperation", status)
-        .poll_hint(operation.until_ms)
+        .poll_hint(operation.until_ms, call.now_ms)
 }
 
 /// The header a PUT's long-running answer carries.
@@ -245,7 +245,7 @@ fn with_operation(call: &Call<'_>, reply: Reply, operation: &Operation) -> Reply
     let status = operation_url(call, operation);
     reply
         .header("azure-asyncoperation", status)
-        .poll_hint(operation.until_ms)
+        .poll_hint(operation.until_ms, call.now_ms)
 }
 
 /// Starts the async delete (or purge) of `resource_id`: an operation under the account's

@@ -1,8 +1,12 @@
 //! What the sandbox knows: tenants with their signing keys and users, the operator identity,
 //! directory objects (Graph), device codes, ARM resources. Serialisable, so `--state DIR` can persist it.
 
+pub mod arm;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+pub use arm::ArmState;
 
 /// The default tenant; `environments/local.yaml` names it.
 pub const DEFAULT_TENANT: &str = "5a4d0000-0000-4000-8000-0000000000b0";
@@ -21,7 +25,11 @@ pub struct State {
     /// Resource groups, resources and async operations (`#[serde(default)]` reads state files
     /// written before ARM was emulated).
     #[serde(default)]
-    pub arm: super::arm::ArmState,
+    pub arm: ArmState,
+    /// How far the sandbox's clock is ahead of the system clock (moved by `/_sandbox/clock/*`),
+    /// kept here so a served sandbox and a later run from the same state agree on the time.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! What ARM holds: resources by id, soft-deleted Cognitive Services accounts, and the async
 //! operations clients poll. Serialisable with the rest of the sandbox state.
 //!
-//! Nothing runs in the background: an operation records when it ends on the wall clock, and
-//! [`ArmState::settle`] applies every ending that is due at the start of each ARM request. The
-//! outcome is the same as a timer's, and a persisted sandbox picks up where it stopped.
+//! Only records live here; what happens to them as time passes (an operation ending, a retention
+//! running out) is the ARM emulation's business (`sandbox::arm::settle`), so the state depends on
+//! nothing above it.
 
 use std::collections::BTreeMap;
 
@@ -201,68 +201,6 @@ impl ArmState {
             .filter_map(|k| self.resources.remove(k))
             .collect()
     }
-
-    /// Applies every pending ending that is due; soft-deletes Cognitive Services accounts that
-    /// a delete removes (directly or with their resource group).
-    pub fn settle(&mut self, now_ms: u64) {
-        let due: Vec<(String, Pending)> = self
-            .resources
-            .iter()
-            .filter_map(|(k, r)| {
-                r.pending
-                    .as_ref()
-                    .filter(|p| p.until_ms <= now_ms)
-                    .map(|p| (k.clone(), p.clone()))
-            })
-            .collect();
-        for (key, pending) in due {
-            let failed = self
-                .operations
-                .get(&pending.operation)
-                .is_some_and(|op| op.error.is_some());
-            match pending.action {
-                PendingAction::Provision => {
-                    if let Some(resource) = self.resources.get_mut(&key) {
-                        resource.pending = None;
-                        resource.set_provisioning_state(if failed {
-                            "Failed"
-                        } else {
-                            "Succeeded"
-                        });
-                        if let Some(props) = resource
-                            .body
-                            .get_mut("properties")
-                            .and_then(Value::as_object_mut)
-                            && props.contains_key("targetProvisioningState")
-                        {
-                            props.insert("targetProvisioningState".into(), json!(""));
-                        }
-                    }
-                }
-                PendingAction::Delete if failed => {
-                    if let Some(resource) = self.resources.get_mut(&key) {
-                        resource.pending = None;
-                        resource.set_provisioning_state("Succeeded");
-                    }
-                }
-                PendingAction::Delete => {
-                    let id = self.resources.get(&key).map(|r| r.id.clone());
-                    if let Some(id) = id {
-                        for removed in self.remove_tree(&id) {
-                            if let Some(deleted) = super::cognitive::soft_deleted(removed, now_ms) {
-                                self.deleted_accounts.insert(deleted.key(), deleted);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        super::cognitive::purge_due(self, now_ms);
-        // Operation records are kept a while for late pollers, then dropped.
-        const KEEP_MS: u64 = 60 * 60 * 1000;
-        self.operations
-            .retain(|_, op| op.until_ms + KEEP_MS > now_ms);
-    }
 }
 
 #[cfg(test)]
@@ -296,23 +234,6 @@ mod tests {
                 "/s/x/rg/p/service/a/apis/Two"
             ]
         );
-    }
-
-    #[test]
-    fn a_due_delete_removes_the_whole_tree_and_nothing_else() {
-        let mut arm = ArmState::default();
-        for id in ["/rg/a", "/rg/a/x", "/rg/a/x/y", "/rg/ab"] {
-            arm.insert(resource(id));
-        }
-        arm.get_mut("/rg/a").expect("inserted").pending = Some(Pending {
-            operation: "op".into(),
-            until_ms: 10,
-            action: PendingAction::Delete,
-        });
-        arm.settle(9);
-        assert_eq!(arm.resources.len(), 4);
-        arm.settle(10);
-        assert_eq!(arm.resources.keys().collect::<Vec<_>>(), ["/rg/ab"]);
     }
 
     #[test]
