@@ -1,5 +1,4 @@
-//! `provision sandbox serve`: the local emulator in the foreground (`sandbox clock` is in
-//! `sandbox_clock`).
+//! `provision sandbox serve`: the local emulator in the foreground (`sandbox clock`: `sandbox_clock`).
 
 use std::path::Path;
 

@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ExitStatus;
 use crate::cli::{SandboxClockAction, SandboxClockArgs};
-use crate::output::{Hinted, Printer};
+use crate::hint::Hinted;
+use crate::output::Printer;
+use crate::output::events::JsonLine;
 
 /// How long the sandbox may take to answer: it is local, so anything longer means it is stuck.
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
@@ -24,7 +26,7 @@ pub fn run(args: SandboxClockArgs, printer: &Printer) -> anyhow::Result<ExitStat
                     "durations are jiff's friendly form (48h, 1h30m, 90s) or ISO 8601 (PT90M)",
                 )
             })?;
-            ("/_sandbox/clock/advance", Some(json!({ "by": by })))
+            ("/_sandbox/clock/advance", Some(ClockMove::Advance { by }))
         }
         Some(SandboxClockAction::Set { to }) => {
             crate::clock::parse_instant(to).map_err(|e| {
@@ -33,7 +35,7 @@ pub fn run(args: SandboxClockArgs, printer: &Printer) -> anyhow::Result<ExitStat
                     "give the instant in UTC (Z) or with an offset, seconds included",
                 )
             })?;
-            ("/_sandbox/clock/set", Some(json!({ "to": to })))
+            ("/_sandbox/clock/set", Some(ClockMove::Set { to }))
         }
     };
     let url = format!("{base}{path}");
@@ -51,7 +53,7 @@ pub fn run(args: SandboxClockArgs, printer: &Printer) -> anyhow::Result<ExitStat
             ),
         ));
     }
-    let (Some(now), Some(offset)) = (answer["now"].as_str(), answer["offset_seconds"].as_i64())
+    let (Some(now), Some(offset)) = (answer["now"].as_str(), answer["offset_seconds"].as_u64())
     else {
         return Err(Hinted::error(
             format!("{url} answered HTTP {status} without the sandbox's time"),
@@ -59,7 +61,10 @@ pub fn run(args: SandboxClockArgs, printer: &Printer) -> anyhow::Result<ExitStat
         ));
     };
     if printer.json() {
-        printer.emit(&json!({ "type": "sandbox_clock", "now": now, "offset_seconds": offset }));
+        printer.emit(&JsonLine::SandboxClock {
+            now: now.to_owned(),
+            offset_seconds: offset,
+        });
     } else {
         printer.out(&format!(
             "sandbox clock: {now} ({offset} s ahead of the system clock)"
@@ -68,8 +73,16 @@ pub fn run(args: SandboxClockArgs, printer: &Printer) -> anyhow::Result<ExitStat
     Ok(ExitStatus::Success)
 }
 
+/// The body of a move, as the admin endpoints take it.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum ClockMove<'a> {
+    Advance { by: &'a str },
+    Set { to: &'a str },
+}
+
 /// One request to the sandbox; nothing listening (or no answer in time) is the error to explain.
-async fn exchange(url: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+async fn exchange(url: &str, body: Option<ClockMove<'_>>) -> anyhow::Result<(u16, Value)> {
     // reqwest is built without a crypto provider; the transport installs the same one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()

@@ -208,7 +208,7 @@ pub enum JsonLine {
         /// The operator app's client id; its secret is at `/_sandbox/info`, never printed.
         operator_client_id: String,
     },
-    /// `sandbox serve`: the sandbox's clock, when it is moved forward.
+    /// `sandbox clock`: the sandbox's clock, shown or after a move.
     SandboxClock {
         /// The sandbox's time now, RFC 3339 in UTC.
         now: String,

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::operations;
 use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match};
-use super::{entity_reply, policy, properties_of, type_of, validation, view};
+use super::{entity_reply, policy, properties_of, require_if_match, type_of, validation, view};
 use crate::sandbox::state::arm::{Pending, PendingAction, Resource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -422,14 +422,6 @@ fn delete(call: &mut Call<'_>, kind: Kind, service_id: &str, id: &str) -> Result
     }
     let reply = Reply::empty(StatusCode::ACCEPTED);
     Ok(async_headers(call, reply, &existing.id, &operation, 204))
-}
-
-/// APIM's PATCH and DELETE refuse a request without `If-Match` before looking at the entity.
-pub(super) fn require_if_match(call: &Call<'_>) -> Result<(), ArmError> {
-    if call.request.if_match().is_none() {
-        check_if_match(call.request, None, true)?;
-    }
-    Ok(())
 }
 
 fn string_field<'a>(

@@ -84,6 +84,15 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
 
 /// The JSON a GET of this resource returns: never a secret named value's value, never what the
 /// sandbox keeps for itself.
+/// APIM's PATCH and DELETE refuse a request without `If-Match` before looking at the entity
+/// (entities and policies alike).
+fn require_if_match(call: &Call<'_>) -> Result<(), ArmError> {
+    if call.request.if_match().is_none() {
+        super::check_if_match(call.request, None, true)?;
+    }
+    Ok(())
+}
+
 pub(super) fn view(resource: &Resource) -> Value {
     let mut body = resource.body.clone();
     body.remove(PRIVATE);

@@ -10,8 +10,7 @@ use quick_xml::reader::Reader;
 use serde_json::{Map, Value, json};
 
 use super::super::{ArmError, Call, Reply, check_if_match};
-use super::entities::require_if_match;
-use super::{PRIVATE, properties_of, type_of, validation, view};
+use super::{PRIVATE, properties_of, require_if_match, type_of, validation, view};
 use crate::policy::{Document, Element, Node, Position};
 use crate::sandbox::state::arm::Resource;
 
