@@ -12,6 +12,7 @@ mod auth;
 mod config;
 mod faults;
 mod files;
+pub(crate) mod gateway;
 mod graph;
 mod guard;
 mod listener;
