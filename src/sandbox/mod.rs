@@ -15,6 +15,7 @@ mod files;
 pub(crate) mod gateway;
 mod graph;
 mod guard;
+pub mod inference;
 mod listener;
 mod login;
 mod state;
