@@ -1136,8 +1136,40 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_credential_reaches_a_trace_log() {
+/// Runs in a process of its own: tracing caches per call site whether anyone listens, and a call
+/// site first reached by a test on another thread while this test's subscriber is being set up
+/// can be cached as silent, so under load the capture missed lines that were logged.
+#[test]
+fn no_credential_reaches_a_trace_log() {
+    const CHILD: &str = "PROVISION_TRACE_CAPTURE_TEST";
+    if std::env::var_os(CHILD).is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(trace_log_holds_no_credential());
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "wire::no_credential_reaches_a_trace_log",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn trace_log_holds_no_credential() {
     let sandbox = start(SandboxConfig {
         fault_script: script(
             r#"
@@ -1200,7 +1232,7 @@ faults:
     );
     assert!(
         logged.contains("operationResults/"),
-        "the LRO polls are logged"
+        "the LRO polls are logged:\n{logged}"
     );
     assert!(
         logged.contains("\"authorization\": \"<redacted>\""),
