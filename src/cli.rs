@@ -212,14 +212,14 @@ pub struct SandboxServeArgs {
     pub latency: String,
     /// Make what the sandbox simulates (operations, replication lag, device codes, latency) this
     /// many times shorter; the sandbox's clock keeps the system's pace.
-    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = parse_time_scale)]
     pub time_scale: f64,
     /// Seed of the fault dice (a failure reproduces from its seed).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// How long creating an API Management service takes, in sandbox seconds (default: 60 under
     /// the realistic profile, 0 under instant).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub apim_create_seconds: Option<u64>,
     /// Serve HTTPS with a self-signed certificate written to the state directory.
     #[arg(long)]
@@ -365,4 +365,15 @@ pub enum SchemaKind {
     Environment,
     /// The lines `--output json` prints (one JSON object per line, told apart by `type`).
     Events,
+}
+
+/// Time scales from a thousand times slower to a million times faster: beyond them the sandbox's
+/// simulated durations overflow or round to nothing.
+fn parse_time_scale(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(f) if (1e-3..=1e6).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "`{text}` is not a time scale from 0.001 to 1000000 (e.g. 10 runs ten times faster)"
+        )),
+    }
 }

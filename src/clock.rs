@@ -178,29 +178,39 @@ pub fn format_utc_millis(ms: u64) -> String {
 }
 
 /// The first instant of the calendar month (UTC) that holds `at`, and of the month after it.
+/// In December 9999 the next month does not exist: the period then ends at the last instant.
 pub fn utc_month(at: Timestamp) -> (Timestamp, Timestamp) {
     let date = jiff::tz::Offset::UTC.to_datetime(at).date();
-    let first = jiff::civil::date(date.year(), date.month(), 1);
-    let next = if date.month() == 12 {
-        jiff::civil::date(date.year().saturating_add(1), 1, 1)
+    let (year, month) = (date.year(), date.month());
+    let next = if month == 12 {
+        (year.checked_add(1), 1)
     } else {
-        jiff::civil::date(date.year(), date.month() + 1, 1)
+        (Some(year), month + 1)
     };
-    (utc_midnight(first), utc_midnight(next))
-}
-
-/// The first instant of the calendar year (UTC) that holds `at`, and of the year after it.
-pub fn utc_year(at: Timestamp) -> (Timestamp, Timestamp) {
-    let year = jiff::tz::Offset::UTC.to_datetime(at).date().year();
     (
-        utc_midnight(jiff::civil::date(year, 1, 1)),
-        utc_midnight(jiff::civil::date(year.saturating_add(1), 1, 1)),
+        utc_midnight(Some(year), month),
+        utc_midnight(next.0, next.1),
     )
 }
 
-fn utc_midnight(date: jiff::civil::Date) -> Timestamp {
-    jiff::tz::Offset::UTC
-        .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+/// The first instant of the calendar year (UTC) that holds `at`, and of the year after it (the
+/// last instant, for the year 9999).
+pub fn utc_year(at: Timestamp) -> (Timestamp, Timestamp) {
+    let year = jiff::tz::Offset::UTC.to_datetime(at).date().year();
+    (
+        utc_midnight(Some(year), 1),
+        utc_midnight(year.checked_add(1), 1),
+    )
+}
+
+/// Midnight UTC on the first of a month; a month past what jiff can represent is the last instant.
+fn utc_midnight(year: Option<i16>, month: i8) -> Timestamp {
+    year.and_then(|year| jiff::civil::Date::new(year, month, 1).ok())
+        .and_then(|date| {
+            jiff::tz::Offset::UTC
+                .to_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+                .ok()
+        })
         .unwrap_or(Timestamp::MAX)
 }
 
@@ -329,6 +339,14 @@ mod tests {
         let (start, end) = utc_year(at);
         assert_eq!(format_utc_seconds(start), "2026-01-01T00:00:00Z");
         assert_eq!(format_utc_seconds(end), "2027-01-01T00:00:00Z");
+        // Regression: December 9999 has no next month, and jiff panics on a date in 10000.
+        let last = parse_instant("9999-12-30T00:00:00Z").unwrap();
+        assert_eq!(utc_month(last).1, Timestamp::MAX);
+        assert_eq!(utc_year(last).1, Timestamp::MAX);
+        assert_eq!(
+            format_utc_seconds(utc_month(last).0),
+            "9999-12-01T00:00:00Z"
+        );
     }
 
     #[test]

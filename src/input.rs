@@ -40,6 +40,12 @@ pub fn parse_policy(name: &str, text: &str) -> anyhow::Result<(Document, PolicyD
 pub fn read_jwks(path: &Path) -> anyhow::Result<KeySet> {
     let name = path.display().to_string();
     let bytes = read_bounded(path, MAX_JWKS_BYTES)?;
+    // The size before the encoding: a large binary file is "too large", not "not UTF-8".
+    if bytes.len() > MAX_JWKS_BYTES {
+        return Err(anyhow::anyhow!(
+            "{name}:the key set is larger than {MAX_JWKS_BYTES} bytes; Entra's are a few KB"
+        ));
+    }
     let text = utf8(&name, bytes, "a JWKS document is JSON, which is UTF-8")?;
     KeySet::from_json(&text).map_err(|e| anyhow::anyhow!("{name}:{e}"))
 }

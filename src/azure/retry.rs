@@ -207,7 +207,11 @@ impl Deadline {
 
     /// True if a wait of `wait` from now would end after the deadline.
     pub fn cuts_short(&self, wait: Duration) -> bool {
-        Instant::now() + wait > self.at
+        // A server may ask for any wait (`Retry-After: 18446744073709551615`): past what an
+        // `Instant` can hold is past any deadline.
+        Instant::now()
+            .checked_add(wait)
+            .is_none_or(|end| end > self.at)
     }
 
     /// The error for running out of time; `last` says what the last attempt saw.
@@ -395,6 +399,19 @@ mod tests {
 
     fn conflict(code: &str) -> WireResponse {
         response(409).json(&serde_json::json!({"error": {"code": code, "message": "busy"}}))
+    }
+
+    /// Regression: `Retry-After: 18446744073709551615` overflowed `Instant + Duration` and
+    /// panicked instead of giving up.
+    #[test]
+    fn a_wait_past_what_an_instant_holds_cuts_the_deadline_short() {
+        let deadline = Deadline::after(Duration::from_secs(60), "x");
+        let mut headers = Headers::new();
+        headers.set("retry-after", "18446744073709551615");
+        let wait = server_delay(&headers, Timestamp::UNIX_EPOCH).unwrap();
+        assert!(deadline.cuts_short(wait));
+        assert!(deadline.cuts_short(Duration::MAX));
+        assert!(!deadline.cuts_short(Duration::from_secs(1)));
     }
 
     #[test]

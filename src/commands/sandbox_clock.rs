@@ -20,7 +20,7 @@ pub fn run(args: SandboxClockArgs, printer: &Printer) -> anyhow::Result<ExitStat
     let (path, body) = match &args.action {
         None => ("/_sandbox/clock", None),
         Some(SandboxClockAction::Advance { by }) => {
-            crate::sandbox::parse_duration(by).map_err(|e| {
+            crate::clock::parse_duration(by).map_err(|e| {
                 Hinted::error(
                     format!("sandbox clock advance: {e}"),
                     "durations are jiff's friendly form (48h, 1h30m, 90s) or ISO 8601 (PT90M)",

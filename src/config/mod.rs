@@ -24,6 +24,7 @@ pub use diagnostic::{ConfigError, Diagnostic, Location};
 pub use limits::RESERVED_TAGS;
 pub use model::environment_schema;
 pub use tree::KeyPath;
+pub use yaml::parse as parse_yaml;
 pub use yaml::{MAX_BYTES as MAX_YAML_BYTES, MAX_DEPTH as MAX_YAML_DEPTH};
 
 use checker::Checker;
@@ -70,18 +71,30 @@ pub fn parse_yaml_document<T: serde::de::DeserializeOwned>(
 pub fn read_yaml_file(path: &Path) -> io::Result<String> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
     let limit = yaml::MAX_BYTES as u64;
-    let mut text = String::new();
-    file.take(limit + 1).read_to_string(&mut text)?;
-    if size > limit || text.len() as u64 > limit {
-        let size = size.max(text.len() as u64);
-        return Err(io::Error::new(
+    let too_large = |size: u64| {
+        io::Error::new(
             io::ErrorKind::InvalidData,
             format!("the file is {size} bytes; the limit is {limit} bytes (1 MiB)"),
-        ));
+        )
+    };
+    // The size first: a large binary file is "too large", not "not UTF-8".
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Err(too_large(size));
     }
-    Ok(text)
+    // A file that grows while read (or a device whose size says nothing) is cut at the limit.
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 /// An environment as loaded: either a target that can be rendered and deployed, or an abstract

@@ -107,7 +107,17 @@ async fn same_tenant(azure: &Azure, blueprint: &Blueprint, scope: &str) -> anyho
                 blueprint.tenant_id, blueprint.file
             ),
         )),
-        _ => Ok(()),
+        Some(_) => Ok(()),
+        // Entra's ARM tokens are JWTs with a `tid`; one without cannot be checked, and saying so
+        // beats passing in silence. ARM itself still refuses a token of another tenant.
+        None => {
+            tracing::warn!(
+                "the ARM token carries no tenant (`tid`): cannot check that it is {}'s tenant {}",
+                blueprint.env,
+                blueprint.tenant_id
+            );
+            Ok(())
+        }
     }
 }
 

@@ -63,9 +63,14 @@ pub fn drift(dir: &Path, blueprint: &Blueprint, fresh: &str) -> (String, Vec<Dri
             file: expected.display().to_string(),
             detail: first_difference(&committed, fresh),
         }),
-        Err(_) => drifts.push(Drift {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => drifts.push(Drift {
             file: expected.display().to_string(),
             detail: "missing: not rendered yet".to_owned(),
+        }),
+        // Unreadable is not "missing": say what stood in the way.
+        Err(e) => drifts.push(Drift {
+            file: expected.display().to_string(),
+            detail: format!("unreadable: {e}"),
         }),
     }
     // Files for this environment that the templates no longer produce (e.g. a renamed API id).

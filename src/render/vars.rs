@@ -190,25 +190,9 @@ pub fn parse(file: &str, text: &str) -> Result<Declarations, RenderError> {
             hint,
         }
     };
-    let root = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
-        use marked_yaml::LoadError;
-        let (marker, message) = match &e {
-            LoadError::DuplicateKey(d) => (
-                d.key.span().start().copied(),
-                format!("`{}` is declared twice", d.key.as_str()),
-            ),
-            LoadError::TopLevelMustBeMapping(m) => (
-                Some(*m),
-                "a declarations file maps variable names to their declarations".to_owned(),
-            ),
-            LoadError::ScanError(m, s) => (Some(*m), format!("invalid YAML: {}", s.info())),
-            LoadError::TopLevelMustBeSequence(m)
-            | LoadError::UnexpectedAnchor(m)
-            | LoadError::MappingKeyMustBeScalar(m)
-            | LoadError::UnexpectedTag(m) => (Some(*m), format!("invalid declarations: {e}")),
-        };
-        error(marker.as_ref(), message, None)
-    })?;
+    // Through the same door as every YAML input: size, NUL, byte-order mark, depth and a second
+    // document are checked before the recursive parser sees the text.
+    let root = crate::config::parse_yaml(0, file, text, options).map_err(RenderError::Vars)?;
     let mut vars = BTreeMap::new();
     let Some(map) = root.as_mapping() else {
         return Ok(Declarations {

@@ -57,7 +57,6 @@ pub use config::{LatencyProfile, SandboxConfig};
 pub use faults::{Fault, FaultProfile, FaultScript};
 pub use files::StateDirError;
 pub use state::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, FOREIGN_TENANT, State};
-pub use time::parse_duration;
 
 use crate::clock::{Clock, ClockError, OffsetClock, SignedDuration, Timestamp};
 use crate::policy::token::TokenSigner;
@@ -190,10 +189,13 @@ fn new_key() -> Option<TokenSigner> {
     TokenSigner::generate(&mut getrandom::SysRng, &kid).ok()
 }
 
-fn new_secret() -> String {
+/// The operator's client secret. Without the system's randomness there is no secret worth the
+/// name: an all-zero one would be guessable, so the sandbox does not start.
+fn new_secret() -> anyhow::Result<String> {
     let mut bytes = [0u8; 30];
-    getrandom::fill(&mut bytes).unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the operator secret: {e}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// A fresh sandbox world: the default and the foreign tenant, each with a key and users, and the
@@ -252,7 +254,7 @@ fn initial_state() -> anyhow::Result<State> {
         operator: Operator {
             tenant_id: DEFAULT_TENANT.to_owned(),
             client_id: new_guid(),
-            client_secret: new_secret(),
+            client_secret: new_secret()?,
             object_id: new_guid(),
         },
         objects: Vec::new(),

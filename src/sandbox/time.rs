@@ -39,10 +39,11 @@ pub(crate) fn reading(shared: &Shared) -> Value {
 
 /// A duration as an operator writes it: jiff's friendly form (`48h`, `1h30m`, `90 minutes`) or
 /// ISO 8601 (`PT90M`). The error names the value and the forms.
+/// The one duration syntax of the program (`--timeout` reads the same), as a clock move.
 pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
-    text.trim().parse::<SignedDuration>().map_err(|_| {
-        format!("`{text}` is not a duration (write e.g. 48h, 1h30m or the ISO 8601 form PT90M)")
-    })
+    let duration = crate::clock::parse_duration(text)?;
+    SignedDuration::try_from(duration)
+        .map_err(|_| format!("`{text}` is longer than any clock can move"))
 }
 
 /// Why a move was refused, with what to do about it.
@@ -132,21 +133,24 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(SignedDuration::from_mins(90)));
         assert_eq!(parse_duration("PT90M"), Ok(SignedDuration::from_mins(90)));
         assert_eq!(parse_duration(" 2s "), Ok(SignedDuration::from_secs(2)));
-        assert_eq!(
-            parse_duration("-1h"),
-            Ok(SignedDuration::from_hours(-1)),
-            "parsed, then refused as a backwards move"
+        // The same syntax as --timeout: a day is 24 hours.
+        assert_eq!(parse_duration("2d"), Ok(SignedDuration::from_hours(48)));
+        assert!(
+            parse_duration("-1h")
+                .unwrap_err()
+                .starts_with("`-1h` is negative")
         );
     }
 
     #[test]
     fn a_bad_duration_names_the_value_and_the_forms() {
         for bad in ["48x", "", "forever", "1.5.h"] {
-            assert_eq!(
-                parse_duration(bad),
-                Err(format!(
-                    "`{bad}` is not a duration (write e.g. 48h, 1h30m or the ISO 8601 form PT90M)"
-                ))
+            let error = parse_duration(bad).unwrap_err();
+            assert!(
+                error.starts_with(&format!(
+                    "`{bad}` is not a duration (write e.g. 90s, 20m, 1h30m or PT1H30M): "
+                )),
+                "{error}"
             );
         }
     }

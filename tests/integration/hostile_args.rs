@@ -106,6 +106,7 @@ fn hostile_values() -> Vec<OsString> {
         "18446744073709551616",
         "-9223372036854775809",
         "1e308",
+        "1e-300",
         "NaN",
         "inf",
         "€",
@@ -116,6 +117,7 @@ fn hostile_values() -> Vec<OsString> {
         "/dev/null",
         "9999999999h",
         "2026-11-28T16:00:00+0€0",
+        "9999-12-30T00:00:00Z",
     ]
     .iter()
     .map(|s| OsString::from(s.replace('\u{0}', "")))

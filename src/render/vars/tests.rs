@@ -16,6 +16,15 @@ fn parse_err(text: &str) -> String {
             Some(h) => format!("{e}\nhint: {h}"),
             None => e.to_string(),
         },
+        RenderError::Vars(config) => config
+            .diagnostics
+            .iter()
+            .map(|d| match d.hint() {
+                Some(h) => format!("{d}\nhint: {h}"),
+                None => d.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -93,8 +102,27 @@ fn required_variable_with_a_default_is_refused() {
 fn variable_declared_twice_is_refused() {
     assert_eq!(
         parse_err("n:\n  type: string\n  description: d\nn:\n  type: string\n  description: d\n"),
-        "d.vars.yaml:4:1: `n` is declared twice"
+        "d.vars.yaml:4:1: key `n` appears twice"
     );
+}
+
+/// Regression: declarations files skipped the checks every other YAML input gets, so a NUL byte
+/// cut them short and deep nesting reached the recursive parser.
+#[test]
+fn declarations_files_go_through_the_same_yaml_checks() {
+    assert!(
+        parse_err("n:\n  type: string\0\n")
+            .starts_with("d.vars.yaml:2:15: the file contains a NUL byte"),
+        "{}",
+        parse_err("n:\n  type: string\0\n")
+    );
+    let deep = format!("n: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+    assert!(
+        parse_err(&deep).starts_with("d.vars.yaml:1:"),
+        "{}",
+        parse_err(&deep).chars().take(200).collect::<String>()
+    );
+    assert!(parse_err(&deep).contains("nesting deeper than 64 levels"));
 }
 
 #[test]
