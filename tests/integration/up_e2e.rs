@@ -825,7 +825,7 @@ async fn up_as_json_lines() {
     );
     assert_eq!(
         outputs[0]["api_url"],
-        "https://apim-llmgw-local.azure-api.net/llm"
+        format!("{}/apim/apim-llmgw-local/llm", world.sandbox.base_url())
     );
     assert_eq!(stderr(&out), "");
 }
