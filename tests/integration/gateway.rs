@@ -510,3 +510,77 @@ async fn a_policy_the_simulator_cannot_run_is_a_500_naming_it() {
     assert_eq!(gw.last_record()["reason"], "NotSimulated");
     assert!(gw.seen.lock().unwrap().is_empty());
 }
+
+/// After a real `up --env local`, the policy `up` rendered and stored is what guards the model:
+/// a token of the registered client app passes, the same token from an unregistered app does
+/// not. The backend entity is pointed at the loopback stub (the account's inference endpoint is
+/// not what this test is about).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_up_the_rendered_policy_guards_the_model() {
+    let world = crate::up_e2e::World::default().await;
+    world.up().await;
+    let sandbox = &world.sandbox;
+    let (stub, seen) = backend().await;
+    let (backend_id, mut body) = {
+        let state = sandbox.state();
+        let backend = state
+            .arm
+            .resources
+            .values()
+            .find(|r| r.id.to_ascii_lowercase().contains("/backends/"))
+            .expect("up wrote a backend");
+        (backend.id.clone(), backend.body.clone())
+    };
+    body["properties"]["url"] = json!(stub);
+    let arm = Arm::new(sandbox);
+    put_done(
+        &arm,
+        &format!("{backend_id}?api-version={VERSION}"),
+        &json!({ "properties": body["properties"] }),
+    )
+    .await;
+    let api_app = world.app("llm-gateway-api-local");
+    let client_app = world.app("llm-gateway-notebooks-local");
+    let api_id = api_app["appId"].as_str().unwrap();
+    let client_id = client_app["appId"].as_str().unwrap();
+    let url = format!("{}/apim/apim-llmgw-local{CHAT}", sandbox.base_url());
+    let call = |azp: String| {
+        let (der, kid) = {
+            let state = sandbox.state();
+            let key = &state.tenants[0].keys[0];
+            (STANDARD.decode(&key.pkcs8).unwrap(), key.kid.clone())
+        };
+        let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
+        let now = sandbox.now().as_second();
+        let token = signer.sign(&json!({
+            "aud": api_id,
+            "iss": format!("{}/{DEFAULT_TENANT}/v2.0", sandbox.base_url()),
+            "tid": DEFAULT_TENANT,
+            "oid": "0c1d0000-0000-4000-8000-0000000000aa",
+            "azp": azp,
+            "scp": "user_impersonation",
+            "ver": "2.0",
+            "iat": now - 60,
+            "nbf": now - 60,
+            "exp": now + 3600,
+        }));
+        client()
+            .post(&url)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+    };
+    let allowed = call(client_id.to_owned()).await.unwrap();
+    let status = allowed.status().as_u16();
+    assert_eq!(status, 200, "{}", allowed.text().await.unwrap());
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let refused = call(STRANGER.to_owned()).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let record = serde_json::to_value(sandbox.requests().last().unwrap().gateway.clone()).unwrap();
+    assert_eq!(
+        record["reason"], "TokenClientApplicationNotAllowed",
+        "{record}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
