@@ -76,6 +76,9 @@ fn policy(clients: &[&str]) -> String {
     )
 }
 
+/// What the stub streams for a `"stream":true` request.
+const STREAM: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n";
+
 /// What the loopback backend saw of one request.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -104,6 +107,12 @@ async fn backend() -> (String, Arc<Mutex<Vec<Seen>>>) {
                 headers: parts.headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
+            if body.starts_with(br#"{"stream":true"#) {
+                return (
+                    [("content-type", "text/event-stream"), ("x-model", "stub")],
+                    STREAM.to_owned(),
+                );
+            }
             (
                 [("content-type", "application/json"), ("x-model", "stub")],
                 json!({"id": "chatcmpl-1", "object": "chat.completion", "choices": [],
@@ -583,4 +592,22 @@ async fn after_up_the_rendered_policy_guards_the_model() {
         "{record}"
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_streamed_answer_passes_through() {
+    let gw = Gateway::new().await;
+    let token = gw.token(0, json!({}));
+    let answer = client()
+        .post(format!("{}{CHAT}", gw.url))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(r#"{"stream":true,"messages":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/event-stream");
+    assert_eq!(answer.text().await.unwrap(), STREAM);
+    assert_eq!(gw.last_record()["backend"]["status"], 200);
 }

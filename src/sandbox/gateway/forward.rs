@@ -162,16 +162,22 @@ pub(super) async fn forward(
     };
     let status = answer.status().as_u16();
     let headers = answer.headers().clone();
-    let bytes = answer.bytes().await.unwrap_or_default();
     let json = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.contains("json"));
-    let total_tokens = json
-        .then(|| serde_json::from_slice::<Value>(&bytes).ok())
-        .flatten()
-        .and_then(|v| v.get("usage")?.get("total_tokens")?.as_u64());
-    let mut response = Response::new(Body::from(bytes));
+    // A JSON answer is read whole for its `usage`; anything else (a `text/event-stream` of
+    // chunks) passes through as it arrives, as APIM relays streamed completions.
+    let (body, total_tokens) = if json {
+        let bytes = answer.bytes().await.unwrap_or_default();
+        let tokens = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("usage")?.get("total_tokens")?.as_u64());
+        (Body::from(bytes), tokens)
+    } else {
+        (Body::new(reqwest::Body::from(answer)), None)
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (name, value) in &headers {
         if NOT_FORWARDED.contains(&name.as_str()) {
