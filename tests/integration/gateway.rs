@@ -342,6 +342,18 @@ async fn an_allowed_call_reaches_the_backend_as_the_services_identity() {
     assert_eq!(claims["sub"], gw.principal.as_str());
     assert_eq!(claims["tid"], DEFAULT_TENANT);
     assert_eq!(claims["idtyp"], "app");
+    // Signed with the default tenant's key, like every sandbox token.
+    let (der, kid) = {
+        let state = gw.sandbox.state();
+        let key = &state.tenants[0].keys[0];
+        (STANDARD.decode(&key.pkcs8).unwrap(), key.kid.clone())
+    };
+    let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
+    let (input, signature) = backend_token.rsplit_once('.').unwrap();
+    assert!(signer.verify_rs256(
+        input.as_bytes(),
+        &URL_SAFE_NO_PAD.decode(signature).unwrap()
+    ));
 
     let record = gw.last_record();
     assert_eq!(
@@ -610,4 +622,59 @@ async fn a_streamed_answer_passes_through() {
     assert_eq!(answer.headers()["content-type"], "text/event-stream");
     assert_eq!(answer.text().await.unwrap(), STREAM);
     assert_eq!(gw.last_record()["backend"]["status"], 200);
+}
+
+/// Writes an operation-scope policy whose inbound section is `inbound` (after `<base />`).
+async fn operation_policy(gw: &Gateway, inbound: &str) {
+    let policy = format!(
+        "<policies>\n  <inbound>\n    <base />\n    {inbound}\n  </inbound>\n  <backend><base /></backend>\n  <outbound><base /></outbound>\n  <on-error><base /></on-error>\n</policies>"
+    );
+    put_done(
+        &gw.arm,
+        &service_path("/apis/llm/operations/chat/policies/policy"),
+        &json!({ "properties": { "format": "rawxml", "value": policy } }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn return_response_answers_from_the_gateway() {
+    let gw = Gateway::new().await;
+    operation_policy(
+        &gw,
+        r#"<return-response><set-status code="418" reason="Teapot" /><set-header name="x-from" exists-action="override"><value>gateway</value></set-header><set-body>short and stout</set-body></return-response>"#,
+    )
+    .await;
+    let token = format!("Bearer {}", gw.token(0, json!({})));
+    let answer = gw.call(Some(&token)).await;
+    assert_eq!(answer.status, 418);
+    assert_eq!(answer.header("x-from"), Some("gateway"));
+    assert_eq!(answer.body, json!("short and stout"));
+    let record = gw.last_record();
+    assert_eq!(record["decision"], "respond");
+    assert_eq!(record["backend"], Value::Null);
+    assert!(gw.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn rate_limit_by_key_counts_across_requests_on_the_sandbox_clock() {
+    let gw = Gateway::new().await;
+    operation_policy(
+        &gw,
+        r#"<rate-limit-by-key calls="1" renewal-period="30" counter-key="@(context.Request.IpAddress)" />"#,
+    )
+    .await;
+    let token = format!("Bearer {}", gw.token(0, json!({})));
+    assert_eq!(gw.call(Some(&token)).await.status, 200);
+    let refused = gw.call(Some(&token)).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    let retry: i64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((29..=30).contains(&retry), "{retry}");
+    assert_eq!(
+        refused.body,
+        json!({ "statusCode": 429, "message": format!("Rate limit is exceeded. Try again in {retry} seconds.") })
+    );
+    assert_eq!(gw.last_record()["reason"], "RateLimitExceeded");
+    gw.sandbox.advance(SignedDuration::from_secs(31)).unwrap();
+    assert_eq!(gw.call(Some(&token)).await.status, 200);
 }
