@@ -131,6 +131,7 @@ async fn backend() -> (String, Arc<Mutex<Vec<Seen>>>) {
 
 struct Gateway {
     sandbox: Sandbox,
+    http: reqwest::Client,
     arm: Arm,
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -140,8 +141,11 @@ struct Gateway {
 
 impl Gateway {
     async fn new() -> Gateway {
-        let sandbox = default_sandbox().await;
-        let arm = Arm::new(&sandbox);
+        Gateway::with(default_sandbox().await, client()).await
+    }
+
+    async fn with(sandbox: Sandbox, http: reqwest::Client) -> Gateway {
+        let arm = Arm::with_client(&sandbox, http.clone());
         arm.group(GROUP).await;
         put_done(
             &arm,
@@ -189,6 +193,7 @@ impl Gateway {
         .await;
         let gateway = Gateway {
             sandbox,
+            http,
             arm,
             url,
             seen,
@@ -243,7 +248,8 @@ impl Gateway {
     }
 
     async fn call(&self, authorization: Option<&str>) -> Answer {
-        let mut request = client()
+        let mut request = self
+            .http
             .post(format!("{}{CHAT}", self.url))
             .header("content-type", "application/json")
             .body(r#"{"messages":[{"role":"user","content":"hi"}]}"#);
@@ -677,4 +683,48 @@ async fn rate_limit_by_key_counts_across_requests_on_the_sandbox_clock() {
     assert_eq!(gw.last_record()["reason"], "RateLimitExceeded");
     gw.sandbox.advance(SignedDuration::from_secs(31)).unwrap();
     assert_eq!(gw.call(Some(&token)).await.status, 200);
+}
+
+/// Under `--tls` the gateway reaches a backend on the sandbox's own HTTPS origin, trusting the
+/// sandbox's certificate. (The sandbox has no route below `/_sandbox/info`, so it answers 404:
+/// what matters is that the TLS connection was made and the backend's status came back.)
+#[tokio::test]
+async fn over_tls_the_gateway_trusts_the_sandboxs_certificate() {
+    let sandbox = crate::sandbox_support::start(provision::sandbox::SandboxConfig {
+        tls: true,
+        ..provision::sandbox::SandboxConfig::default()
+    })
+    .await;
+    let pem = sandbox.certificate_pem().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let https = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let gw = Gateway::with(sandbox, https).await;
+    assert!(gw.url.starts_with("https://"), "{}", gw.url);
+    let info = format!("{}/_sandbox/info", gw.sandbox.base_url());
+    put_done(
+        &gw.arm,
+        &service_path("/backends/foundry"),
+        &json!({ "properties": { "url": info, "protocol": "http" } }),
+    )
+    .await;
+    // The simulator's sandbox cloud knows the `http://` issuer only, so under `--tls` this test's
+    // API policy checks no token (see docs/sandbox.md, "The APIM gateway").
+    let policy = format!(
+        r#"<policies><inbound><set-backend-service backend-id="foundry" /><authentication-managed-identity resource="{COGNITIVE}" /></inbound><backend /><outbound /><on-error /></policies>"#
+    );
+    put_done(
+        &gw.arm,
+        &service_path("/apis/llm/policies/policy"),
+        &json!({ "properties": { "format": "rawxml", "value": policy } }),
+    )
+    .await;
+    let answer = gw.call(None).await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    let backend = &gw.last_record()["backend"];
+    assert_eq!(backend["status"], 404);
+    assert_eq!(backend["auth"], "managed-identity");
 }

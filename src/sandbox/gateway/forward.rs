@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::service::Service;
 use crate::policy::simulator::Outcome;
-use crate::sandbox::{BackendRecord, Shared, auth};
+use crate::sandbox::{BackendRecord, Shared, auth, tls};
 
 /// Largest request body the gateway relays (Azure OpenAI's own request limit is far below).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -55,15 +55,24 @@ pub(super) struct Forwarded {
     pub total_tokens: Option<u64>,
 }
 
-fn client() -> &'static reqwest::Client {
+/// The client the gateway calls backends with. Under `--tls` the sandbox's own endpoints (the
+/// inference endpoint among them) present its self-signed certificate, which that client
+/// trusts besides the usual roots, as a client told about the sandbox's CA would.
+fn client(shared: &Shared) -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .no_proxy()
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = || reqwest::Client::builder().no_proxy();
+    let sandbox_ca = tls::certificate_pem(shared)
+        .and_then(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).ok());
+    match sandbox_ca {
+        Some(ca) => builder()
+            .add_root_certificate(ca)
             .build()
-            .unwrap_or_default()
-    })
+            .unwrap_or_default(),
+        None => CLIENT
+            .get_or_init(|| builder().build().unwrap_or_default())
+            .clone(),
+    }
 }
 
 fn effect<'a>(outcome: &'a Outcome, key: &str) -> Option<&'a str> {
@@ -141,7 +150,7 @@ pub(super) async fn forward(
             "The request body is too large.",
         );
     };
-    let mut builder = client().request(parts.method.clone(), &url);
+    let mut builder = client(shared).request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {
         let lower = name.as_str();
         if NOT_FORWARDED.contains(&lower) || (token.is_some() && lower == "authorization") {
