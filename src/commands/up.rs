@@ -18,7 +18,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
     runtime()?.block_on(async {
         let started = tokio::time::Instant::now();
         let timeout = args.azure.timeout;
-        let _sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
+        let sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
         let connected = engine::connect(checked, timeout).await?;
         let (observation, plan) = connected.plan().await?;
         show::print(printer, &connected.blueprint.env, &plan, false);
@@ -62,6 +62,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
             resources: connected.resources.len(),
             writes: applied.writes,
             elapsed: started.elapsed(),
+            sandbox_started: sandbox
+                .is_some()
+                .then(|| embedded::EMBEDDED_STATE_DIR.to_owned()),
         };
         done::summary(printer, &connected.blueprint, &endpoint, &numbers);
         Ok(ExitStatus::Success)

@@ -15,6 +15,9 @@ pub struct Done {
     pub resources: usize,
     pub writes: usize,
     pub elapsed: Duration,
+    /// The state directory of the sandbox this run started itself (none was listening): it
+    /// stops with the run, so the URL above answers only while one is served from that state.
+    pub sandbox_started: Option<String>,
 }
 
 /// How to call what was built.
@@ -70,6 +73,12 @@ pub fn summary(printer: &Printer, blueprint: &Blueprint, endpoint: &Endpoint, do
         "\nA client signs in with the device code flow as one of the clients above, asking for {scope}, \
          and sends the token as `Authorization: Bearer …` to {url}."
     ));
+    if let Some(state) = &done.sandbox_started {
+        text.push_str(&format!(
+            "\n\nThis run started the sandbox and it stops with the run; to call {url}, keep one \
+             running with the same state: `provision sandbox serve --state {state}`."
+        ));
+    }
     printer.out(&text);
 }
 

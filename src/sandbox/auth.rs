@@ -178,3 +178,27 @@ pub(crate) fn app_only_claims(
     claims.insert("ver".into(), json!("1.0"));
     claims
 }
+
+/// A token for a resource's system-assigned managed identity, as Azure's instance metadata
+/// endpoint hands one to the resource (what APIM's `authentication-managed-identity` sends on):
+/// an app-only v1 token of the default tenant whose `oid`/`sub` is the identity's principal id
+/// and whose `aud` is the resource asked for, signed with the tenant's key like every other
+/// sandbox token, so the backend verifies it as it would any caller's. `appid` is the
+/// identity's application id when its service principal is in the directory, else the
+/// principal id (the sandbox does not always register one).
+pub(crate) fn managed_identity_token(
+    shared: &Shared,
+    principal_id: &str,
+    resource: &str,
+) -> Option<String> {
+    let tenant = super::DEFAULT_TENANT;
+    let app_id = shared
+        .state()
+        .objects
+        .iter()
+        .find(|o| o.id().eq_ignore_ascii_case(principal_id))
+        .and_then(|o| o.str("appId").map(str::to_owned))
+        .unwrap_or_else(|| principal_id.to_owned());
+    let claims = app_only_claims(shared, tenant, resource, &app_id, principal_id);
+    mint(shared, tenant, claims).map(|(token, _)| token)
+}

@@ -27,7 +27,7 @@ mod auth;
 mod config;
 mod faults;
 mod files;
-pub(crate) mod gateway;
+mod gateway;
 mod graph;
 mod guard;
 pub mod inference;
@@ -74,6 +74,41 @@ pub struct RequestRecord {
     pub duration_ms: f64,
     /// The injected fault, if any (`script[0] call 2`, `profile: throttled`…).
     pub fault: Option<String>,
+    /// For a request to an APIM gateway (`/apim/…`): what the gateway decided and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayRecord>,
+}
+
+/// What the APIM gateway made of one request: enough for a test to see why it was let through
+/// or refused without reading the body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GatewayRecord {
+    /// The service name as the URL has it.
+    pub service: String,
+    /// The API and operation ids (ARM names), when routing found them.
+    pub api: Option<String>,
+    pub operation: Option<String>,
+    /// `allow`, `deny`, `respond`, `unknown` (the simulator's decision), or `no-route`.
+    pub decision: String,
+    /// The status the gateway answered the caller with.
+    pub status: u16,
+    /// The machine-readable reason of a refusal (`TokenClientApplicationNotAllowed`,
+    /// `OperationNotFound`…) or of a 500 (`NotSimulated`, `BackendUnreachable`).
+    pub reason: Option<String>,
+    /// The policy element that decided, with its line where known.
+    pub detail: Option<String>,
+    pub backend: Option<BackendRecord>,
+}
+
+/// The gateway's call to its backend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackendRecord {
+    pub url: String,
+    /// 0 when the backend could not be reached.
+    pub status: u16,
+    /// `managed-identity` when `authentication-managed-identity` set the Authorization header,
+    /// `none` otherwise.
+    pub auth: String,
 }
 
 /// Everything the handlers share.
@@ -93,6 +128,10 @@ pub(crate) struct Shared {
     pub(crate) connections: AtomicUsize,
     /// The sandbox's wall clock: the only source of "now" for everything it answers.
     pub(crate) clock: OffsetClock,
+    /// `rate-limit-by-key` and `llm-token-limit` counters of each APIM gateway, by lower-cased
+    /// service name: they outlive a request, as the real gateway's do (not persisted: a restarted
+    /// gateway starts with fresh counters too).
+    pub(crate) gateway_counters: Mutex<BTreeMap<String, crate::policy::simulator::Counters>>,
 }
 
 pub(crate) fn new_guid() -> String {
@@ -316,6 +355,7 @@ impl Sandbox {
             resets: Mutex::new(HashSet::new()),
             connections: AtomicUsize::new(0),
             clock: OffsetClock::new(clock_offset),
+            gateway_counters: Mutex::new(BTreeMap::new()),
         });
         shared.persist(&shared.state());
         let app = router(shared.clone());
@@ -426,6 +466,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(arm::routes())
         .merge(admin::routes())
         .merge(time::routes())
+        .merge(gateway::routes())
         .fallback(arm::fallback)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -458,6 +499,7 @@ async fn observe(
             method,
             path,
             refused.status().as_u16(),
+            None,
             None,
         );
         return refused;
@@ -533,6 +575,7 @@ async fn observe(
     } else {
         response.status().as_u16()
     };
+    let gateway = response.extensions_mut().remove::<GatewayRecord>();
     record(
         &shared,
         started,
@@ -540,6 +583,7 @@ async fn observe(
         path,
         status,
         fault.map(|f| f.label().to_owned()),
+        gateway,
     );
     response
 }
@@ -551,6 +595,7 @@ fn record(
     path: String,
     status: u16,
     fault: Option<String>,
+    gateway: Option<GatewayRecord>,
 ) {
     let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
     let seq = log.len() as u64 + 1;
@@ -561,5 +606,6 @@ fn record(
         status,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         fault,
+        gateway,
     });
 }

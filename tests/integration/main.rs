@@ -11,6 +11,7 @@ mod cli_usage;
 mod config_inputs;
 mod contention;
 mod durations;
+mod gateway;
 mod golden;
 mod hostile_args;
 mod lint_fixtures;

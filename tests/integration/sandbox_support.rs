@@ -129,6 +129,14 @@ impl Arm {
         }
     }
 
+    /// Like [`Arm::new`], through `client` (one that trusts a `--tls` sandbox's certificate).
+    pub fn with_client(sandbox: &Sandbox, client: reqwest::Client) -> Arm {
+        Arm {
+            client,
+            ..Arm::new(sandbox)
+        }
+    }
+
     pub fn anonymous(sandbox: &Sandbox) -> Arm {
         Arm {
             token: None,

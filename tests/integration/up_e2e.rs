@@ -59,8 +59,8 @@ fn policy_id() -> String {
 }
 
 /// A sandbox and a project whose `local` environment points at it.
-struct World {
-    sandbox: Sandbox,
+pub(crate) struct World {
+    pub(crate) sandbox: Sandbox,
     project: Project,
     /// How long a new directory object stays invisible to reads by alternate key, in wall time.
     replication_lag: Duration,
@@ -85,7 +85,7 @@ impl World {
         }
     }
 
-    async fn default() -> World {
+    pub(crate) async fn default() -> World {
         World::new(SandboxConfig::default()).await
     }
 
@@ -99,7 +99,7 @@ impl World {
     }
 
     /// `up --env local`, which must succeed.
-    async fn up(&self) -> Output {
+    pub(crate) async fn up(&self) -> Output {
         let out = self.run(&["up", "--env", "local"]).await;
         assert_success(&out);
         out
@@ -171,7 +171,7 @@ impl World {
     }
 
     /// The live application of a uniqueName (exactly one).
-    fn app(&self, unique_name: &str) -> Map<String, Value> {
+    pub(crate) fn app(&self, unique_name: &str) -> Map<String, Value> {
         let apps: Vec<_> = self
             .objects("application")
             .into_iter()
@@ -825,7 +825,7 @@ async fn up_as_json_lines() {
     );
     assert_eq!(
         outputs[0]["api_url"],
-        "https://apim-llmgw-local.azure-api.net/llm"
+        format!("{}/apim/apim-llmgw-local/llm", world.sandbox.base_url())
     );
     assert_eq!(stderr(&out), "");
 }

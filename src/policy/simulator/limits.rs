@@ -16,7 +16,8 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub(super) fn record_tokens(&mut self, key: &str, now: i64, amount: u64) {
+    /// Charges `amount` tokens at `now` to a token-limit counter.
+    pub fn record_tokens(&mut self, key: &str, now: i64, amount: u64) {
         if amount > 0 {
             self.tokens
                 .entry(key.to_owned())

@@ -218,6 +218,24 @@ impl Simulator {
 
     /// Evaluates the inbound section for `request` at `now` (Unix seconds).
     pub fn evaluate(&mut self, policy: &PolicyDocument, request: &Request, now: i64) -> Outcome {
+        let (outcome, token_keys) = self.evaluate_deferred(policy, request, now);
+        // The request passed: its tokens now count against every token limit it went through.
+        for key in token_keys {
+            self.counters.record_tokens(&key, now, request.llm_tokens);
+        }
+        outcome
+    }
+
+    /// Like [`Simulator::evaluate`], but an allowed request's tokens are not counted: the
+    /// returned keys are the token-limit counters it passed, for the caller to charge with
+    /// [`Counters::record_tokens`] once the backend has said how many tokens it used (a gateway
+    /// only knows them from the answer's `usage`).
+    pub fn evaluate_deferred(
+        &mut self,
+        policy: &PolicyDocument,
+        request: &Request,
+        now: i64,
+    ) -> (Outcome, Vec<String>) {
         let mut ctx = Context::new(request.clone(), now);
         let mut outcome = Outcome {
             decision: Decision::Allow,
@@ -250,7 +268,7 @@ impl Simulator {
                     outcome.detail = Some(d.detail);
                     outcome.policy = Some(name);
                     outcome.response_headers.extend(d.headers);
-                    return outcome;
+                    return (outcome, Vec::new());
                 }
                 Step::Respond {
                     status,
@@ -262,7 +280,7 @@ impl Simulator {
                     outcome.policy = Some(name);
                     outcome.response_headers.extend(headers);
                     outcome.effects.push(effect);
-                    return outcome;
+                    return (outcome, Vec::new());
                 }
                 Step::Unknown(ns) => {
                     outcome.decision = Decision::Unknown;
@@ -270,15 +288,11 @@ impl Simulator {
                     outcome.policy = Some(name);
                     outcome.detail = Some(format!("cannot decide: {}", ns.what));
                     outcome.not_simulated.push(ns);
-                    return outcome;
+                    return (outcome, Vec::new());
                 }
             }
         }
-        // The request passed: its tokens now count against every token limit it went through.
-        for key in pending_tokens {
-            self.counters.record_tokens(&key, now, request.llm_tokens);
-        }
-        outcome
+        (outcome, pending_tokens)
     }
 
     fn step(

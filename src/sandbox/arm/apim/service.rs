@@ -384,6 +384,7 @@ fn additional_locations(name: &str, sent: &Value, platform: &str) -> Value {
 /// What a service reports, from what was sent: the user's properties with the computed ones
 /// (URLs, hostnames, platform) laid over them.
 fn properties(
+    base_url: &str,
     name: &str,
     location: &str,
     sku_name: &str,
@@ -399,9 +400,11 @@ fn properties(
     }
     p.entry("notificationSenderEmail")
         .or_insert(json!("apimgmt-noreply@mail.windowsazure.com"));
+    // The sandbox's gateway answers on its own origin, not on `{name}.azure-api.net` (which
+    // would need DNS); the Proxy host name below stays what Azure assigns.
     p.insert(
         "gatewayUrl".into(),
-        json!(format!("https://{}", host(name))),
+        json!(format!("{base_url}/apim/{lower}")),
     );
     if !consumption {
         p.insert(
@@ -508,7 +511,14 @@ fn put(call: &mut Call<'_>, id: &str, name: &str) -> Result<Reply, ArmError> {
         &stored_name,
     )?;
     let sku_name = sku["name"].as_str().unwrap_or_default().to_owned();
-    let mut props = properties(&stored_name, &location, &sku_name, &sent, call.now_ms);
+    let mut props = properties(
+        &call.shared.base_url,
+        &stored_name,
+        &location,
+        &sku_name,
+        &sent,
+        call.now_ms,
+    );
     let created_at = existing
         .as_ref()
         .and_then(|e| e.property_str("createdAtUtc").map(str::to_owned))
