@@ -424,6 +424,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(arm::routes())
         .merge(admin::routes())
         .merge(time::routes())
+        .merge(inference::routes())
         .fallback(arm::fallback)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

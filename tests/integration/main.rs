@@ -13,6 +13,7 @@ mod contention;
 mod durations;
 mod golden;
 mod hostile_args;
+mod inference;
 mod lint_fixtures;
 mod output_contract;
 mod policy_cli;
