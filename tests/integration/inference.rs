@@ -102,12 +102,15 @@ impl Foundry {
     }
 
     async fn assign(&self, principal: &str, role: &str) {
+        self.assign_at(&self.account, principal, role).await;
+    }
+
+    async fn assign_at(&self, scope: &str, principal: &str, role: &str) {
         let answer = self
             .arm
             .put(
                 &format!(
-                    "{}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
-                    self.account,
+                    "{scope}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
                     uuid::Uuid::new_v4()
                 ),
                 &json!({ "properties": {
@@ -388,6 +391,20 @@ async fn bad_tokens_unknown_routes_and_deployments_get_azures_answers() {
         )
     );
 
+    let anonymous = f.call(CHAT, &[], &hello()).await;
+    assert_eq!(
+        (anonymous.status, anonymous.json()["error"]["code"].as_str()),
+        (401, Some("401"))
+    );
+    assert_eq!(
+        f.last_logged(),
+        (
+            "POST".to_owned(),
+            format!("/foundry/llm-foundry/{CHAT}"),
+            401
+        )
+    );
+
     let fresh = f.app_token(&f.identity);
     let invalid = f.chat(&fresh, &json!({ "messages": [] })).await;
     assert_eq!(invalid.status, 400);
@@ -397,8 +414,13 @@ async fn bad_tokens_unknown_routes_and_deployments_get_azures_answers() {
 #[tokio::test]
 async fn streaming_answers_with_the_stubs_events_ending_in_done() {
     let f = foundry(false, 10).await;
-    f.assign(&f.identity, "a97b65f3-24c7-4388-baec-2e87135dc908")
-        .await;
+    // Cognitive Services User on the resource group covers the account.
+    f.assign_at(
+        &group_path("rg"),
+        &f.identity,
+        "a97b65f3-24c7-4388-baec-2e87135dc908",
+    )
+    .await;
     f.sandbox.advance(SignedDuration::from_secs(LAG_S)).unwrap();
     let mut body = hello();
     body["stream"] = json!(true);
