@@ -331,6 +331,29 @@ async fn bad_tokens_unknown_routes_and_deployments_get_azures_answers() {
                 "message": "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again." } })
         )
     );
+    // A deployment still being written is not there yet for inference.
+    let chat = format!("{}/deployments/chat", f.account).to_ascii_lowercase();
+    f.sandbox
+        .state()
+        .arm
+        .resources
+        .get_mut(&chat)
+        .unwrap()
+        .set_provisioning_state("Updating");
+    let updating = f.chat(&token, &hello()).await;
+    assert_eq!(
+        (updating.status, updating.json()["error"]["code"].as_str()),
+        (404, Some("DeploymentNotFound"))
+    );
+    f.sandbox
+        .state()
+        .arm
+        .resources
+        .get_mut(&chat)
+        .unwrap()
+        .set_provisioning_state("Succeeded");
+    assert_eq!(f.chat(&token, &hello()).await.status, 200);
+
     let unversioned = f
         .call(
             "openai/deployments/chat/chat/completions",
