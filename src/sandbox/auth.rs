@@ -13,6 +13,13 @@ pub(crate) const GRAPH_AUDIENCES: [&str; 3] = [
     "00000003-0000-0000-c000-000000000000",
 ];
 
+/// What tokens for Azure OpenAI / Foundry inference carry as `aud`: the v1 resource URI, with
+/// or without the trailing slash (both are seen on Azure: dataplane.md §2.4).
+pub(crate) const COGNITIVE_AUDIENCES: [&str; 2] = [
+    "https://cognitiveservices.azure.com",
+    "https://cognitiveservices.azure.com/",
+];
+
 /// The v1 issuer of a tenant (`{base}/{tid}/`), as the cloud table has it for the sandbox.
 pub(crate) fn issuer_v1(shared: &Shared, tenant: &str) -> String {
     format!("{}/{tenant}/", shared.base_url)
@@ -89,6 +96,8 @@ impl AuthError {
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub tenant: String,
+    /// The principal (`oid`): what a data plane looks up role assignments for.
+    pub object_id: Option<String>,
 }
 
 /// Verifies `Authorization: Bearer …` against the sandbox's own keys and the given audiences.
@@ -155,7 +164,8 @@ pub(crate) fn verify_bearer(
     if !audiences.iter().any(|a| a.eq_ignore_ascii_case(&aud)) {
         return Err(AuthError::WrongAudience(aud));
     }
-    Ok(Caller { tenant })
+    let object_id = jwt.claim_str("oid").map(str::to_owned);
+    Ok(Caller { tenant, object_id })
 }
 
 /// The claims of an app-only (client credentials) token for a v1 resource such as ARM or Graph.

@@ -467,6 +467,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(admin::routes())
         .merge(time::routes())
         .merge(gateway::routes())
+        .merge(inference::routes())
         .fallback(arm::fallback)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

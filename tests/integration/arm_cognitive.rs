@@ -351,18 +351,14 @@ async fn an_account_create_is_polled_from_creating_to_succeeded() {
     assert_eq!(put.status, 201, "{}", put.body);
     let properties = &put.body["properties"];
     assert_eq!(properties["provisioningState"], "Creating");
-    assert_eq!(
-        properties["endpoint"],
-        "https://myfoundry-dev.cognitiveservices.azure.com/"
-    );
+    // The sandbox's own origin, where the account's inference endpoint answers.
+    let endpoint = format!("{}/foundry/myfoundry-dev/", sandbox.base_url());
+    assert_eq!(properties["endpoint"], endpoint.as_str());
     assert_eq!(
         properties["endpoints"]["OpenAI Language Model Instance API"],
-        "https://myfoundry-dev.openai.azure.com/"
+        endpoint.as_str()
     );
-    assert_eq!(
-        properties["endpoints"]["AI Foundry API"],
-        "https://myfoundry-dev.services.ai.azure.com/"
-    );
+    assert_eq!(properties["endpoints"]["AI Foundry API"], endpoint.as_str());
     assert_eq!(properties["customSubDomainName"], "MyFoundry-Dev");
     assert_eq!(properties["disableLocalAuth"], true);
     assert_eq!(properties["allowProjectManagement"], true);
@@ -473,7 +469,7 @@ async fn endpoints_follow_the_kind() {
     let answer = create(&arm, &account_path("rg", "aoai"), API, &openai).await;
     assert_eq!(
         answer.body["properties"]["endpoint"],
-        "https://aoai-mixed.openai.azure.com/"
+        format!("{}/foundry/aoai-mixed/", sandbox.base_url()).as_str()
     );
     assert_eq!(answer.body.get("identity"), None);
     let regional = json!({

@@ -14,6 +14,7 @@ mod durations;
 mod gateway;
 mod golden;
 mod hostile_args;
+mod inference;
 mod lint_fixtures;
 mod output_contract;
 mod policy_cli;

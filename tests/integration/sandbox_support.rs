@@ -247,3 +247,32 @@ impl Arm {
         assert_eq!(answer.status, 201, "{}", answer.body);
     }
 }
+
+/// A v1 token of the tenant at `tenant_index` like [`token`], with `claims` laid over the
+/// defaults (`oid`, `idtyp`, `aud`…): a managed identity's or a user's token for a data plane.
+pub fn token_with(sandbox: &Sandbox, tenant_index: usize, claims: Value) -> String {
+    let (tenant, der, kid) = {
+        let state = sandbox.state();
+        let tenant = &state.tenants[tenant_index];
+        let key = &tenant.keys[0];
+        (
+            tenant.id.clone(),
+            STANDARD.decode(&key.pkcs8).unwrap(),
+            key.kid.clone(),
+        )
+    };
+    let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
+    let now = sandbox.now().as_second();
+    let mut all = json!({
+        "iss": format!("{}/{tenant}/", sandbox.base_url()),
+        "tid": tenant,
+        "ver": "1.0",
+        "iat": now - 60,
+        "nbf": now - 60,
+        "exp": now + 3600,
+    });
+    for (k, v) in claims.as_object().expect("claims are an object") {
+        all[k] = v.clone();
+    }
+    signer.sign(&all)
+}

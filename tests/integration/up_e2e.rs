@@ -334,7 +334,10 @@ async fn a_fresh_up_creates_everything_once() {
     let endpoint = account["properties"]["endpoints"]["OpenAI Language Model Instance API"]
         .as_str()
         .unwrap();
-    assert_eq!(endpoint, "https://llmgw-foundry-local.openai.azure.com/");
+    assert_eq!(
+        endpoint,
+        format!("{}/foundry/llmgw-foundry-local/", world.sandbox.base_url())
+    );
     let backend = world
         .arm(&format!("{}/backends/foundry-openai", service_id()))
         .expect("the backend");

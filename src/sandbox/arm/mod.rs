@@ -33,7 +33,10 @@ use super::state::State;
 use super::state::arm::Resource;
 use super::{Shared, new_guid};
 pub(crate) use call::{Call, OperationSpec};
+/// What the inference data plane reads of ARM: the keys of an account, and time passing.
+pub(crate) use cognitive::account_keys;
 pub(crate) use protocol::{ArmError, ArmRequest, Reply, capture, check_if_match, only, tags};
+pub(crate) use settle::settle;
 
 /// Audiences ARM accepts (the list its own 401 message quotes).
 const ARM_AUDIENCES: [&str; 4] = [

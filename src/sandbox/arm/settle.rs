@@ -11,7 +11,7 @@ use crate::sandbox::state::arm::{ArmState, Pending, PendingAction};
 
 /// Applies every pending ending that is due; soft-deletes Cognitive Services accounts that
 /// a delete removes (directly or with their resource group).
-pub(super) fn settle(arm: &mut ArmState, now_ms: u64) {
+pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
     let due: Vec<(String, Pending)> = arm
         .resources
         .iter()

@@ -107,14 +107,15 @@ fn identity_request(body: &Map<String, Value>) -> Result<Option<Value>, ArmError
     }
 }
 
-/// `https://{sub}.openai.azure.com/` for OpenAI, `https://{sub}.cognitiveservices.azure.com/`
-/// for the other kinds, the regional endpoint without a subdomain (foundry-arm.md §1.3).
-pub(super) fn endpoint(kind: &str, subdomain: Option<&str>, location: &str) -> String {
+/// With a custom subdomain, the sandbox's own origin: `{base}/foundry/{sub}/` (subdomain lower
+/// case), where the inference data plane answers for the account (docs/sandbox.md, "Foundry
+/// inference"); on Azure it is `https://{sub}.openai.azure.com/` or
+/// `https://{sub}.cognitiveservices.azure.com/`, a host the sandbox cannot serve on one port.
+/// Without one, the regional endpoint (foundry-arm.md §1.3), which serves no data plane here,
+/// as Azure serves no token-authenticated data plane without a subdomain.
+pub(super) fn endpoint(base_url: &str, subdomain: Option<&str>, location: &str) -> String {
     match subdomain.map(str::to_ascii_lowercase) {
-        Some(sub) if kind.eq_ignore_ascii_case("OpenAI") => {
-            format!("https://{sub}.openai.azure.com/")
-        }
-        Some(sub) => format!("https://{sub}.cognitiveservices.azure.com/"),
+        Some(sub) => format!("{base_url}/foundry/{sub}/"),
         None => format!(
             "https://{}.api.cognitive.microsoft.com/",
             normalize_location(location)
@@ -122,16 +123,17 @@ pub(super) fn endpoint(kind: &str, subdomain: Option<&str>, location: &str) -> S
     }
 }
 
-/// The `endpoints` map: the OpenAI APIs for kinds OpenAI and AIServices (on the openai.azure.com
-/// host once there is a subdomain), plus "AI Foundry API" for AIServices; other kinds list
-/// themselves, as the 2022 recordings do (foundry-arm.md §1.3).
-pub(super) fn endpoints(kind: &str, subdomain: Option<&str>, location: &str) -> Value {
-    let main = endpoint(kind, subdomain, location);
-    let sub = subdomain.map(str::to_ascii_lowercase);
-    let openai = sub.as_ref().map_or_else(
-        || main.clone(),
-        |s| format!("https://{s}.openai.azure.com/"),
-    );
+/// The `endpoints` map: the OpenAI APIs for kinds OpenAI and AIServices, plus "AI Foundry API"
+/// and "Content Safety" for AIServices; other kinds list themselves, as the 2022 recordings do
+/// (foundry-arm.md §1.3). Every entry is the account's one origin: the sandbox answers all of
+/// them at [`endpoint`].
+pub(super) fn endpoints(
+    base_url: &str,
+    kind: &str,
+    subdomain: Option<&str>,
+    location: &str,
+) -> Value {
+    let main = json!(endpoint(base_url, subdomain, location));
     let mut map = Map::new();
     let is_openai = kind.eq_ignore_ascii_case("OpenAI");
     let is_ai_services = kind.eq_ignore_ascii_case("AIServices");
@@ -142,18 +144,14 @@ pub(super) fn endpoints(kind: &str, subdomain: Option<&str>, location: &str) -> 
             "OpenAI Whisper API",
             "OpenAI Realtime API",
         ] {
-            map.insert(api.into(), json!(openai));
+            map.insert(api.into(), main.clone());
         }
     } else {
-        map.insert(kind.into(), json!(main));
+        map.insert(kind.into(), main.clone());
     }
     if is_ai_services {
-        let foundry = sub.as_ref().map_or_else(
-            || main.clone(),
-            |s| format!("https://{s}.services.ai.azure.com/"),
-        );
-        map.insert("AI Foundry API".into(), json!(foundry));
-        map.insert("Content Safety".into(), json!(main));
+        map.insert("AI Foundry API".into(), main.clone());
+        map.insert("Content Safety".into(), main);
     }
     Value::Object(map)
 }
@@ -214,13 +212,14 @@ fn account_body(
     let kept = |key: &str| before.and_then(|p| p.get(key)).cloned();
     let sub = spec.subdomain();
     let mut properties = spec.properties.clone();
+    let base = call.shared.base_url.clone();
     properties.insert(
         "endpoint".into(),
-        json!(endpoint(&spec.kind, sub, &spec.location)),
+        json!(endpoint(&base, sub, &spec.location)),
     );
     properties.insert(
         "endpoints".into(),
-        endpoints(&spec.kind, sub, &spec.location),
+        endpoints(&base, &spec.kind, sub, &spec.location),
     );
     properties.insert("provisioningState".into(), json!(provisioning_state));
     properties.insert(
@@ -493,6 +492,15 @@ pub(super) fn list_accounts(call: &Call<'_>, prefix: &str) -> Reply {
     Reply::ok(json!({ "value": value }))
 }
 
+/// The account's two keys, as the inference data plane compares an `api-key` header with them.
+pub(crate) fn account_keys(account: &Resource) -> Vec<String> {
+    let keys = keys_of(account);
+    ["key1", "key2"]
+        .iter()
+        .filter_map(|k| keys.get(*k).and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
 fn keys_of(account: &Resource) -> Value {
     account
         .body
@@ -610,30 +618,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_follow_kind_and_lower_case_the_subdomain() {
+    fn endpoints_are_the_sandbox_origin_with_the_subdomain_lower_cased() {
+        let base = "http://127.0.0.1:7171";
         assert_eq!(
-            endpoint("AIServices", Some("MyFoundry"), "westus"),
-            "https://myfoundry.cognitiveservices.azure.com/"
+            endpoint(base, Some("MyFoundry"), "westus"),
+            "http://127.0.0.1:7171/foundry/myfoundry/"
         );
         assert_eq!(
-            endpoint("OpenAI", Some("Aoai"), "westus"),
-            "https://aoai.openai.azure.com/"
-        );
-        assert_eq!(
-            endpoint("OpenAI", None, "West US"),
+            endpoint(base, None, "West US"),
             "https://westus.api.cognitive.microsoft.com/"
         );
-        let map = endpoints("AIServices", Some("MyFoundry"), "westus");
+        let map = endpoints(base, "AIServices", Some("MyFoundry"), "westus");
+        for api in [
+            "OpenAI Language Model Instance API",
+            "AI Foundry API",
+            "Content Safety",
+        ] {
+            assert_eq!(map[api], "http://127.0.0.1:7171/foundry/myfoundry/");
+        }
         assert_eq!(
-            map["OpenAI Language Model Instance API"],
-            "https://myfoundry.openai.azure.com/"
-        );
-        assert_eq!(
-            map["AI Foundry API"],
-            "https://myfoundry.services.ai.azure.com/"
-        );
-        assert_eq!(
-            endpoints("Emotion", None, "westus")["Emotion"],
+            endpoints(base, "Emotion", None, "westus")["Emotion"],
             "https://westus.api.cognitive.microsoft.com/"
         );
     }

@@ -19,6 +19,7 @@ use super::resources::normalize_location;
 use super::{ArmError, Call, OperationKind, OperationSpec, Reply, capture, group_id, only};
 use crate::clock::format_utc_millis;
 use crate::sandbox::state::arm::{Operation, Pending, PendingAction, Resource};
+pub(crate) use accounts::account_keys;
 use accounts::{
     check_domain_availability, delete_account, list_accounts, list_keys, live_account,
     patch_account, put_account, regenerate_key,
