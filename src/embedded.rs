@@ -3,13 +3,14 @@
 //! Entry layer: it talks to the terminal while it waits, and the engine must not know that the
 //! cloud it signs in to is an emulator.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cloud::Cloud;
 use crate::config::Blueprint;
-use crate::hint::Hinted;
+use crate::hint::{Hinted, Remedy};
 use crate::output::Printer;
 use crate::sandbox::{Sandbox, SandboxConfig, StateDirError};
 
@@ -60,6 +61,7 @@ impl Drop for Embedded {
                     told = true;
                 }
             }
+            // Real time on purpose: the other run is another process, on the system's clock.
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -121,7 +123,7 @@ pub async fn sandbox_for(
         }
         Err(e) => {
             let hint = match e.downcast_ref::<StateDirError>() {
-                Some(dir) => dir.hint.clone().unwrap_or_default(),
+                Some(dir) => Remedy::hint(dir).map(Cow::into_owned).unwrap_or_default(),
                 None => "start one with `provision sandbox serve`, or free the address".to_owned(),
             };
             return Err(Hinted::error(

@@ -32,7 +32,8 @@ impl Hinted {
 }
 
 impl Remedy for Hinted {
+    /// An empty hint is no hint: never an empty `hint:` line.
     fn hint(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(&self.hint))
+        (!self.hint.is_empty()).then_some(Cow::Borrowed(&self.hint))
     }
 }

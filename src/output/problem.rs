@@ -16,6 +16,7 @@ use crate::engine::{EngineError, Stopped};
 use crate::hint::{Hinted, Remedy};
 use crate::policy::ParseError;
 use crate::render::RenderError;
+use crate::sandbox::StateDirError;
 
 /// One problem: what is wrong (with where), the source line it points into, what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,7 @@ fn remedy(error: &(dyn Error + 'static)) -> Option<String> {
         of::<SignInError>,
         of::<CredentialError>,
         of::<UnknownAuthChoice>,
+        of::<StateDirError>,
         of::<DeadlineExceeded>,
         of::<RenderError>,
         of::<ParseError>,

@@ -18,6 +18,12 @@ pub struct StateDirError {
     pub hint: Option<String>,
 }
 
+impl crate::hint::Remedy for StateDirError {
+    fn hint(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.hint.as_deref().map(std::borrow::Cow::Borrowed)
+    }
+}
+
 impl StateDirError {
     fn io(dir: &Path, what: &str, e: &io::Error) -> StateDirError {
         StateDirError {

@@ -191,6 +191,7 @@ fn finish(mut child: Child) -> End {
             let _ = child.wait();
             return if up { End::Listening } else { End::Hung };
         }
+        // Real time on purpose: the run is a child process; this only paces the polling.
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -284,6 +284,7 @@ mod tests {
         let url = format!("http://{}/x", listener.local_addr().unwrap());
         let held = tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
+            // Holds the connection open without answering, longer than the silence limit under test.
             tokio::time::sleep(Duration::from_secs(5)).await;
             drop(socket);
         });
