@@ -174,7 +174,11 @@ fn hello() -> Value {
 /// The stub's exact answer to `body` now, as the deployment's model.
 fn expected(sandbox: &Sandbox, body: &Value) -> Value {
     let request = parse_request(body.to_string().as_bytes()).unwrap();
-    let completion = complete(&request, "gpt-4o-mini", sandbox.now().as_second());
+    let completion = complete(
+        &request,
+        "gpt-4o-mini-2024-07-18",
+        sandbox.now().as_second(),
+    );
     serde_json::from_slice(&completion.response()).unwrap()
 }
 
@@ -269,7 +273,7 @@ async fn a_managed_identity_is_served_once_its_role_assignment_has_replicated() 
     assert_eq!(answer.header("content-type"), Some("application/json"));
     let body = answer.json();
     assert_eq!(body, expected(&f.sandbox, &hello()));
-    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(body["model"], "gpt-4o-mini-2024-07-18");
     assert_eq!(
         body["choices"][0]["message"]["content"],
         "You said: Hello, world!"
@@ -455,7 +459,12 @@ async fn streaming_answers_with_the_stubs_events_ending_in_done() {
         Some("text/event-stream; charset=utf-8")
     );
     let request = parse_request(body.to_string().as_bytes()).unwrap();
-    let frames = complete(&request, "gpt-4o-mini", f.sandbox.now().as_second()).stream(true);
+    let frames = complete(
+        &request,
+        "gpt-4o-mini-2024-07-18",
+        f.sandbox.now().as_second(),
+    )
+    .stream(true);
     assert_eq!(answer.text.as_bytes(), frames.concat().as_slice());
     assert!(answer.text.ends_with("\n\ndata: [DONE]\n\n"));
 }

@@ -250,13 +250,14 @@ fn target(state: &State, account: &Resource, name: &str) -> Option<Target> {
     {
         return None;
     }
-    let model = deployment
-        .properties()
-        .and_then(|p| p.get("model"))
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or(name)
-        .to_owned();
+    // Azure answers with the model and its version (`gpt-4.1-2025-04-14`), not the deployment.
+    let spec = deployment.properties().and_then(|p| p.get("model"));
+    let field = |key: &str| spec.and_then(|m| m.get(key)).and_then(Value::as_str);
+    let model = match (field("name"), field("version")) {
+        (Some(model), Some(version)) => format!("{model}-{version}"),
+        (Some(model), None) => model.to_owned(),
+        (None, _) => name.to_owned(),
+    };
     let capacity = deployment
         .body
         .get("sku")
