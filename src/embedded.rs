@@ -142,7 +142,9 @@ pub async fn sandbox_for(
     }))
 }
 
-fn address_taken(error: &anyhow::Error) -> bool {
+/// Whether starting a sandbox failed because something already listens at its address (by the
+/// error's kind: its text depends on the OS and the locale).
+pub fn address_taken(error: &anyhow::Error) -> bool {
     error
         .downcast_ref::<std::io::Error>()
         .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)

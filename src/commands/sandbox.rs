@@ -89,7 +89,7 @@ fn serve(args: SandboxServeArgs, printer: &Printer) -> anyhow::Result<ExitStatus
                 let hint = dir.hint.clone().unwrap_or_default();
                 return Hinted::error(format!("cannot start the sandbox: {dir}"), hint);
             }
-            let hint = if e.to_string().contains("in use") {
+            let hint = if crate::embedded::address_taken(&e) {
                 "another process listens there: pick --addr 127.0.0.1:PORT"
             } else {
                 "check --addr and --state"

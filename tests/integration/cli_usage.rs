@@ -109,3 +109,21 @@ fn an_unknown_environment_lists_the_ones_that_exist() {
         "{stderr}"
     );
 }
+
+/// An address already taken is recognised by the error's kind, not by its (OS- and
+/// locale-dependent) text.
+#[test]
+fn sandbox_serve_on_a_taken_address_says_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) = run(&Project::new(), &["sandbox", "serve", "--addr", &addr]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with("error: cannot start the sandbox: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("\nhint: another process listens there: pick --addr 127.0.0.1:PORT\n"),
+        "{stderr}"
+    );
+}
