@@ -182,6 +182,7 @@ async fn answers_as_sandbox(addr: SocketAddr) -> bool {
         if tokio::time::Instant::now() + INFO_POLL > until {
             return false;
         }
+        // Real time on purpose: the sandbox being waited for is another process's.
         tokio::time::sleep(INFO_POLL).await;
     }
 }

@@ -7,6 +7,7 @@ mod arm_cognitive;
 mod arm_fixtures;
 mod arm_resources;
 mod bad_inputs;
+mod boundary;
 mod cli_usage;
 mod config_inputs;
 mod contention;
