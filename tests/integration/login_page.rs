@@ -1,12 +1,16 @@
 //! The sandbox's `/devicelogin` page: Entra's steps (code, account, consent, result), its errors,
-//! its anti-forgery tokens and its escaping, over plain HTTP.
+//! its anti-forgery tokens and its escaping over plain HTTP, and the whole sign-in driven in a
+//! real headless Chromium up to a call through the gateway after `up --env local`.
 
 use provision::clock::SignedDuration;
 use provision::sandbox::{DEFAULT_TENANT, DeviceLoginRecord, Sandbox};
 use serde_json::{Value, json};
 
+use crate::boundary::assert_chat_reaches_the_model;
+use crate::browser::{drive, screenshot_path};
 use crate::sandbox_support::{client, default_sandbox};
 
+const MODULE: &str = "login_page";
 const GRACE: &str = "grace@sandbox.onmicrosoft.com";
 
 fn guid() -> String {
@@ -406,4 +410,117 @@ async fn an_expired_code_is_an_error_on_the_page() {
         "back to the first step"
     );
     assert_eq!(page_records(&sandbox)[1].outcome, "expired_code");
+}
+
+// ---------------------------------------------------------------------------------------------
+// In a real headless Chromium
+
+/// The acceptance test of the login page: after `up --env local`, a person signs in on the page
+/// in Chromium; the device-code token the registered client then polls for crosses the gateway
+/// to the model, which the gateway called as its managed identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_a_signed_in_device_code_token_reaches_the_model() {
+    let world = crate::up_e2e::World::default().await;
+    world.up().await;
+    // The gateway's role assignment takes effect after the replication lag, as RBAC does.
+    world
+        .sandbox
+        .advance(SignedDuration::from_mins(10))
+        .unwrap();
+    let api = world.app("llm-gateway-api-local");
+    let client_app = world.app("llm-gateway-notebooks-local");
+    let client_id = client_app["appId"].as_str().unwrap().to_owned();
+    let scope = format!("api://{}/llm.invoke", api["appId"].as_str().unwrap());
+    let (user_code, device_code, verification_uri) =
+        start_code(&world.sandbox, &client_id, &scope).await;
+
+    let app_name = client_app["displayName"].as_str().unwrap().to_owned();
+    let api_name = api["displayName"].as_str().unwrap().to_owned();
+    let want_scope = scope.clone();
+    drive(MODULE, "in_chromium_a_signed_in_device_code_token_reaches_the_model", move |b| async move {
+        b.goto(&verification_uri).await;
+        assert_eq!(b.text("#title").await, "Enter code");
+        b.type_into("#otc", &user_code).await;
+        b.click("#next").await;
+        b.click(&format!("button[value='{GRACE}']")).await;
+        // The consent screen: the app, what it asks for, and the tenant.
+        assert_eq!(b.text("#title").await, "Permissions requested");
+        assert_eq!(b.text("#app strong").await, app_name);
+        let scopes = b.text("#scopes").await;
+        assert!(scopes.contains(&format!("{api_name} · {want_scope}")), "{scopes}");
+        let tenant = b.text("#tenant").await;
+        assert!(
+            tenant.contains("Organization: Sandbox (sandbox.onmicrosoft.com)")
+                && tenant.contains(DEFAULT_TENANT),
+            "{tenant}"
+        );
+        b.click("#accept").await;
+        assert_eq!(
+            b.text("#result").await,
+            format!("You have signed in to the {app_name} application on your device. You may now close this window.")
+        );
+    })
+    .await;
+
+    let (status, token) = poll(&world.sandbox, &client_id, &device_code).await;
+    assert_eq!(status, 200, "{token}");
+    let token = token["access_token"].as_str().unwrap();
+    assert_chat_reaches_the_model(&world.sandbox, token).await;
+}
+
+/// In Chromium: a wrong code is an error on the page; Cancel on the consent screen ends the
+/// client's poll in `authorization_declined` (Entra's name for RFC 8628's `access_denied`); and
+/// the decided code, entered again, is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_wrong_and_used_codes_are_errors_and_cancel_declines() {
+    let sandbox = default_sandbox().await;
+    let (client_id, scope) = register(&sandbox, "Notebooks");
+    let (user_code, device_code, verification_uri) = start_code(&sandbox, &client_id, &scope).await;
+    let url = verification_uri.clone();
+    let code = user_code.clone();
+    drive(MODULE, "in_chromium_wrong_and_used_codes_are_errors_and_cancel_declines", move |b| async move {
+        b.goto(&url).await;
+        b.type_into("#otc", "WRONGCODE").await;
+        b.click("#next").await;
+        assert_eq!(b.text("#error").await, "That code didn't work. Check the code and try again.");
+        b.type_into("#otc", &code).await;
+        b.click("#next").await;
+        b.click(&format!("button[value='{GRACE}']")).await;
+        b.click("#cancel").await;
+        assert_eq!(
+            b.text("#result").await,
+            "You have declined to sign in to the Notebooks application on your device. You may now close this window."
+        );
+        b.goto(&url).await;
+        b.type_into("#otc", &code).await;
+        b.click("#next").await;
+        assert!(b.text("#error").await.starts_with("That code was already used."));
+    })
+    .await;
+    let (status, declined) = poll(&sandbox, &client_id, &device_code).await;
+    assert_eq!(
+        (status, declined["error"].as_str()),
+        (400, Some("authorization_declined")),
+        "{declined}"
+    );
+    assert_eq!(declined["error_codes"], json!([65004]));
+}
+
+/// A failing browser test leaves a PNG of the page it failed on where it says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_browser_test_leaves_a_screenshot() {
+    let sandbox = default_sandbox().await;
+    let path = screenshot_path(MODULE, "deliberately_failing");
+    let _ = std::fs::remove_file(&path);
+    let url = format!("{}/devicelogin", sandbox.base_url());
+    let failed = tokio::spawn(drive(MODULE, "deliberately_failing", move |b| async move {
+        b.goto(&url).await;
+        b.find("#otc").await;
+        panic!("deliberately");
+    }))
+    .await;
+    assert!(failed.unwrap_err().is_panic());
+    let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    std::fs::remove_file(&path).unwrap();
 }

@@ -8,6 +8,7 @@ mod arm_fixtures;
 mod arm_resources;
 mod bad_inputs;
 mod boundary;
+mod browser;
 mod cli_usage;
 mod config_inputs;
 mod contention;
