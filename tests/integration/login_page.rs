@@ -3,6 +3,7 @@
 //! real headless Chromium up to a call through the gateway after `up --env local`.
 
 use provision::clock::SignedDuration;
+use provision::policy::token::Jwt;
 use provision::sandbox::{DEFAULT_TENANT, DeviceLoginRecord, Sandbox};
 use serde_json::{Value, json};
 
@@ -291,6 +292,14 @@ async fn the_page_walks_entras_steps_escapes_names_and_logs_each_post() {
         "Pending",
         "nothing decided before Accept"
     );
+    // The old page's verb is no choice here: the consent screen again.
+    let page = submit(&sandbox, page.ticket(), &[("action", "approve")]).await;
+    assert_eq!(page.status, 400);
+    assert!(
+        page.html.contains("Choose Accept or Cancel.")
+            && page.html.contains("Permissions requested")
+    );
+    assert_eq!(status_of(&sandbox, &user_code), "Pending");
 
     let page = submit(&sandbox, page.ticket(), &[("action", "accept")]).await;
     assert_eq!(page.status, 200, "{}", page.html);
@@ -301,6 +310,14 @@ async fn the_page_walks_entras_steps_escapes_names_and_logs_each_post() {
     let (status, token) = poll(&sandbox, &client_id, &device_code).await;
     assert_eq!(status, 200, "{token}");
     assert_eq!(token["scope"], scope);
+    let claims = Jwt::parse(token["access_token"].as_str().unwrap())
+        .unwrap()
+        .claims;
+    let grace = sandbox.state().tenant(DEFAULT_TENANT).unwrap().users[1].clone();
+    assert_eq!(
+        (grace.upn.as_str(), &claims["oid"]),
+        (GRACE, &json!(grace.id))
+    );
 
     // The same code once more, in a new flow: used.
     let page = get_page(&sandbox).await;
@@ -325,6 +342,7 @@ async fn the_page_walks_entras_steps_escapes_names_and_logs_each_post() {
                 Some("mallory@foreign.onmicrosoft.com")
             ),
             record(Some("account"), code, "next", Some(GRACE)),
+            record(Some("consent"), code, "no_choice", Some(GRACE)),
             record(Some("consent"), code, "approved", Some(GRACE)),
             record(Some("code"), code, "used_code", None),
         ]
@@ -409,7 +427,52 @@ async fn an_expired_code_is_an_error_on_the_page() {
         page.html.contains("<h1 id=\"title\">Enter code</h1>"),
         "back to the first step"
     );
-    assert_eq!(page_records(&sandbox)[1].outcome, "expired_code");
+    // Typed again at the first step: the same error.
+    let page = submit(&sandbox, page.ticket(), &[("user_code", &user_code)]).await;
+    assert_eq!(page.status, 400);
+    assert!(page.html.contains("AADSTS70019"), "{}", page.html);
+    let outcomes: Vec<_> = page_records(&sandbox)
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(outcomes, ["next", "expired_code", "expired_code"]);
+}
+
+#[tokio::test]
+async fn a_code_decided_elsewhere_while_the_page_is_open_is_an_error_on_accept() {
+    let sandbox = default_sandbox().await;
+    let (client_id, scope) = register(&sandbox, "Notebooks");
+    let (user_code, _, _) = start_code(&sandbox, &client_id, &scope).await;
+    let page = get_page(&sandbox).await;
+    let page = submit(&sandbox, page.ticket(), &[("user_code", &user_code)]).await;
+    let page = submit(&sandbox, page.ticket(), &[("user", GRACE)]).await;
+    assert!(page.html.contains("Permissions requested"));
+    // The admin endpoint, unchanged, declines it meanwhile.
+    let declined = client()
+        .post(format!(
+            "{}/_sandbox/device-codes/{user_code}/decline",
+            sandbox.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declined.status(), 200);
+    let page = submit(&sandbox, page.ticket(), &[("action", "accept")]).await;
+    assert_eq!(page.status, 400);
+    assert!(
+        page.html.contains("That code was already used."),
+        "{}",
+        page.html
+    );
+    assert_eq!(
+        status_of(&sandbox, &user_code),
+        "Declined",
+        "Accept changed nothing"
+    );
+    assert_eq!(
+        page_records(&sandbox).last().unwrap(),
+        &record(Some("consent"), Some(&user_code), "used_code", Some(GRACE))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

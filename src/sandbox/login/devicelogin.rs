@@ -193,7 +193,7 @@ fn enter_code(
 ) -> (StatusCode, String) {
     let typed = form.user_code.as_deref().unwrap_or_default();
     let user_code = normalized(typed);
-    record.user_code = (!user_code.is_empty()).then(|| user_code.clone());
+    record.user_code = (!user_code.is_empty()).then(|| bounded(&user_code).to_owned());
     match pending_code(shared, &user_code) {
         Err(refusal) => code_error(shared, flow, typed, refusal, record),
         Ok(code) => {
