@@ -164,7 +164,9 @@ fn show(
     step: Step,
     page: impl FnOnce(&Ticket) -> String,
 ) -> (StatusCode, String) {
-    match shared.login_flows().set(flow, step, shared.now_ms()) {
+    // Bound first, so the flows' lock is not held while the page renders.
+    let ticket = shared.login_flows().set(flow, step, shared.now_ms());
+    match ticket {
         Some(ticket) => (StatusCode::OK, page(&ticket)),
         None => (StatusCode::INTERNAL_SERVER_ERROR, pages::forbidden_page()),
     }
