@@ -475,6 +475,56 @@ async fn a_code_decided_elsewhere_while_the_page_is_open_is_an_error_on_accept()
     );
 }
 
+#[tokio::test]
+async fn hostile_forms_and_queries_are_answered_without_echoing_them_whole() {
+    let sandbox = default_sandbox().await;
+    let url = format!("{}/devicelogin", sandbox.base_url());
+    // Not a form, invalid UTF-8, a JSON body: read as an empty form, so refused as forged.
+    for (kind, body) in [
+        (
+            "application/x-www-form-urlencoded",
+            b"flow=%FF%FE&csrf=\xff".to_vec(),
+        ),
+        ("application/json", br#"{"flow":"x","csrf":"y"}"#.to_vec()),
+        ("text/plain", vec![0u8; 4096]),
+    ] {
+        let response = client()
+            .post(&url)
+            .header("content-type", kind)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{kind}");
+    }
+    // A huge code is refused and echoed (and logged) only up to 64 characters.
+    let long = "A".repeat(100_000);
+    let response = client()
+        .get(format!("{url}?code={}", "<b>".repeat(1000)))
+        .send()
+        .await
+        .unwrap();
+    let page = Page {
+        status: response.status().as_u16(),
+        html: response.text().await.unwrap(),
+    };
+    assert_eq!(page.status, 200);
+    assert!(
+        page.html
+            .contains(&format!("value=\"{}\"", "&lt;b&gt;".repeat(21) + "&lt;"))
+    );
+    let page = submit(&sandbox, page.ticket(), &[("user_code", &long)]).await;
+    assert_eq!(page.status, 400);
+    assert!(page.html.contains(&format!("value=\"{}\"", &long[..64])));
+    assert!(!page.html.contains(&long[..65]));
+    let records = page_records(&sandbox);
+    let last = records.last().unwrap();
+    assert_eq!(
+        (last.outcome.as_str(), last.user_code.as_deref()),
+        ("invalid_code", Some(&long[..64]))
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // In a real headless Chromium
 
