@@ -442,11 +442,19 @@ async fn an_expired_code_is_an_error_on_the_page() {
 async fn a_code_decided_elsewhere_while_the_page_is_open_is_an_error_on_accept() {
     let sandbox = default_sandbox().await;
     let (client_id, scope) = register(&sandbox, "Notebooks");
+    let scope = format!("{scope} openid offline_access");
     let (user_code, _, _) = start_code(&sandbox, &client_id, &scope).await;
     let page = get_page(&sandbox).await;
     let page = submit(&sandbox, page.ticket(), &[("user_code", &user_code)]).await;
     let page = submit(&sandbox, page.ticket(), &[("user", GRACE)]).await;
     assert!(page.html.contains("Permissions requested"));
+    // OpenID scopes in the words of Entra's consent screen.
+    for words in [
+        "Sign you in<br><span class=\"note\">OpenID Connect · openid</span>",
+        "Maintain access to data you have given it access to<br><span class=\"note\">OpenID Connect · offline_access</span>",
+    ] {
+        assert!(page.html.contains(words), "{words} in {}", page.html);
+    }
     // The admin endpoint, unchanged, declines it meanwhile.
     let declined = client()
         .post(format!(
