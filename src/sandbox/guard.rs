@@ -14,8 +14,9 @@
 //!   (a JSON body forces a browser to ask first, and the sandbox never says yes). This keeps
 //!   `curl -X POST` and the tests working without a token to find and pass around; a per-sandbox
 //!   admin token would protect the same endpoints at that cost. The `/devicelogin` page posts
-//!   its own form (urlencoded by nature), so only its Origin is checked; browsers send `Origin`
-//!   with every cross-origin POST.
+//!   its own form (urlencoded by nature), so only its Origin is checked here; browsers send
+//!   `Origin` with every cross-origin POST. The page also checks its own anti-forgery token
+//!   (`login/flows.rs`), for a browser that sends no `Origin`.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -77,6 +77,24 @@ pub struct RequestRecord {
     /// For a request to an APIM gateway (`/apim/…`): what the gateway decided and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayRecord>,
+    /// For a POST to the `/devicelogin` page: what the page made of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devicelogin: Option<DeviceLoginRecord>,
+}
+
+/// What one POST to the `/devicelogin` page decided: the page's decisions are as visible to a
+/// test as those of `POST /_sandbox/device-codes/{code}/approve`, whose path says it all.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeviceLoginRecord {
+    /// The step the POST answered (`code`, `account`, `consent`); none for a refused form.
+    pub step: Option<String>,
+    /// The user code the flow is about, normalized, once one was typed.
+    pub user_code: Option<String>,
+    /// `next`, `approved`, `declined`, or why not: `forbidden` (no or a wrong anti-forgery
+    /// token), `invalid_code`, `expired_code`, `used_code`, `unknown_user`, `no_choice`.
+    pub outcome: String,
+    /// The user principal name chosen or asked for.
+    pub user: Option<String>,
 }
 
 /// What the APIM gateway made of one request: enough for a test to see why it was let through
@@ -132,6 +150,8 @@ pub(crate) struct Shared {
     /// service name: they outlive a request, as the real gateway's do (not persisted: a restarted
     /// gateway starts with fresh counters too).
     pub(crate) gateway_counters: Mutex<BTreeMap<String, crate::policy::simulator::Counters>>,
+    /// Sign-ins open on the `/devicelogin` page (in memory, like a browser session).
+    login_flows: Mutex<login::Flows>,
 }
 
 pub(crate) fn new_guid() -> String {
@@ -141,6 +161,11 @@ pub(crate) fn new_guid() -> String {
 impl Shared {
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `/devicelogin` page's open sign-ins. Hold the guard briefly.
+    pub(crate) fn login_flows(&self) -> MutexGuard<'_, login::Flows> {
+        self.login_flows.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Milliseconds since the Unix epoch on the sandbox's clock: the unit its records keep.
@@ -356,6 +381,7 @@ impl Sandbox {
             connections: AtomicUsize::new(0),
             clock: OffsetClock::new(clock_offset),
             gateway_counters: Mutex::new(BTreeMap::new()),
+            login_flows: Mutex::new(login::Flows::default()),
         });
         shared.persist(&shared.state());
         let app = router(shared.clone());
@@ -501,7 +527,7 @@ async fn observe(
             path,
             refused.status().as_u16(),
             None,
-            None,
+            Extra::default(),
         );
         return refused;
     }
@@ -576,7 +602,10 @@ async fn observe(
     } else {
         response.status().as_u16()
     };
-    let gateway = response.extensions_mut().remove::<GatewayRecord>();
+    let extra = Extra {
+        gateway: response.extensions_mut().remove::<GatewayRecord>(),
+        devicelogin: response.extensions_mut().remove::<DeviceLoginRecord>(),
+    };
     record(
         &shared,
         started,
@@ -584,9 +613,16 @@ async fn observe(
         path,
         status,
         fault.map(|f| f.label().to_owned()),
-        gateway,
+        extra,
     );
     response
+}
+
+/// What a handler told the log about its request, beyond method, path and status.
+#[derive(Default)]
+struct Extra {
+    gateway: Option<GatewayRecord>,
+    devicelogin: Option<DeviceLoginRecord>,
 }
 
 fn record(
@@ -596,7 +632,7 @@ fn record(
     path: String,
     status: u16,
     fault: Option<String>,
-    gateway: Option<GatewayRecord>,
+    extra: Extra,
 ) {
     let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
     let seq = log.len() as u64 + 1;
@@ -607,6 +643,7 @@ fn record(
         status,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         fault,
-        gateway,
+        gateway: extra.gateway,
+        devicelogin: extra.devicelogin,
     });
 }

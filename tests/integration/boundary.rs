@@ -5,11 +5,56 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use provision::clock::SignedDuration;
 use provision::policy::token::TokenSigner;
-use provision::sandbox::DEFAULT_TENANT;
+use provision::sandbox::{DEFAULT_TENANT, Sandbox};
 use serde_json::{Value, json};
 
 use crate::gateway::CHAT;
 use crate::sandbox_support::client;
+
+const HELLO: &str = r#"{"messages":[{"role":"user","content":"hello"}]}"#;
+
+/// After `up --env local`: `token` crosses the gateway's chat completions to a 200 with the model
+/// stub's answer, the Foundry endpoint was called, and the gateway's log record shows that call
+/// made with the APIM service's managed-identity token, not with a key or the caller's token.
+pub(crate) async fn assert_chat_reaches_the_model(sandbox: &Sandbox, token: &str) {
+    let answer = client()
+        .post(format!(
+            "{}/apim/apim-llmgw-local{CHAT}",
+            sandbox.base_url()
+        ))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(HELLO)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let text = answer.text().await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let reply: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(reply["object"], "chat.completion");
+    assert_eq!(reply["choices"][0]["message"]["content"], "You said: hello");
+    let log = sandbox.requests();
+    let to_model = log
+        .iter()
+        .find(|r| {
+            r.path.starts_with(
+                "/foundry/llmgw-foundry-local/openai/deployments/gpt-4o-mini/chat/completions",
+            )
+        })
+        .expect("the gateway called the Foundry endpoint");
+    assert_eq!(to_model.status, 200);
+    let record = serde_json::to_value(log.last().unwrap().gateway.clone()).unwrap();
+    assert_eq!(
+        (
+            &record["decision"],
+            &record["backend"]["auth"],
+            &record["backend"]["status"]
+        ),
+        (&json!("allow"), &json!("managed-identity"), &json!(200)),
+        "{record}"
+    );
+}
 
 /// The whole boundary, end to end on real loopback HTTP, with nothing re-pointed: after
 /// `up --env local`, a token of the registered client crosses the gateway, which calls the
@@ -51,44 +96,7 @@ async fn after_up_a_client_token_reaches_the_model_through_the_gateway_only() {
             "exp": now + 3600,
         }))
     };
-    let body = r#"{"messages":[{"role":"user","content":"hello"}]}"#;
-    let answer = client()
-        .post(format!(
-            "{}/apim/apim-llmgw-local{CHAT}",
-            sandbox.base_url()
-        ))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status().as_u16();
-    let text = answer.text().await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    let reply: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(reply["object"], "chat.completion");
-    assert_eq!(reply["choices"][0]["message"]["content"], "You said: hello");
-    let log = sandbox.requests();
-    let to_model = log
-        .iter()
-        .find(|r| {
-            r.path.starts_with(
-                "/foundry/llmgw-foundry-local/openai/deployments/gpt-4o-mini/chat/completions",
-            )
-        })
-        .expect("the gateway called the Foundry endpoint");
-    assert_eq!(to_model.status, 200);
-    let record = serde_json::to_value(log.last().unwrap().gateway.clone()).unwrap();
-    assert_eq!(
-        (
-            &record["decision"],
-            &record["backend"]["auth"],
-            &record["backend"]["status"]
-        ),
-        (&json!("allow"), &json!("managed-identity"), &json!(200)),
-        "{record}"
-    );
+    assert_chat_reaches_the_model(sandbox, &token).await;
 
     // Straight to the model with the same token: not for the Cognitive Services audience.
     let direct = format!(
@@ -99,7 +107,7 @@ async fn after_up_a_client_token_reaches_the_model_through_the_gateway_only() {
         .post(&direct)
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
-        .body(body)
+        .body(HELLO)
         .send()
         .await
         .unwrap();
@@ -109,7 +117,7 @@ async fn after_up_a_client_token_reaches_the_model_through_the_gateway_only() {
         .post(&direct)
         .header("api-key", "any")
         .header("content-type", "application/json")
-        .body(body)
+        .body(HELLO)
         .send()
         .await
         .unwrap();

@@ -284,8 +284,9 @@ async fn a_cross_site_device_code_approval_is_refused() {
         )
     );
     // The sign-in page's own form posts urlencoded from its own origin: that reaches the page
-    // (which knows no such code); the same form from another origin does not.
-    let form = "user_code=ABCD1234&user=&action=approve";
+    // (which refuses a form without its anti-forgery token, in HTML); the same form from another
+    // origin is stopped before the page by the guard (JSON).
+    let form = "user_code=ABCD1234&user=&action=accept";
     let urlencoded = ("content-type", "application/x-www-form-urlencoded");
     let own = format!("http://127.0.0.1:{port}");
     let (status, page) = raw(
@@ -296,8 +297,11 @@ async fn a_cross_site_device_code_approval_is_refused() {
         Some(form),
     )
     .await;
-    assert_eq!(status, 404);
-    assert!(page.as_str().unwrap().contains("Sign-in failed"));
+    assert_eq!(status, 403);
+    assert!(
+        page.as_str().unwrap().contains("Nothing was decided."),
+        "{page}"
+    );
     let (status, body) = raw(
         &sandbox,
         reqwest::Method::POST,

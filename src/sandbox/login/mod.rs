@@ -6,8 +6,12 @@
 
 mod device;
 mod devicelogin;
+mod flows;
+mod pages;
 mod scopes;
 mod token;
+
+pub(crate) use flows::Flows;
 
 use std::sync::Arc;
 
