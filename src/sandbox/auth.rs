@@ -195,12 +195,13 @@ pub(crate) fn app_only_claims(
 /// and whose `aud` is the resource asked for, signed with the tenant's key like every other
 /// sandbox token, so the backend verifies it as it would any caller's. `appid` is the
 /// identity's application id when its service principal is in the directory, else the
-/// principal id (the sandbox does not always register one).
+/// principal id (the sandbox does not always register one). Returns the token and its lifetime
+/// in seconds, for the gateway to keep it until then.
 pub(crate) fn managed_identity_token(
     shared: &Shared,
     principal_id: &str,
     resource: &str,
-) -> Option<String> {
+) -> Option<(String, i64)> {
     let tenant = super::DEFAULT_TENANT;
     let app_id = shared
         .state()
@@ -210,5 +211,5 @@ pub(crate) fn managed_identity_token(
         .and_then(|o| o.str("appId").map(str::to_owned))
         .unwrap_or_else(|| principal_id.to_owned());
     let claims = app_only_claims(shared, tenant, resource, &app_id, principal_id);
-    mint(shared, tenant, claims).map(|(token, _)| token)
+    mint(shared, tenant, claims)
 }

@@ -132,6 +132,9 @@ pub(crate) struct Shared {
     /// service name: they outlive a request, as the real gateway's do (not persisted: a restarted
     /// gateway starts with fresh counters too).
     pub(crate) gateway_counters: Mutex<BTreeMap<String, crate::policy::simulator::Counters>>,
+    /// What the gateways keep between requests (composed policies, key sets, managed-identity
+    /// tokens), each keyed so that it cannot go stale.
+    pub(crate) gateway_cache: gateway::Cache,
 }
 
 pub(crate) fn new_guid() -> String {
@@ -356,6 +359,7 @@ impl Sandbox {
             connections: AtomicUsize::new(0),
             clock: OffsetClock::new(clock_offset),
             gateway_counters: Mutex::new(BTreeMap::new()),
+            gateway_cache: gateway::Cache::default(),
         });
         shared.persist(&shared.state());
         let app = router(shared.clone());
