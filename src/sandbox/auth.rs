@@ -98,6 +98,9 @@ pub(crate) struct Caller {
     pub tenant: String,
     /// The principal (`oid`): what a data plane looks up role assignments for.
     pub object_id: Option<String>,
+    /// The token's `groups` claim (object ids): a role assigned to one of them is the caller's
+    /// too. The sandbox's directory has no groups, so the claim is where membership comes from.
+    pub groups: Vec<String>,
 }
 
 /// Verifies `Authorization: Bearer …` against the sandbox's own keys and the given audiences.
@@ -165,7 +168,19 @@ pub(crate) fn verify_bearer(
         return Err(AuthError::WrongAudience(aud));
     }
     let object_id = jwt.claim_str("oid").map(str::to_owned);
-    Ok(Caller { tenant, object_id })
+    let groups = match jwt.claims.get("groups") {
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Caller {
+        tenant,
+        object_id,
+        groups,
+    })
 }
 
 /// The claims of an app-only (client credentials) token for a v1 resource such as ARM or Graph.
