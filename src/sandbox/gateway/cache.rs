@@ -19,6 +19,10 @@ use crate::policy::token::KeySet;
 /// hundreds of policies to one sandbox should not grow it without bound).
 const MAX_POLICIES: usize = 256;
 
+/// Managed-identity tokens kept; `resource` may be an expression, so callers could otherwise make
+/// the gateway keep one token per value they send.
+const MAX_TOKENS: usize = 1024;
+
 /// A managed-identity token is minted anew this long before it expires, so that a backend never
 /// receives one that lapses in flight.
 const TOKEN_RENEWAL_SECONDS: i64 = 300;
@@ -93,6 +97,9 @@ impl Cache {
             return Some(token.clone());
         }
         let (token, lifetime) = mint()?;
+        if tokens.len() >= MAX_TOKENS {
+            tokens.clear();
+        }
         tokens.insert(key, (token.clone(), now + lifetime));
         Some(token)
     }
@@ -115,6 +122,17 @@ mod tests {
         assert_eq!(get(1000).as_deref(), Some("t1"));
         assert_eq!(get(1000 + 3600 - 301).as_deref(), Some("t1"));
         assert_eq!(get(1000 + 3600 - 300).as_deref(), Some("t2"));
+    }
+
+    #[test]
+    fn the_token_cache_is_bounded() {
+        let cache = Cache::default();
+        for i in 0..=MAX_TOKENS {
+            cache.token("p", &format!("r{i}"), 0, || Some((format!("t{i}"), 3600)));
+        }
+        assert_eq!(cache.tokens.lock().unwrap().len(), 1);
+        let cached = cache.token("p", &format!("r{MAX_TOKENS}"), 1, || None);
+        assert_eq!(cached, Some(format!("t{MAX_TOKENS}")));
     }
 
     #[test]
