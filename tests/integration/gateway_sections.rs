@@ -387,3 +387,43 @@ async fn a_preflight_is_answered_by_the_apis_cors_policy_without_an_options_oper
     );
     assert_eq!(gw.seen.lock().unwrap().len(), 1);
 }
+
+/// With an OPTIONS operation of its own, a preflight is that operation's request: the cors
+/// policy's preflight logic does not run, the rest of the pipeline does (here the token check
+/// refuses the browser's token-less preflight).
+#[tokio::test]
+async fn a_preflight_an_options_operation_takes_runs_that_operations_policies() {
+    let gw = Gateway::new().await;
+    let cors = r#"<cors><allowed-origins><origin>https://app.contoso.example</origin></allowed-origins><allowed-methods><method>POST</method></allowed-methods><allowed-headers><header>authorization</header><header>content-type</header></allowed-headers></cors>"#;
+    let with_cors = crate::gateway::policy(&[crate::gateway::CLIENT]).replacen(
+        "<inbound>\n    <base />",
+        &format!("<inbound>\n    <base />\n    {cors}"),
+        1,
+    );
+    put_done(
+        &gw.arm,
+        &service_path("/apis/llm/policies/policy"),
+        &json!({ "properties": { "format": "rawxml", "value": with_cors } }),
+    )
+    .await;
+    assert_eq!(
+        preflight(&gw, "https://app.contoso.example").await.status,
+        200
+    );
+    put_done(
+        &gw.arm,
+        &service_path("/apis/llm/operations/chat-preflight"),
+        &json!({ "properties": {
+            "displayName": "Chat preflight", "method": "OPTIONS",
+            "urlTemplate": "/deployments/{deployment-id}/chat/completions",
+            "templateParameters": [{ "name": "deployment-id", "type": "string", "required": true }]
+        } }),
+    )
+    .await;
+    let answer = preflight(&gw, "https://app.contoso.example").await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert_eq!(answer.header("access-control-allow-origin"), None);
+    let record = gw.last_record();
+    assert_eq!(record["operation"], "chat-preflight", "{record}");
+    assert_eq!(record["reason"], "TokenNotPresent", "{record}");
+}

@@ -154,6 +154,15 @@ async fn handle(
             return with_record(apim_error(500, message), record);
         }
     };
+    // A preflight an OPTIONS operation took runs that operation's pipeline without the cors
+    // policy's preflight logic (see `preflight`).
+    let without_cors;
+    let policy = if requested.is_some() && !is_preflight {
+        without_cors = preflight::without_cors(policy);
+        &without_cors
+    } else {
+        policy
+    };
     let sim_request = SimRequest {
         method: method.clone(),
         path: path.clone(),

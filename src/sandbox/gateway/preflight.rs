@@ -8,6 +8,10 @@
 //! matches, it is routed to the operation of the method it asks about, and only the `cors`
 //! statements of that operation's effective `<inbound>` run: no token check, no limit, no backend.
 //!
+//! A preflight that an `OPTIONS` operation does take runs that operation's whole pipeline
+//! without the `cors` statements ([`without_cors`]): its own policies (a token check among them)
+//! decide, as on APIM, where such an operation is how custom preflight logic is written.
+//!
 //! Their answer: the allowed preflight's 200 with the `Access-Control-*` headers, or, for an
 //! origin, method or header the policy does not allow, the empty 200 without them
 //! (`terminate-unmatched-request`, default `true`; with `false` and no other `cors` to apply, "terminate the
@@ -47,6 +51,17 @@ pub(super) fn cors_only(policy: &PolicyDocument) -> Option<PolicyDocument> {
         inbound,
         ..PolicyDocument::default()
     })
+}
+
+/// The effective policy without its `<inbound>` `cors` statements: what a preflight that an
+/// `OPTIONS` operation took runs ("preflight request processing logic associated with the
+/// `cors` policy will not be executed"), so the operation's own policies decide.
+pub(super) fn without_cors(policy: &PolicyDocument) -> PolicyDocument {
+    let mut policy = policy.clone();
+    policy
+        .inbound
+        .retain(|s| !matches!(s.policy, Policy::Cors(_)));
+    policy
 }
 
 /// The preflight's answer from the `cors` statements' outcome.
