@@ -2,12 +2,12 @@
 //! crypto library's raw RS256 verification of the same token in the same run.
 //!
 //! Run: `cargo bench --bench policy` (report the `thrpt` lines: elements/s = decisions/s).
+//! `benches/rsa_ratio.sh` runs only the paired rounds (`-- paired-rounds-only`, which no
+//! criterion group matches), for `RSA_RATIO_SECONDS` seconds, between two `openssl speed` runs,
+//! and reads the `decisions_per_second=` line.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rsa::traits::PublicKeyParts;
-use rsa::{BoxedUint, Pkcs1v15Sign, PublicKey};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use provision::policy::Document;
 use provision::policy::model::PolicyDocument;
@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
     );
     let policy = PolicyDocument::from_document(&Document::parse(&xml).unwrap()).unwrap();
     let mut simulator =
-        Simulator::new(provision::cloud::Cloud::Public).with_tenant_keys(TENANT, keys);
+        Simulator::new(provision::cloud::Cloud::Public).with_tenant_keys(TENANT, keys.clone());
     let mut request = Request::new(
         "POST",
         "/llm/openai/deployments/gpt-4o-mini/chat/completions",
@@ -44,34 +44,24 @@ fn bench(c: &mut Criterion) {
         .push(("Authorization".to_owned(), format!("Bearer {token}")));
     assert_eq!(simulator.evaluate(&policy, &request, NOW).status, 200);
 
-    // The raw operation: RustCrypto's RSA PKCS#1 v1.5 verify of SHA-256(signing input), key decoded once.
+    // The raw operation: the key set's own RS256 verify (the library the simulator uses, its key
+    // prepared once) of the same token.
     let jwt = Jwt::parse(&token).unwrap();
-    let jwk = signer.jwk();
-    let b64 = |s: &str| {
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s).unwrap()
-    };
-    let public = PublicKey::new(
-        BoxedUint::from_be_slice_vartime(&b64(jwk.n.as_deref().unwrap())),
-        BoxedUint::from_be_slice_vartime(&b64(jwk.e.as_deref().unwrap())),
-    )
-    .unwrap();
-    assert_eq!(public.n().bit_width(), 2048);
+    let kid = jwt.kid.clone().unwrap();
     let (input, signature) = (jwt.signing_input().to_vec(), jwt.signature().to_vec());
+    let verify = || keys.verify_rs256(&kid, &input, &signature).unwrap();
 
-    // Paired rounds: this machine's speed drifts (shared cores), so the ratio is taken per round,
-    // raw and decision back to back, and the median over rounds is reported.
+    let seconds: f64 = std::env::var("RSA_RATIO_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
     let mut ratios = Vec::new();
     let (mut raw_rates, mut decision_rates) = (Vec::new(), Vec::new());
-    for _ in 0..30 {
+    let started = std::time::Instant::now();
+    while ratios.len() < 30 || started.elapsed().as_secs_f64() < seconds {
         let start = std::time::Instant::now();
         for _ in 0..100 {
-            public
-                .verify(
-                    Pkcs1v15Sign::new::<Sha256>(),
-                    &Sha256::digest(&input),
-                    &signature,
-                )
-                .unwrap();
+            verify();
         }
         let raw = start.elapsed().as_secs_f64() / 100.0;
         let start = std::time::Instant::now();
@@ -87,26 +77,18 @@ fn bench(c: &mut Criterion) {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    let rounds = ratios.len();
     println!(
-        "paired rounds (30 x 100): raw RS256 verify {:.0}/s, validate-azure-ad-token decisions {:.0}/s, decision/raw = {:.1}% (median)",
+        "paired rounds ({rounds} x 100): raw RS256 verify {:.0}/s, validate-azure-ad-token decisions {:.0}/s, decision/raw = {:.1}% (median)",
         median(&mut raw_rates),
         median(&mut decision_rates),
         100.0 * median(&mut ratios)
     );
+    println!("decisions_per_second={:.0}", median(&mut decision_rates));
 
     let mut group = c.benchmark_group("rs256");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("raw_verify", |b| {
-        b.iter(|| {
-            public
-                .verify(
-                    Pkcs1v15Sign::new::<Sha256>(),
-                    &Sha256::digest(&input),
-                    &signature,
-                )
-                .unwrap()
-        })
-    });
+    group.bench_function("raw_verify", |b| b.iter(verify));
     group.bench_function("validate_azure_ad_token_decision", |b| {
         b.iter(|| assert_eq!(simulator.evaluate(&policy, &request, NOW).status, 200))
     });

@@ -41,6 +41,19 @@ pub struct CloudEndpoints {
 /// Where the sandbox listens when an environment does not say otherwise.
 pub const DEFAULT_SANDBOX_ADDRESS: &str = "127.0.0.1:7171";
 
+/// The sandbox's origin. A bare `host:port` is the plain-HTTP sandbox (environment files name
+/// it so); a full `http://` or `https://` origin is taken as it is, because a `--tls` sandbox
+/// issues its tokens as `https://host:port/{tenant}/…` (its issuer is its base URL, as Entra's
+/// is its authority's) and a simulator that assumed `http://` would refuse every one of them.
+pub fn sandbox_origin(address: &str) -> String {
+    let address = address.trim_end_matches('/');
+    if address.starts_with("http://") || address.starts_with("https://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    }
+}
+
 impl Cloud {
     /// Every cloud, in the order they are documented.
     pub const ALL: [Cloud; 4] = [Cloud::Public, Cloud::Usgov, Cloud::China, Cloud::Sandbox];
@@ -93,7 +106,7 @@ impl Cloud {
             Cloud::Sandbox => {
                 // The sandbox serves login, Graph and ARM from one origin; tokens for the model are
                 // minted for the public cloud's resource so policies stay identical to production.
-                let origin = format!("http://{sandbox_address}");
+                let origin = sandbox_origin(sandbox_address);
                 let public = Cloud::Public.endpoints("");
                 CloudEndpoints {
                     login: origin.clone(),
@@ -140,9 +153,17 @@ impl Cloud {
         let v1_host = match self {
             Cloud::Public | Cloud::Usgov => "https://sts.windows.net".to_owned(),
             Cloud::China => "https://sts.chinacloudapi.cn".to_owned(),
-            Cloud::Sandbox => format!("http://{sandbox_address}"),
+            Cloud::Sandbox => sandbox_origin(sandbox_address),
         };
-        let login = self.endpoints(sandbox_address).login;
+        // The login host alone: building the whole endpoint table here cost a token check
+        // about a tenth of its work outside the RSA verification (`cargo bench --bench policy`).
+        let login = match self {
+            Cloud::Sandbox => sandbox_origin(sandbox_address),
+            Cloud::Public => "https://login.microsoftonline.com".to_owned(),
+            Cloud::Usgov => "https://login.microsoftonline.us".to_owned(),
+            Cloud::China => "https://login.chinacloudapi.cn".to_owned(),
+        };
+        debug_assert_eq!(login, self.endpoints(sandbox_address).login);
         Issuers {
             v1: format!("{v1_host}/{tenant}/"),
             v2: format!("{login}/{tenant}/v2.0"),
@@ -150,7 +171,8 @@ impl Cloud {
     }
 
     /// The cloud whose Entra authority is `endpoint` (a policy's `authentication-endpoint`), and for
-    /// the sandbox its `host:port`.
+    /// the sandbox its address: `host:port` for plain HTTP, the whole `https://` origin for a
+    /// `--tls` sandbox on loopback (any other `https://` authority is not a sandbox's).
     pub fn from_authority(endpoint: &str) -> Option<(Cloud, String)> {
         let endpoint = endpoint.trim_end_matches('/');
         for cloud in [Cloud::Public, Cloud::Usgov, Cloud::China] {
@@ -158,9 +180,15 @@ impl Cloud {
                 return Some((cloud, DEFAULT_SANDBOX_ADDRESS.to_owned()));
             }
         }
-        endpoint
-            .strip_prefix("http://")
-            .map(|address| (Cloud::Sandbox, address.to_owned()))
+        if let Some(address) = endpoint.strip_prefix("http://") {
+            return Some((Cloud::Sandbox, address.to_owned()));
+        }
+        let host = endpoint.strip_prefix("https://")?;
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .any(|h| host.eq_ignore_ascii_case(h))
+            .then(|| (Cloud::Sandbox, endpoint.to_owned()))
     }
 }
 
@@ -236,6 +264,24 @@ mod tests {
             Some((Cloud::Sandbox, "127.0.0.1:9000".to_owned()))
         );
         assert_eq!(Cloud::from_authority("https://example.com"), None);
+        assert_eq!(Cloud::from_authority("https://example.com:8443"), None);
+        assert_eq!(
+            Cloud::from_authority("https://127.0.0.1:9443/"),
+            Some((Cloud::Sandbox, "https://127.0.0.1:9443".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_tls_sandbox_issues_from_its_https_origin() {
+        let t = "7e5a0000-0000-4000-8000-000000000a01";
+        let issuers = Cloud::Sandbox.issuers("https://127.0.0.1:9443", t);
+        assert_eq!(issuers.v1, format!("https://127.0.0.1:9443/{t}/"));
+        assert_eq!(issuers.v2, format!("https://127.0.0.1:9443/{t}/v2.0"));
+        assert_eq!(
+            Cloud::Sandbox.endpoints("https://127.0.0.1:9443/").login,
+            "https://127.0.0.1:9443"
+        );
+        assert_eq!(sandbox_origin("127.0.0.1:7171"), "http://127.0.0.1:7171");
     }
 
     #[test]

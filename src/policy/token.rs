@@ -1,12 +1,13 @@
 //! JSON Web Tokens as the gateway sees them: parsing, key sets (JWKS) with RSA keys decoded once
 //! per `kid`, RS256 verification, and signing for test tokens.
 //!
-//! Hand-rolled on purpose around RustCrypto's `rsa`: `jsonwebtoken` rebuilds the RSA public key on
+//! Hand-rolled on purpose around AWS-LC and RustCrypto's `rsa` (see [`VerifyingKey`]): `jsonwebtoken` rebuilds the RSA public key on
 //! every verification and folds every failure into its own validation rules, while the simulator
 //! needs APIM's rejection reasons (unknown `kid`, `alg: none`, HMAC with a public key…) and a warm
 //! key set to keep decisions close to the raw verify rate.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,6 +27,16 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// Keys in one JWKS document: Entra publishes fewer than ten at a time.
 pub const MAX_JWKS_KEYS: usize = 64;
+
+/// The header fields a token check reads; any other member is ignored, any JSON type accepted
+/// here and judged by the caller (a non-string `alg` is "no `alg`", a non-string `kid` none).
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    alg: Option<Value>,
+    #[serde(default)]
+    kid: Option<Value>,
+}
 
 /// A token split into its parts; nothing in it is trusted until verified.
 #[derive(Debug, Clone)]
@@ -67,20 +78,30 @@ impl Jwt {
                 _ => Err(format!("the {what} is not a JSON object")),
             }
         };
-        let header_map = decode_json(header, "header")?;
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(header.trim_end_matches('='))
+            .map_err(|_| "the header is not base64url".to_owned())?;
+        // Typed: only `alg` and `kid` are read from the header, and a map of it was a sixth of
+        // a token check's work outside the RSA verification.
+        let not_object = || "the header is not a JSON object".to_owned();
+        // A struct also deserializes from a JSON array (by position); a header must be an object.
+        if header_bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(not_object());
+        }
+        let header_fields: Header =
+            serde_json::from_slice(&header_bytes).map_err(|_| not_object())?;
         let claims = decode_json(payload, "payload")?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature.trim_end_matches('='))
             .map_err(|_| "the signature is not base64url".to_owned())?;
-        let alg = header_map
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or("the header has no `alg`")?
-            .to_owned();
-        let kid = header_map
-            .get("kid")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let alg = match header_fields.alg {
+            Some(Value::String(alg)) => alg,
+            _ => return Err("the header has no `alg`".to_owned()),
+        };
+        let kid = match header_fields.kid {
+            Some(Value::String(kid)) => Some(kid),
+            _ => None,
+        };
         Ok(Jwt {
             alg,
             kid,
@@ -180,27 +201,31 @@ pub struct JwksError {
     pub message: String,
 }
 
-/// RSA verification keys by `kid`, decoded once.
+/// RSA verification keys by `kid`, decoded once; cloning shares them (a gateway hands the same
+/// key sets to every request's simulator).
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    keys: BTreeMap<String, VerifyingKey>,
-    jwks: Vec<Jwk>,
+    keys: Arc<BTreeMap<String, VerifyingKey>>,
+    jwks: Arc<Vec<Jwk>>,
 }
 
-/// One key, in the form that verifies fastest. ring verifies RS256 about three times faster than
-/// `rsa` (OpenSSL's class), but only for moduli of 2048 to 8192 bits; a smaller key (which
-/// Microsoft.IdentityModel still accepts for verification, from 1024 bits) keeps `rsa`, so a key
-/// set that verified before still does.
+/// One key, in the form that verifies fastest. AWS-LC (`aws-lc-rs`, rustls' default provider,
+/// the BoringSSL lineage with OpenSSL's assembly) verifies RS256 with a key parsed once: its
+/// Montgomery form is computed on the first verification and kept in the key. ring cannot keep
+/// one (its public API rebuilds the modulus' Montgomery constants on every call), which left it at
+/// about 0.79 of `openssl speed rsa2048`'s verify rate before any token handling (issue 12's
+/// measurements; `benches/rsa_ratio.sh` reproduces the comparison). AWS-LC, like ring, takes
+/// moduli of 2048 to 8192 bits only; a smaller key (which Microsoft.IdentityModel still accepts
+/// for verification, from 1024 bits) keeps RustCrypto's `rsa`, so a key set that verified
+/// before still does.
 #[derive(Debug, Clone)]
 enum VerifyingKey {
-    /// `n` and `e` big-endian without leading zeros, as ring wants them: ring's public API
-    /// rebuilds its Montgomery form per call, so the decoded bytes are what can be kept.
-    Ring(ring::signature::RsaPublicKeyComponents<Vec<u8>>),
+    AwsLc(aws_lc_rs::signature::ParsedPublicKey),
     Rsa(PublicKey),
 }
 
-/// The smallest modulus ring's `RSA_PKCS1_2048_8192_SHA256` accepts.
-const RING_MIN_MODULUS_BITS: u32 = 2048;
+/// The smallest modulus AWS-LC's `RSA_PKCS1_2048_8192_SHA256` accepts.
+const FAST_MIN_MODULUS_BITS: u32 = 2048;
 
 impl KeySet {
     /// Refuses documents over [`MAX_JWKS_BYTES`] or [`MAX_JWKS_KEYS`]; nesting is bounded by
@@ -231,7 +256,7 @@ impl KeySet {
                 ),
             });
         }
-        let mut set = KeySet::default();
+        let mut keys = BTreeMap::new();
         for (i, jwk) in jwks.keys.iter().enumerate() {
             let fail = |message: String| JwksError {
                 location: None,
@@ -259,22 +284,31 @@ impl KeySet {
                 BoxedUint::from_be_slice_vartime(&e),
             )
             .map_err(|err| fail(format!("not a usable RSA key: {err}")))?;
-            let key = if key.n().bit_width() >= RING_MIN_MODULUS_BITS {
-                let strip = |bytes: Vec<u8>| -> Vec<u8> {
+            let key = if key.n().bit_width() >= FAST_MIN_MODULUS_BITS {
+                let strip = |bytes: &[u8]| -> Vec<u8> {
                     let zeros = bytes.iter().take_while(|b| **b == 0).count();
                     bytes[zeros..].to_vec()
                 };
-                VerifyingKey::Ring(ring::signature::RsaPublicKeyComponents {
-                    n: strip(n),
-                    e: strip(e),
-                })
+                let components = aws_lc_rs::signature::RsaPublicKeyComponents {
+                    n: strip(&n),
+                    e: strip(&e),
+                };
+                match components
+                    .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
+                {
+                    Ok(parsed) => VerifyingKey::AwsLc(parsed),
+                    // Over 8192 bits or an exponent AWS-LC refuses: RustCrypto decides, as before.
+                    Err(_) => VerifyingKey::Rsa(key),
+                }
             } else {
                 VerifyingKey::Rsa(key)
             };
-            set.keys.insert(kid, key);
+            keys.insert(kid, key);
         }
-        set.jwks = jwks.keys;
-        Ok(set)
+        Ok(KeySet {
+            keys: Arc::new(keys),
+            jwks: Arc::new(jwks.keys),
+        })
     }
 
     pub fn contains(&self, kid: &str) -> bool {
@@ -287,7 +321,7 @@ impl KeySet {
 
     pub fn to_jwks(&self) -> Jwks {
         Jwks {
-            keys: self.jwks.clone(),
+            keys: self.jwks.as_ref().clone(),
         }
     }
 
@@ -299,13 +333,7 @@ impl KeySet {
         signature: &[u8],
     ) -> Result<(), VerifyError> {
         let verified = match self.keys.get(kid).ok_or(VerifyError::KeyNotFound)? {
-            VerifyingKey::Ring(key) => key
-                .verify(
-                    &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-                    message,
-                    signature,
-                )
-                .is_ok(),
+            VerifyingKey::AwsLc(key) => key.verify_sig(message, signature).is_ok(),
             VerifyingKey::Rsa(key) => key
                 .verify(
                     Pkcs1v15Sign::new::<Sha256>(),
@@ -615,8 +643,8 @@ pub(crate) mod tests {
         KeySet::from_jwks(Jwks { keys: vec![jwk] }).unwrap()
     }
 
-    /// ring reads `n` without leading zeros only; a JWKS that pads the modulus with a zero byte
-    /// (legal base64url of the same integer) must verify as it did with `rsa`.
+    /// The fast verifier is given `n` without leading zeros; a JWKS that pads the modulus with a
+    /// zero byte (legal base64url of the same integer) must verify as it did with `rsa`.
     #[test]
     fn a_modulus_padded_with_a_zero_byte_still_verifies() {
         let s = signer();
@@ -626,7 +654,7 @@ pub(crate) mod tests {
         jwk.n = Some(URL_SAFE_NO_PAD.encode(&n));
         jwk.e = Some(URL_SAFE_NO_PAD.encode([0u8, 1, 0, 1]));
         let keys = key_set_of(jwk);
-        assert!(matches!(keys.keys["test-kid"], VerifyingKey::Ring(_)));
+        assert!(matches!(keys.keys["test-kid"], VerifyingKey::AwsLc(_)));
         let jwt = Jwt::parse(&s.sign(&serde_json::json!({"sub": "x"}))).unwrap();
         assert_eq!(
             keys.verify_rs256("test-kid", jwt.signing_input(), jwt.signature()),
@@ -634,7 +662,7 @@ pub(crate) mod tests {
         );
     }
 
-    /// ring's `RSA_PKCS1_2048_8192_SHA256` refuses moduli under 2048 bits; a 1024-bit key
+    /// AWS-LC's `RSA_PKCS1_2048_8192_SHA256` refuses moduli under 2048 bits; a 1024-bit key
     /// (accepted for verification by Microsoft.IdentityModel) keeps verifying through `rsa`
     /// instead of turning every token it signed into an invalid signature.
     #[test]

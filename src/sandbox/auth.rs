@@ -98,6 +98,9 @@ pub(crate) struct Caller {
     pub tenant: String,
     /// The principal (`oid`): what a data plane looks up role assignments for.
     pub object_id: Option<String>,
+    /// The token's `groups` claim (object ids): a role assigned to one of them is the caller's
+    /// too. The sandbox's directory has no groups, so the claim is where membership comes from.
+    pub groups: Vec<String>,
 }
 
 /// Verifies `Authorization: Bearer …` against the sandbox's own keys and the given audiences.
@@ -165,7 +168,19 @@ pub(crate) fn verify_bearer(
         return Err(AuthError::WrongAudience(aud));
     }
     let object_id = jwt.claim_str("oid").map(str::to_owned);
-    Ok(Caller { tenant, object_id })
+    let groups = match jwt.claims.get("groups") {
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Caller {
+        tenant,
+        object_id,
+        groups,
+    })
 }
 
 /// The claims of an app-only (client credentials) token for a v1 resource such as ARM or Graph.
@@ -195,12 +210,13 @@ pub(crate) fn app_only_claims(
 /// and whose `aud` is the resource asked for, signed with the tenant's key like every other
 /// sandbox token, so the backend verifies it as it would any caller's. `appid` is the
 /// identity's application id when its service principal is in the directory, else the
-/// principal id (the sandbox does not always register one).
+/// principal id (the sandbox does not always register one). Returns the token and its lifetime
+/// in seconds, for the gateway to keep it until then.
 pub(crate) fn managed_identity_token(
     shared: &Shared,
     principal_id: &str,
     resource: &str,
-) -> Option<String> {
+) -> Option<(String, i64)> {
     let tenant = super::DEFAULT_TENANT;
     let app_id = shared
         .state()
@@ -210,5 +226,5 @@ pub(crate) fn managed_identity_token(
         .and_then(|o| o.str("appId").map(str::to_owned))
         .unwrap_or_else(|| principal_id.to_owned());
     let claims = app_only_claims(shared, tenant, resource, &app_id, principal_id);
-    mint(shared, tenant, claims).map(|(token, _)| token)
+    mint(shared, tenant, claims)
 }

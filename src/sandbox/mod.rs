@@ -152,6 +152,9 @@ pub(crate) struct Shared {
     pub(crate) gateway_counters: Mutex<BTreeMap<String, crate::policy::simulator::Counters>>,
     /// Sign-ins open on the `/devicelogin` page (in memory, like a browser session).
     login_flows: Mutex<login::Flows>,
+    /// What the gateways keep between requests (composed policies, key sets, managed-identity
+    /// tokens), each keyed so that it cannot go stale.
+    pub(crate) gateway_cache: gateway::Cache,
 }
 
 pub(crate) fn new_guid() -> String {
@@ -382,6 +385,7 @@ impl Sandbox {
             clock: OffsetClock::new(clock_offset),
             gateway_counters: Mutex::new(BTreeMap::new()),
             login_flows: Mutex::new(login::Flows::default()),
+            gateway_cache: gateway::Cache::default(),
         });
         shared.persist(&shared.state());
         let app = router(shared.clone());

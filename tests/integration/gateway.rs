@@ -20,14 +20,14 @@ const VERSION: &str = "2024-05-01";
 const GROUP: &str = "rg-gw";
 const SERVICE: &str = "apim-GW";
 const AUDIENCE: &str = "api://llm-gateway";
-const CLIENT: &str = "c11e0000-0000-4000-8000-000000000001";
+pub(crate) const CLIENT: &str = "c11e0000-0000-4000-8000-000000000001";
 const OTHER_CLIENT: &str = "c11e0000-0000-4000-8000-000000000002";
 const STRANGER: &str = "c11e0000-0000-4000-8000-0000000000ff";
 const COGNITIVE: &str = "https://cognitiveservices.azure.com";
 pub(crate) const CHAT: &str =
     "/llm/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21";
 
-fn service_path(rest: &str) -> String {
+pub(crate) fn service_path(rest: &str) -> String {
     format!(
         "{}/providers/Microsoft.ApiManagement/service/{SERVICE}{rest}?api-version={VERSION}",
         group_path(GROUP)
@@ -35,7 +35,7 @@ fn service_path(rest: &str) -> String {
 }
 
 /// Writes through ARM and follows the write's async operation, if any, to its end.
-async fn put_done(arm: &Arm, path: &str, body: &Value) -> Answer {
+pub(crate) async fn put_done(arm: &Arm, path: &str, body: &Value) -> Answer {
     let answer = arm.put(path, body).await;
     assert!(
         [200, 201, 202].contains(&answer.status),
@@ -52,7 +52,7 @@ async fn put_done(arm: &Arm, path: &str, body: &Value) -> Answer {
     }
 }
 
-fn policy(clients: &[&str]) -> String {
+pub(crate) fn policy(clients: &[&str]) -> String {
     let ids: String = clients
         .iter()
         .map(|c| format!("<application-id>{c}</application-id>"))
@@ -78,18 +78,19 @@ fn policy(clients: &[&str]) -> String {
 }
 
 /// What the stub streams for a `"stream":true` request.
-const STREAM: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n";
+pub(crate) const STREAM: &str =
+    "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n";
 
 /// What the loopback backend saw of one request.
 #[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Seen {
+    pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 /// A stand-in model: records each request and answers a chat completion that used 60 tokens.
-async fn backend() -> (String, Arc<Mutex<Vec<Seen>>>) {
+pub(crate) async fn backend() -> (String, Arc<Mutex<Vec<Seen>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
@@ -130,22 +131,22 @@ async fn backend() -> (String, Arc<Mutex<Vec<Seen>>>) {
     (format!("http://{addr}/openai"), seen)
 }
 
-struct Gateway {
-    sandbox: Sandbox,
-    http: reqwest::Client,
-    arm: Arm,
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    backend_url: String,
-    principal: String,
+pub(crate) struct Gateway {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) http: reqwest::Client,
+    pub(crate) arm: Arm,
+    pub(crate) url: String,
+    pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
+    pub(crate) backend_url: String,
+    pub(crate) principal: String,
 }
 
 impl Gateway {
-    async fn new() -> Gateway {
+    pub(crate) async fn new() -> Gateway {
         Gateway::with(default_sandbox().await, client()).await
     }
 
-    async fn with(sandbox: Sandbox, http: reqwest::Client) -> Gateway {
+    pub(crate) async fn with(sandbox: Sandbox, http: reqwest::Client) -> Gateway {
         let arm = Arm::with_client(&sandbox, http.clone());
         arm.group(GROUP).await;
         put_done(
@@ -205,7 +206,7 @@ impl Gateway {
         gateway
     }
 
-    async fn set_policy(&self, clients: &[&str]) {
+    pub(crate) async fn set_policy(&self, clients: &[&str]) {
         put_done(
             &self.arm,
             &service_path("/apis/llm/policies/policy"),
@@ -216,7 +217,7 @@ impl Gateway {
 
     /// A token of the tenant at `tenant_index` signed with its stored key; `claims` override the
     /// defaults (a valid user token for our API from [`CLIENT`]).
-    fn token(&self, tenant_index: usize, claims: Value) -> String {
+    pub(crate) fn token(&self, tenant_index: usize, claims: Value) -> String {
         let (tenant, der, kid) = {
             let state = self.sandbox.state();
             let tenant = &state.tenants[tenant_index];
@@ -248,7 +249,7 @@ impl Gateway {
         signer.sign(&Value::Object(all))
     }
 
-    async fn call(&self, authorization: Option<&str>) -> Answer {
+    pub(crate) async fn call(&self, authorization: Option<&str>) -> Answer {
         let mut request = self
             .http
             .post(format!("{}{CHAT}", self.url))
@@ -270,7 +271,7 @@ impl Gateway {
     }
 
     /// The gateway record of the last request to the gateway.
-    fn last_record(&self) -> Value {
+    pub(crate) fn last_record(&self) -> Value {
         let record = self
             .sandbox
             .requests()
@@ -282,7 +283,12 @@ impl Gateway {
     }
 
     /// A refused call: its status, APIM's body, the logged reason, and nothing reached the model.
-    async fn assert_refused(&self, authorization: Option<&str>, status: u16, reason: &str) {
+    pub(crate) async fn assert_refused(
+        &self,
+        authorization: Option<&str>,
+        status: u16,
+        reason: &str,
+    ) {
         let before = self.seen.lock().unwrap().len();
         let answer = self.call(authorization).await;
         assert_eq!(answer.status, status, "{}", answer.body);
@@ -304,7 +310,7 @@ impl Gateway {
     }
 }
 
-fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
@@ -632,7 +638,7 @@ async fn a_streamed_answer_passes_through() {
 }
 
 /// Writes an operation-scope policy whose inbound section is `inbound` (after `<base />`).
-async fn operation_policy(gw: &Gateway, inbound: &str) {
+pub(crate) async fn operation_policy(gw: &Gateway, inbound: &str) {
     let policy = format!(
         "<policies>\n  <inbound>\n    <base />\n    {inbound}\n  </inbound>\n  <backend><base /></backend>\n  <outbound><base /></outbound>\n  <on-error><base /></on-error>\n</policies>"
     );
@@ -687,10 +693,12 @@ async fn rate_limit_by_key_counts_across_requests_on_the_sandbox_clock() {
 }
 
 /// Under `--tls` the gateway reaches a backend on the sandbox's own HTTPS origin, trusting the
-/// sandbox's certificate. (The sandbox has no route below `/_sandbox/info`, so it answers 404:
-/// what matters is that the TLS connection was made and the backend's status came back.)
+/// sandbox's certificate, and checks tokens against the `https://` issuer that sandbox signs
+/// (a token naming the `http://` form of the same origin is another issuer's). (The sandbox has
+/// no route below `/_sandbox/info`, so it answers 404: what matters is that the TLS connection
+/// was made and the backend's status came back.)
 #[tokio::test]
-async fn over_tls_the_gateway_trusts_the_sandboxs_certificate() {
+async fn over_tls_the_gateway_checks_https_issuers_and_trusts_the_sandboxs_certificate() {
     let sandbox = crate::sandbox_support::start(provision::sandbox::SandboxConfig {
         tls: true,
         ..provision::sandbox::SandboxConfig::default()
@@ -712,20 +720,28 @@ async fn over_tls_the_gateway_trusts_the_sandboxs_certificate() {
         &json!({ "properties": { "url": info, "protocol": "http" } }),
     )
     .await;
-    // The simulator's sandbox cloud knows the `http://` issuer only, so under `--tls` this test's
-    // API policy checks no token (see docs/sandbox.md, "The APIM gateway").
-    let policy = format!(
-        r#"<policies><inbound><set-backend-service backend-id="foundry" /><authentication-managed-identity resource="{COGNITIVE}" /></inbound><backend /><outbound /><on-error /></policies>"#
+    let token = gw.token(0, json!({}));
+    assert!(
+        claims_of(&token)["iss"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:"),
+        "{token}"
     );
-    put_done(
-        &gw.arm,
-        &service_path("/apis/llm/policies/policy"),
-        &json!({ "properties": { "format": "rawxml", "value": policy } }),
+    let answer = gw.call(Some(&format!("Bearer {token}"))).await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    let record = gw.last_record();
+    assert_eq!(record["decision"], "allow", "{record}");
+    assert_eq!(record["backend"]["status"], 404);
+    assert_eq!(record["backend"]["auth"], "managed-identity");
+
+    let http_issuer = gw.sandbox.base_url().replacen("https://", "http://", 1);
+    let tenant = DEFAULT_TENANT;
+    let plain = gw.token(0, json!({ "iss": format!("{http_issuer}/{tenant}/") }));
+    gw.assert_refused(
+        Some(&format!("Bearer {plain}")),
+        401,
+        "TokenIssuerNotAllowed",
     )
     .await;
-    let answer = gw.call(None).await;
-    assert_eq!(answer.status, 404, "{}", answer.body);
-    let backend = &gw.last_record()["backend"];
-    assert_eq!(backend["status"], 404);
-    assert_eq!(backend["auth"], "managed-identity");
 }

@@ -106,6 +106,11 @@ impl Foundry {
     }
 
     async fn assign_at(&self, scope: &str, principal: &str, role: &str) {
+        self.assign_typed(scope, principal, "ServicePrincipal", role)
+            .await;
+    }
+
+    async fn assign_typed(&self, scope: &str, principal: &str, kind: &str, role: &str) {
         let answer = self
             .arm
             .put(
@@ -116,7 +121,7 @@ impl Foundry {
                 &json!({ "properties": {
                     "roleDefinitionId": format!("/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
                     "principalId": principal,
-                    "principalType": "ServicePrincipal"
+                    "principalType": kind
                 }}),
             )
             .await;
@@ -533,4 +538,77 @@ async fn past_the_deployments_request_rate_it_is_429_for_the_rest_of_ten_seconds
     );
     f.sandbox.advance(SignedDuration::from_secs(7)).unwrap();
     assert_eq!(f.chat(&token, &hello()).await.status, 200);
+}
+
+/// A role assigned to a group reaches the members the token says are in it (its `groups` claim),
+/// after replication; a token without that group, or naming another one, still gets 401.
+#[tokio::test]
+async fn a_role_assigned_to_a_group_grants_its_members() {
+    let f = foundry(false, 10).await;
+    let user = f.sandbox.state().tenants[0].users[0].id.clone();
+    let group = "9a0b0000-0000-4000-8000-0000000000ab";
+    let member = |groups: Value| {
+        token_with(
+            &f.sandbox,
+            0,
+            json!({ "aud": COGNITIVE, "oid": user, "idtyp": "user", "groups": groups }),
+        )
+    };
+    f.assign_typed(&f.account, group, "Group", OPENAI_USER)
+        .await;
+    assert_eq!(f.chat(&member(json!([group])), &hello()).await.status, 401);
+    f.sandbox.advance(SignedDuration::from_secs(LAG_S)).unwrap();
+    let answer = f
+        .chat(
+            &member(json!(["5e1f0000-0000-4000-8000-000000000001", group])),
+            &hello(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json(), expected(&f.sandbox, &hello()));
+    let outsider = f
+        .chat(
+            &member(json!(["5e1f0000-0000-4000-8000-000000000001"])),
+            &hello(),
+        )
+        .await;
+    assert_eq!(outsider.status, 401, "{}", outsider.text);
+    assert_eq!(outsider.json()["error"]["code"], "PermissionDenied");
+    assert_eq!(f.chat(&member(json!(null)), &hello()).await.status, 401);
+}
+
+/// A streamed answer leaves as one chunk per SSE frame, not one buffered body: no
+/// `content-length`, and the client reads the frames one by one.
+#[tokio::test]
+async fn a_streamed_answer_is_sent_frame_by_frame() {
+    let f = foundry(false, 10).await;
+    f.assign(&f.identity, OPENAI_USER).await;
+    f.sandbox.advance(SignedDuration::from_secs(LAG_S)).unwrap();
+    let mut body = hello();
+    body["stream"] = json!(true);
+    let mut response = client()
+        .post(format!("{}{CHAT}", f.endpoint))
+        .header(
+            "authorization",
+            format!("Bearer {}", f.app_token(&f.identity)),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers().get("content-length"), None);
+    let mut chunks = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        chunks.push(chunk.to_vec());
+    }
+    let request = parse_request(body.to_string().as_bytes()).unwrap();
+    let frames = complete(
+        &request,
+        "gpt-4o-mini-2024-07-18",
+        f.sandbox.now().as_second(),
+    )
+    .stream(false);
+    assert!(frames.len() > 3, "{frames:?}");
+    assert_eq!(chunks, frames);
 }

@@ -14,6 +14,7 @@ mod config_inputs;
 mod contention;
 mod durations;
 mod gateway;
+mod gateway_sections;
 mod golden;
 mod hostile_args;
 mod inference;

@@ -8,6 +8,7 @@
 
 mod expression;
 mod limits;
+mod sections;
 mod token_check;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use super::token::KeySet;
 use crate::cloud::{Cloud, DEFAULT_SANDBOX_ADDRESS};
 
 pub use limits::Counters;
+pub use sections::{BackendPlan, DEFAULT_GLOBAL_POLICY, Flow, Reply};
 pub use token_check::AZURE_AD_CLOCK_SKEW_SECONDS;
 
 /// An incoming request as the gateway sees it.
@@ -236,6 +238,18 @@ impl Simulator {
         request: &Request,
         now: i64,
     ) -> (Outcome, Vec<String>) {
+        let (outcome, keys, _) = self.evaluate_inbound(policy, request, now);
+        (outcome, keys)
+    }
+
+    /// Like [`Simulator::evaluate_deferred`], and also the context the inbound section left (the
+    /// request as rewritten, the variables set), which the later sections read.
+    pub fn evaluate_inbound(
+        &mut self,
+        policy: &PolicyDocument,
+        request: &Request,
+        now: i64,
+    ) -> (Outcome, Vec<String>, Context) {
         let mut ctx = Context::new(request.clone(), now);
         let mut outcome = Outcome {
             decision: Decision::Allow,
@@ -268,7 +282,7 @@ impl Simulator {
                     outcome.detail = Some(d.detail);
                     outcome.policy = Some(name);
                     outcome.response_headers.extend(d.headers);
-                    return (outcome, Vec::new());
+                    return (outcome, Vec::new(), ctx);
                 }
                 Step::Respond {
                     status,
@@ -280,7 +294,7 @@ impl Simulator {
                     outcome.policy = Some(name);
                     outcome.response_headers.extend(headers);
                     outcome.effects.push(effect);
-                    return (outcome, Vec::new());
+                    return (outcome, Vec::new(), ctx);
                 }
                 Step::Unknown(ns) => {
                     outcome.decision = Decision::Unknown;
@@ -288,11 +302,11 @@ impl Simulator {
                     outcome.policy = Some(name);
                     outcome.detail = Some(format!("cannot decide: {}", ns.what));
                     outcome.not_simulated.push(ns);
-                    return (outcome, Vec::new());
+                    return (outcome, Vec::new(), ctx);
                 }
             }
         }
-        (outcome, pending_tokens)
+        (outcome, pending_tokens, ctx)
     }
 
     fn step(
@@ -381,21 +395,7 @@ impl Simulator {
                         }
                     }
                 }
-                let headers = &mut ctx.request.headers;
-                let exists = headers
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case(&set.name));
-                match set.exists_action.as_str() {
-                    "skip" if exists => {}
-                    "delete" => headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&set.name)),
-                    "append" => {
-                        headers.extend(values.iter().map(|v| (set.name.clone(), v.clone())))
-                    }
-                    _ => {
-                        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&set.name));
-                        headers.push((set.name.clone(), values.join(",")));
-                    }
-                }
+                sections::set_header(&mut ctx.request.headers, set, values);
                 outcome.effects.push(
                     json!({ "policy": name, "header": set.name, "action": set.exists_action }),
                 );

@@ -11,15 +11,14 @@
 //! what was there); without that policy APIM forwards headers as they came, and so does the
 //! sandbox.
 
-use std::sync::OnceLock;
-
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
 use serde_json::Value;
 
 use super::service::Service;
-use crate::policy::simulator::Outcome;
+use super::streamed::{self, Charge};
+use crate::policy::simulator::{BackendPlan, Outcome};
 use crate::sandbox::{BackendRecord, Shared, auth, tls};
 
 /// Largest request body the gateway relays (Azure OpenAI's own request limit is far below).
@@ -44,6 +43,10 @@ pub(super) struct Call {
     pub remainder: String,
     /// The query as sent, without `?`.
     pub query: String,
+    /// The token-limit counters the request passed, charged with what the answer used.
+    pub charge: Charge,
+    /// What `<backend>` decided: the request headers to send, a backend it set.
+    pub plan: BackendPlan,
 }
 
 pub(super) struct Forwarded {
@@ -51,28 +54,42 @@ pub(super) struct Forwarded {
     pub backend: BackendRecord,
     /// Why the gateway answered instead of the backend (`BackendUnreachable`…).
     pub failure: Option<String>,
-    /// `usage.total_tokens` of a JSON answer: what `llm-token-limit` charges.
-    pub total_tokens: Option<u64>,
 }
 
-/// The client the gateway calls backends with. Under `--tls` the sandbox's own endpoints (the
+/// The client the gateway calls backends with, one per sandbox so that its keep-alive
+/// connections are reused across requests. Under `--tls` the sandbox's own endpoints (the
 /// inference endpoint among them) present its self-signed certificate, which that client
 /// trusts besides the usual roots, as a client told about the sandbox's CA would.
 fn client(shared: &Shared) -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let builder = || reqwest::Client::builder().no_proxy();
-    let sandbox_ca = tls::certificate_pem(shared)
-        .and_then(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).ok());
-    match sandbox_ca {
-        Some(ca) => builder()
-            .add_root_certificate(ca)
+    shared
+        .gateway_cache
+        .client
+        .get_or_init(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let builder = reqwest::Client::builder().no_proxy();
+            let sandbox_ca = tls::certificate_pem(shared)
+                .and_then(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).ok());
+            match sandbox_ca {
+                Some(ca) => builder.add_root_certificate(ca),
+                None => builder,
+            }
             .build()
-            .unwrap_or_default(),
-        None => CLIENT
-            .get_or_init(|| builder().build().unwrap_or_default())
-            .clone(),
-    }
+            .unwrap_or_default()
+        })
+        .clone()
+}
+
+/// The part of a JSON answer `llm-token-limit` reads; the rest is skipped, not built.
+#[derive(serde::Deserialize)]
+struct Answer {
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(serde::Deserialize)]
+struct Usage {
+    #[serde(default)]
+    total_tokens: Option<u64>,
 }
 
 fn effect<'a>(outcome: &'a Outcome, key: &str) -> Option<&'a str> {
@@ -92,7 +109,6 @@ fn failed(url: String, auth: &str, status: u16, reason: &str, message: &str) -> 
             auth: auth.to_owned(),
         },
         failure: Some(reason.to_owned()),
-        total_tokens: None,
     }
 }
 
@@ -103,7 +119,13 @@ pub(super) async fn forward(
     outcome: &Outcome,
     call: Call,
 ) -> Forwarded {
-    let base = match (effect(outcome, "backend_id"), effect(outcome, "base_url")) {
+    // `<backend>`'s set-backend-service runs after `<inbound>`'s, so it wins.
+    let chosen = match &call.plan.backend {
+        Some(("backend_id", id)) => (Some(id.as_str()), None),
+        Some((_, url)) => (None, Some(url.as_str())),
+        None => (effect(outcome, "backend_id"), effect(outcome, "base_url")),
+    };
+    let base = match chosen {
         (Some(id), _) => service.backend_url(id).map(str::to_owned),
         (None, Some(url)) => Some(url.to_owned()),
         (None, None) => service.service_url(api).map(str::to_owned),
@@ -115,7 +137,7 @@ pub(super) async fn forward(
         "none"
     };
     let Some(base) = base else {
-        let message = match effect(outcome, "backend_id") {
+        let message = match chosen.0 {
             Some(id) => format!("Backend '{id}' is not defined on this service."),
             None => {
                 "The API has no backend: neither set-backend-service nor a service URL.".to_owned()
@@ -130,9 +152,18 @@ pub(super) async fn forward(
     let token = match &resource {
         Some(resource) => {
             let principal = service.principal_id.as_deref().unwrap_or_default();
-            match auth::managed_identity_token(shared, principal, resource) {
-                Some(token) if !principal.is_empty() => Some(token),
-                _ => {
+            let minted = (!principal.is_empty())
+                .then(|| {
+                    shared
+                        .gateway_cache
+                        .token(principal, resource, shared.now_s(), || {
+                            auth::managed_identity_token(shared, principal, resource)
+                        })
+                })
+                .flatten();
+            match minted {
+                Some(token) => Some(token),
+                None => {
                     let message = "Managed identity is not enabled on this service: authentication-managed-identity cannot get a token.";
                     return failed(url, auth, 500, "ManagedIdentityNotEnabled", message);
                 }
@@ -150,10 +181,16 @@ pub(super) async fn forward(
             "The request body is too large.",
         );
     };
+    let streamed_prompt = streamed::streamed_prompt(&body);
+    if let Some(prompt) = streamed_prompt {
+        call.charge.apply(prompt);
+    }
     let mut builder = client(shared).request(parts.method.clone(), &url);
-    for (name, value) in &parts.headers {
-        let lower = name.as_str();
-        if NOT_FORWARDED.contains(&lower) || (token.is_some() && lower == "authorization") {
+    // The request's headers as the inbound and backend sections left them (set-header).
+    for (name, value) in &call.plan.headers {
+        let lower = name.to_ascii_lowercase();
+        if NOT_FORWARDED.contains(&lower.as_str()) || (token.is_some() && lower == "authorization")
+        {
             continue;
         }
         builder = builder.header(name, value);
@@ -176,15 +213,21 @@ pub(super) async fn forward(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.contains("json"));
     // A JSON answer is read whole for its `usage`; anything else (a `text/event-stream` of
-    // chunks) passes through as it arrives, as APIM relays streamed completions.
-    let (body, total_tokens) = if json {
+    // chunks) passes through as it arrives, as APIM relays streamed completions, its tokens
+    // estimated on the way when the request asked for a stream (see `streamed`).
+    let body = if json {
         let bytes = answer.bytes().await.unwrap_or_default();
-        let tokens = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("usage")?.get("total_tokens")?.as_u64());
-        (Body::from(bytes), tokens)
+        if streamed_prompt.is_none() {
+            let tokens = serde_json::from_slice::<Answer>(&bytes)
+                .ok()
+                .and_then(|a| a.usage?.total_tokens);
+            call.charge.apply(tokens.unwrap_or(0));
+        }
+        Body::from(bytes)
+    } else if streamed_prompt.is_some() {
+        streamed::counted(Body::new(reqwest::Body::from(answer)), call.charge)
     } else {
-        (Body::new(reqwest::Body::from(answer)), None)
+        Body::new(reqwest::Body::from(answer))
     };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -207,6 +250,5 @@ pub(super) async fn forward(
             auth: auth.to_owned(),
         },
         failure: None,
-        total_tokens,
     }
 }

@@ -11,9 +11,13 @@
 //! An element the simulator cannot evaluate answers 500 naming it: the sandbox never guesses
 //! that a policy it cannot run would have let a request through.
 
+mod cache;
 mod forward;
+mod pipeline;
+mod preflight;
 pub(crate) mod routes;
 mod service;
+mod streamed;
 
 use std::sync::Arc;
 
@@ -29,8 +33,11 @@ use super::{GatewayRecord, Shared};
 use crate::cloud::Cloud;
 use crate::policy::Document;
 use crate::policy::model::PolicyDocument;
-use crate::policy::simulator::{Decision, Outcome, Request as SimRequest, Simulator};
+use crate::policy::simulator::{
+    Context, DEFAULT_GLOBAL_POLICY, Decision, Outcome, Request as SimRequest, Simulator,
+};
 use crate::policy::token::{Jwks, KeySet};
+pub(crate) use cache::Cache;
 use routes::{NoRoute, Scope, Target};
 use service::Service;
 
@@ -101,8 +108,23 @@ async fn handle(
         path: &path,
         query: &query,
     };
-    let route = match routes::route(&service.apis, &target) {
-        Ok(route) => route,
+    // A browser's preflight that no OPTIONS operation takes is matched to the operation it asks
+    // about (`Access-Control-Request-Method`), where only `cors` runs (see `preflight`).
+    let requested = preflight::requested_method(request.method(), request.headers());
+    let routed = routes::route(&service.apis, &target).map(|r| (r, false));
+    let routed = match (routed, &requested) {
+        (Err(_), Some(asked)) => routes::route(
+            &service.apis,
+            &Target {
+                method: asked,
+                ..target
+            },
+        )
+        .map(|r| (r, true)),
+        (routed, _) => routed,
+    };
+    let (route, is_preflight) = match routed {
+        Ok(routed) => routed,
         Err(_) => {
             record.decision = "no-route".into();
             record.reason = Some(NoRoute::REASON.into());
@@ -115,14 +137,31 @@ async fn handle(
     };
     record.api = Some(route.api.id.clone());
     record.operation = Some(route.operation.id.clone());
-    let policy = match effective_policy(&service, &route.api.id, &route.operation.id) {
+    let texts = [
+        service.global_policy.clone(),
+        service.api_policy(&route.api.id).map(str::to_owned),
+        service
+            .operation_policy(&route.api.id, &route.operation.id)
+            .map(str::to_owned),
+    ];
+    let policy = shared.gateway_cache.policy(texts, effective_policy);
+    let policy = match policy.as_ref() {
         Ok(policy) => policy,
         Err(message) => {
             record.decision = "unknown".into();
             record.reason = Some("PolicyNotUsable".into());
             record.detail = Some(message.clone());
-            return with_record(apim_error(500, &message), record);
+            return with_record(apim_error(500, message), record);
         }
+    };
+    // A preflight an OPTIONS operation took runs that operation's pipeline without the cors
+    // policy's preflight logic (see `preflight`).
+    let without_cors;
+    let policy = if requested.is_some() && !is_preflight {
+        without_cors = preflight::without_cors(policy);
+        &without_cors
+    } else {
+        policy
     };
     let sim_request = SimRequest {
         method: method.clone(),
@@ -138,7 +177,22 @@ async fn handle(
         ip: peer.ip().to_string(),
         llm_tokens: 0,
     };
-    let (outcome, token_keys) = evaluate(&shared, &name, &service, &policy, &sim_request);
+    if is_preflight {
+        let Some(cors) = preflight::cors_only(policy) else {
+            record.decision = "no-route".into();
+            record.reason = Some(NoRoute::REASON.into());
+            record.detail = Some(NoRoute::MESSAGE.into());
+            return with_record(
+                json_response(NoRoute::STATUS, NoRoute::BODY.to_owned()),
+                record,
+            );
+        };
+        let (outcome, ..) = evaluate(&shared, &name, &service, &cors, &sim_request);
+        let response = preflight::answer(&outcome, &mut record);
+        return with_record(response, record);
+    }
+    let (outcome, token_keys, simulator, ctx) =
+        evaluate(&shared, &name, &service, policy, &sim_request);
     record.decision = decision_name(outcome.decision).into();
     record.reason.clone_from(&outcome.reason);
     record.detail = outcome
@@ -146,20 +200,20 @@ async fn handle(
         .as_ref()
         .map(|p| format!("{p}: {}", outcome.detail.as_deref().unwrap_or("")));
     if let Some(unknown) = outcome.not_simulated.first() {
-        let message = format!(
-            "The sandbox's gateway cannot simulate <{}> at line {}, column {}: {}",
-            unknown.policy, unknown.line, unknown.column, unknown.what
-        );
-        record.decision = "unknown".into();
-        record.reason = Some("NotSimulated".into());
-        record.detail = Some(message.clone());
-        return with_record(apim_error(500, &message), record);
+        let response = pipeline::not_simulated(unknown, &mut record);
+        return with_record(response, record);
     }
+    let sections = pipeline::Sections {
+        simulator: &simulator,
+        policy,
+        ctx: &ctx,
+    };
     match outcome.decision {
         Decision::Allow => {}
         Decision::Deny => {
             let body = outcome.body().unwrap_or_default();
             let response = add_headers(json_response(outcome.status, body), &outcome);
+            let response = sections.on_error(response, &mut record);
             return with_record(response, record);
         }
         Decision::Respond => return with_record(respond(&outcome), record),
@@ -169,7 +223,25 @@ async fn handle(
             return with_record(apim_error(500, message), record);
         }
     }
+    let plan = match simulator.run_backend(&policy.backend, &ctx) {
+        Ok(plan) => plan,
+        Err(unknown) => {
+            let response = pipeline::not_simulated(&unknown, &mut record);
+            return with_record(response, record);
+        }
+    };
+    if !plan.forward {
+        // No forward-request: "Policies in the outbound section are evaluated immediately".
+        let response = add_headers(Response::new(Body::empty()), &outcome);
+        let response = sections.outbound(response, &mut record);
+        return with_record(response, record);
+    }
     let remainder = remainder(&path, &route.api.path);
+    let charge = streamed::Charge {
+        shared: shared.clone(),
+        service: name.to_ascii_lowercase(),
+        keys: token_keys,
+    };
     let forwarded = forward::forward(
         &shared,
         &service,
@@ -179,25 +251,20 @@ async fn handle(
             request,
             remainder,
             query,
+            charge,
+            plan,
         },
     )
     .await;
     record.backend = Some(forwarded.backend.clone());
-    if let Some(reason) = &forwarded.failure {
+    let response = add_headers(forwarded.response, &outcome);
+    let response = if let Some(reason) = &forwarded.failure {
         record.reason = Some(reason.clone());
-    }
-    if let Some(tokens) = forwarded.total_tokens {
-        let now = shared.now_s();
-        let mut counters = shared
-            .gateway_counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let counters = counters.entry(name.to_ascii_lowercase()).or_default();
-        for key in &token_keys {
-            counters.record_tokens(key, now, tokens);
-        }
-    }
-    with_record(add_headers(forwarded.response, &outcome), record)
+        sections.on_error(response, &mut record)
+    } else {
+        sections.outbound(response, &mut record)
+    };
+    with_record(response, record)
 }
 
 fn decision_name(decision: Decision) -> &'static str {
@@ -227,19 +294,21 @@ fn remainder(path: &str, api_path: &str) -> String {
     }
 }
 
-/// The stored policies of the three scopes the sandbox models, composed into one document.
-fn effective_policy(
-    service: &Service,
-    api: &str,
-    operation: &str,
-) -> Result<PolicyDocument, String> {
+/// The stored policies of the three scopes the sandbox models (global, API, operation texts),
+/// composed into one document.
+fn effective_policy(texts: &cache::PolicyTexts) -> Result<PolicyDocument, String> {
     let parse = |scope: Scope, text: Option<&str>| -> Result<Option<Document>, String> {
         text.map(|t| Document::parse(t).map_err(|e| format!("the stored {scope} policy: {e}")))
             .transpose()
     };
-    let global = parse(Scope::Global, service.global_policy.as_deref())?;
-    let api_policy = parse(Scope::Api, service.api_policy(api))?;
-    let op_policy = parse(Scope::Operation, service.operation_policy(api, operation))?;
+    // A service without a stored global policy has APIM's default one, which forwards requests
+    // ("By default, API Management sets up this policy at the global scope", forward-request).
+    let global = parse(
+        Scope::Global,
+        Some(texts[0].as_deref().unwrap_or(DEFAULT_GLOBAL_POLICY)),
+    )?;
+    let api_policy = parse(Scope::Api, texts[1].as_deref())?;
+    let op_policy = parse(Scope::Operation, texts[2].as_deref())?;
     let composed = routes::compose(&[
         (Scope::Global, global.as_ref()),
         (Scope::Api, api_policy.as_ref()),
@@ -256,32 +325,42 @@ fn effective_policy(
 }
 
 /// Runs the simulator with what APIM would know: each tenant's published keys, the service's
-/// named values, the sandbox's clock and the service's counters (kept across requests).
+/// named values, the sandbox's clock and the service's counters (kept across requests). Returns
+/// the inbound outcome, the token-limit counters to charge, and the simulator and context the
+/// later sections run with.
 fn evaluate(
     shared: &Shared,
     name: &str,
     service: &Service,
     policy: &PolicyDocument,
     request: &SimRequest,
-) -> (Outcome, Vec<String>) {
-    let address = shared
-        .base_url
-        .split_once("://")
-        .map_or(shared.base_url.as_str(), |(_, a)| a)
-        .to_owned();
+) -> (Outcome, Vec<String>, Simulator, Context) {
     let mut simulator = Simulator::new(Cloud::Sandbox);
-    simulator.sandbox_address = address;
-    let tenants: Vec<String> = shared
+    // The whole origin, scheme included: a `--tls` sandbox's tokens name `https://` issuers.
+    simulator.sandbox_address = shared.base_url.clone();
+    let ids: Vec<String> = shared
         .state()
         .tenants
         .iter()
-        .map(|t| t.id.clone())
+        .flat_map(|t| t.keys.iter().map(|k| format!("{}:{}", t.id, k.kid)))
         .collect();
-    for tenant in tenants {
-        let keys = shared.signers(&tenant).iter().map(|s| s.jwk()).collect();
-        if let Ok(set) = KeySet::from_jwks(Jwks { keys }) {
-            simulator = simulator.with_tenant_keys(&tenant, set);
-        }
+    let sets = shared.gateway_cache.keys(ids, || {
+        let tenants: Vec<String> = shared
+            .state()
+            .tenants
+            .iter()
+            .map(|t| t.id.clone())
+            .collect();
+        tenants
+            .into_iter()
+            .filter_map(|tenant| {
+                let keys = shared.signers(&tenant).iter().map(|s| s.jwk()).collect();
+                Some((tenant, KeySet::from_jwks(Jwks { keys }).ok()?))
+            })
+            .collect()
+    });
+    for (tenant, set) in sets.iter() {
+        simulator = simulator.with_tenant_keys(tenant, set.clone());
     }
     simulator.named_values = service.named_values.clone();
     let mut all = shared
@@ -290,12 +369,13 @@ fn evaluate(
         .unwrap_or_else(|e| e.into_inner());
     let counters = all.entry(name.to_ascii_lowercase()).or_default();
     simulator.counters = std::mem::take(counters);
-    let result = simulator.evaluate_deferred(policy, request, shared.now_s());
-    *counters = simulator.counters;
-    result
+    let (outcome, keys, ctx) = simulator.evaluate_inbound(policy, request, shared.now_s());
+    *counters = std::mem::take(&mut simulator.counters);
+    drop(all);
+    (outcome, keys, simulator, ctx)
 }
 
-fn add_headers(mut response: Response<Body>, outcome: &Outcome) -> Response<Body> {
+pub(super) fn add_headers(mut response: Response<Body>, outcome: &Outcome) -> Response<Body> {
     for (name, value) in &outcome.response_headers {
         if let (Ok(name), Ok(value)) = (
             axum::http::HeaderName::try_from(name.as_str()),
@@ -308,7 +388,7 @@ fn add_headers(mut response: Response<Body>, outcome: &Outcome) -> Response<Body
 }
 
 /// The gateway answering by itself (CORS preflight, `return-response`).
-fn respond(outcome: &Outcome) -> Response<Body> {
+pub(super) fn respond(outcome: &Outcome) -> Response<Body> {
     let body = outcome
         .effects
         .last()

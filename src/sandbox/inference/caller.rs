@@ -15,6 +15,12 @@
 //!
 //! A role assignment grants nothing until the sandbox's replication lag has passed since it was
 //! made (Azure: up to 10 minutes, RBAC troubleshooting), on the sandbox's clock.
+//!
+//! Groups: "If you assign a role to a group, all members of that group get the role" (Azure RBAC
+//! overview, "Role assignments"; `principalType: Group`). Azure resolves membership in the
+//! directory; the sandbox's directory has no groups, so the token's `groups` claim (the object
+//! ids Entra puts there when the app asks for group claims) stands for it: an assignment to any
+//! of those ids grants as one to the caller's own `oid` does. The denial still names the `oid`.
 
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
@@ -96,7 +102,11 @@ pub(crate) fn admit(
         ));
     }
     let principal = caller.object_id.unwrap_or_default();
-    if !principal.is_empty() && may_chat(shared, state, &account.id, &principal) {
+    let granted = std::iter::once(&principal)
+        .chain(&caller.groups)
+        .filter(|id| !id.is_empty())
+        .any(|id| may_chat(shared, state, &account.id, id));
+    if granted {
         return Ok(());
     }
     Err(azure_error(
@@ -128,7 +138,8 @@ fn check_key(account: &Resource, given: &str) -> Result<(), Refusal> {
     Err(azure_error(401, "401", INVALID_KEY))
 }
 
-/// Whether a replicated assignment of a chat role to `principal` covers the account.
+/// Whether a replicated assignment of a chat role to `principal` (a user, a service principal
+/// or a group) covers the account.
 fn may_chat(shared: &Shared, state: &State, account_id: &str, principal: &str) -> bool {
     let account = account_id.to_ascii_lowercase();
     state.arm.resources.values().any(|r| {

@@ -286,14 +286,20 @@ pub struct Completion {
     pub completion_tokens: u64,
 }
 
-/// Answers `request` as `model` at `created` (Unix seconds).
-pub fn complete(request: &ChatRequest, model: &str, created: i64) -> Completion {
-    let prompt_tokens = REPLY_PRIMING_TOKENS
+/// The prompt's tokens: each message's content plus the cookbook's overheads (module doc). The
+/// gateway estimates a streamed request's prompt with it, as APIM estimates streamed prompts.
+pub fn prompt_tokens(request: &ChatRequest) -> u64 {
+    REPLY_PRIMING_TOKENS
         + request
             .messages
             .iter()
             .map(|m| TOKENS_PER_MESSAGE + count_tokens(&m.content))
-            .sum::<u64>();
+            .sum::<u64>()
+}
+
+/// Answers `request` as `model` at `created` (Unix seconds).
+pub fn complete(request: &ChatRequest, model: &str, created: i64) -> Completion {
+    let prompt_tokens = prompt_tokens(request);
     let last_user = request
         .messages
         .iter()

@@ -52,3 +52,21 @@ pub(crate) fn azure_error(status: u16, code: &str, message: &str) -> Refusal {
 pub(crate) fn not_found() -> Refusal {
     azure_error(404, "404", "Resource not found")
 }
+
+/// A streamed completion's frames as a chunked body, one frame per chunk, `pause_ms` (real
+/// milliseconds, already scaled) apart, as a deployment streams tokens as it makes them rather
+/// than in one buffered body. With no pause each frame still goes out as its own chunk.
+pub(crate) fn streamed(frames: Vec<Vec<u8>>, pause_ms: u64) -> Body {
+    use futures_util::StreamExt;
+    let frames = futures_util::stream::iter(frames.into_iter().enumerate()).then(
+        move |(i, frame)| async move {
+            if i > 0 && pause_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            Ok::<_, std::convert::Infallible>(frame)
+        },
+    );
+    Body::from_stream(frames)
+}

@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::caller::{Credentials, admit};
 use super::limits::{Exceeded, Limits, Remaining, Rule, Verdict};
 use super::model::{InvalidRequest, complete, parse_request};
-use super::reply::{Refusal, azure_error, not_found};
+use super::reply::{self, Refusal, azure_error, not_found};
 use crate::sandbox::arm::settle;
 use crate::sandbox::state::State;
 use crate::sandbox::state::arm::Resource;
@@ -184,15 +184,18 @@ impl Call<'_> {
                 ));
             }
         };
-        let (content_type, bytes) = if request.stream {
+        let (content_type, body) = if request.stream {
+            let frames = completion.stream(request.include_usage);
+            let pause = self.shared.config.latency.stream_frame_ms();
+            let pause = scale(pause);
             (
                 "text/event-stream; charset=utf-8",
-                completion.stream(request.include_usage).concat(),
+                reply::streamed(frames, pause),
             )
         } else {
-            ("application/json", completion.response())
+            ("application/json", Body::from(completion.response()))
         };
-        let mut response = Response::new(Body::from(bytes));
+        let mut response = Response::new(body);
         *response.status_mut() = StatusCode::OK;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
