@@ -19,6 +19,7 @@ pub mod embedded;
 pub mod engine;
 pub mod hint;
 pub mod input;
+pub mod oauth;
 pub mod output;
 pub mod policy;
 pub mod render;

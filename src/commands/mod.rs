@@ -7,6 +7,7 @@ mod render;
 mod sandbox;
 mod sandbox_clock;
 mod schema;
+mod token;
 mod up;
 mod validate;
 mod whoami;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Plan(args) => plan::run(&cli.global, args, printer),
         Command::Up(args) => up::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
+        Command::Token(args) => token::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),

@@ -6,6 +6,7 @@ mod apply;
 mod connect;
 mod observe;
 mod report;
+pub mod signin;
 mod whoami;
 
 pub use apply::{Applied, Event, apply};

@@ -215,6 +215,32 @@ pub enum JsonLine {
         /// How far the sandbox's clock is ahead of the system clock.
         offset_seconds: u64,
     },
+    /// `token`: the signed-in user and the token's facts; the token itself only with `--print`,
+    /// and then alone, not in a JSON line.
+    Token {
+        env: String,
+        /// The client app's unique name and its app id.
+        client: String,
+        client_id: String,
+        /// The signed-in user (`preferred_username`, `upn` or `name`), when the token says.
+        user: Option<String>,
+        /// The token's `aud`.
+        audience: Option<String>,
+        /// The token's `scp`, space-separated.
+        scopes: Option<String>,
+        /// When the token expires, RFC 3339 in UTC.
+        expires_on: String,
+        /// Where the token came from: `cache` (no request), `refresh` or `device-code`.
+        source: String,
+        /// The cache file holding it (mode 0600).
+        cache_file: String,
+    },
+    /// `token --logout`: the saved sign-in removed (or there was none).
+    SignedOut {
+        env: String,
+        client: String,
+        removed: bool,
+    },
     /// Any command that fails: one line per problem, before exit code 1.
     Error {
         message: String,

@@ -51,7 +51,7 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         name: "wire",
-        modules: &["azure"],
+        modules: &["azure", "oauth"],
         may_import: Some(&["core"]),
     },
     Layer {

@@ -9,6 +9,7 @@ mod arm_resources;
 mod bad_inputs;
 mod boundary;
 mod cli_usage;
+mod client;
 mod config_inputs;
 mod contention;
 mod durations;

@@ -6,6 +6,7 @@
 
 mod device;
 mod devicelogin;
+mod mint;
 mod scopes;
 mod token;
 
@@ -62,6 +63,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/{tenant}/oauth2/token",
             get(post_only).post(|s, p, f| token(s, p, f, false)),
         )
+        .route("/_sandbox/tokens", axum::routing::post(mint::mint_handler))
         .route(
             "/devicelogin",
             get(devicelogin_page).post(devicelogin_submit),

@@ -1,0 +1,306 @@
+//! `provision token`, `call` and `verify`: the real binary as the environment's client app
+//! against an in-process sandbox after `up`, the device code approved (or declined) through the
+//! sandbox's admin endpoint as the binary prints it, and judged by the sandbox's request log.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use provision::clock::SignedDuration;
+use provision::sandbox::{Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+use crate::project::Project;
+use crate::sandbox_support::{client, start};
+
+const CLIENT_APP: &str = "llm-gateway-notebooks-local";
+const API_APP: &str = "llm-gateway-api-local";
+
+/// What the user does at the device login page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Approve,
+    Decline,
+    /// Lets the code run out: the sandbox's clock moves past its lifetime.
+    LetExpire,
+}
+
+/// A sandbox after `up --env local`, a project pointing at it, and a token cache of its own.
+pub(crate) struct Boundary {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) project: Project,
+    cache: tempfile::TempDir,
+}
+
+impl Boundary {
+    pub(crate) async fn up() -> Boundary {
+        // Poll every second instead of Entra's five: the binary waits in real time.
+        let sandbox = start(SandboxConfig {
+            device_code_interval: 1,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let project = Project::new();
+        let local = project.read("environments/local.yaml").replace(
+            "address: 127.0.0.1:7171",
+            &format!("address: {}", sandbox.addr()),
+        );
+        project.write("environments/local.yaml", &local);
+        let boundary = Boundary {
+            sandbox,
+            project,
+            cache: tempfile::tempdir().unwrap(),
+        };
+        let out = boundary.run(&["up", "--env", "local"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        // The gateway's role assignment takes effect after the replication lag, as RBAC does.
+        boundary
+            .sandbox
+            .advance(SignedDuration::from_mins(10))
+            .unwrap();
+        boundary
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("provision"));
+        cmd.current_dir(self.project.dir.path())
+            .args(["--color", "never"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("PROVISION_AUTH")
+            .env("PROVISION_CACHE_DIR", self.cache.path());
+        cmd
+    }
+
+    /// Runs the binary off the runtime's threads (the sandbox answers on them).
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Runs the binary through a device code sign-in: reads the code from its stderr as a user
+    /// would, and decides on it at the sandbox. Returns the output with the whole stderr.
+    pub(crate) async fn run_signing_in(&self, args: &[&str], decision: Decision) -> Output {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(code) = line.split("enter the code ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(code.split_whitespace().next().unwrap().to_owned());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        if let Ok(code) = rx.await {
+            let base = self.sandbox.base_url();
+            match decision {
+                Decision::Approve => {
+                    let answer = client()
+                        .post(format!("{base}/_sandbox/device-codes/{code}/approve"))
+                        .json(&json!({}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(answer.status().as_u16(), 200);
+                }
+                Decision::Decline => {
+                    let answer = client()
+                        .post(format!("{base}/_sandbox/device-codes/{code}/decline"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(answer.status().as_u16(), 200);
+                }
+                Decision::LetExpire => {
+                    self.sandbox.advance(SignedDuration::from_mins(16)).unwrap();
+                }
+            }
+        }
+        let mut output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        output.stderr = reader.join().unwrap().into_bytes();
+        output
+    }
+
+    pub(crate) fn cache_file(&self) -> PathBuf {
+        self.cache
+            .path()
+            .join("tokens")
+            .join(format!("local.{CLIENT_APP}.json"))
+    }
+
+    pub(crate) fn app_id(&self, unique_name: &str) -> String {
+        let state = self.sandbox.state();
+        state
+            .objects
+            .iter()
+            .find(|o| o.body.get("uniqueName").and_then(Value::as_str) == Some(unique_name))
+            .and_then(|o| o.body.get("appId").and_then(Value::as_str))
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `METHOD path` (without the query) of every request the sandbox saw after `from`.
+    pub(crate) fn requests_since(&self, from: usize) -> Vec<String> {
+        self.sandbox.requests()[from..]
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path.split('?').next().unwrap()))
+            .collect()
+    }
+}
+
+pub(crate) fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json_line(out: &Output) -> Value {
+    crate::output_contract::lines(&String::from_utf8(out.stdout.clone()).unwrap()).remove(0)
+}
+
+fn login_requests(requests: &[String]) -> Vec<&String> {
+    requests.iter().filter(|r| r.contains("/oauth2/")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_signed_in_once_then_reused_then_refreshed_once() {
+    let b = Boundary::up().await;
+    let args = ["token", "--env", "local", "--output", "json"];
+    let out = b.run_signing_in(&args, Decision::Approve).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/devicelogin and enter the code "),
+        "{}",
+        stderr(&out)
+    );
+    let shown = json_line(&out);
+    let api = b.app_id(API_APP);
+    assert_eq!(shown["type"], "token");
+    assert_eq!(shown["source"], "device-code");
+    assert_eq!(shown["client"], CLIENT_APP);
+    assert_eq!(shown["client_id"], b.app_id(CLIENT_APP));
+    assert_eq!(shown["audience"], api);
+    assert_eq!(shown["scopes"], "llm.invoke");
+    assert_eq!(shown["cache_file"], b.cache_file().display().to_string());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&b.cache_file()), 0o600);
+        assert_eq!(mode(b.cache_file().parent().unwrap()), 0o700);
+    }
+
+    // Within the token's lifetime: no request to the login endpoint at all.
+    let mark = b.sandbox.requests().len();
+    let out = b.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_line(&out)["source"], "cache");
+    assert_eq!(b.requests_since(mark), ["GET /_sandbox/clock"]);
+
+    // Expired on the sandbox's clock: exactly one refresh-token request.
+    b.sandbox.advance(SignedDuration::from_hours(2)).unwrap();
+    let mark = b.sandbox.requests().len();
+    let out = b.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_line(&out)["source"], "refresh");
+    let tenant = provision::sandbox::DEFAULT_TENANT;
+    assert_eq!(
+        login_requests(&b.requests_since(mark)),
+        [&format!("POST /{tenant}/oauth2/v2.0/token")]
+    );
+
+    // --print: the token alone, the one in the cache; nothing token-shaped anywhere else.
+    let out = b.run(&["token", "--env", "local", "--print", "-vv"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = String::from_utf8(out.stdout.clone()).unwrap();
+    let saved: Value = serde_json::from_slice(&std::fs::read(b.cache_file()).unwrap()).unwrap();
+    assert_eq!(
+        printed,
+        format!("{}\n", saved["access_token"].as_str().unwrap())
+    );
+    assert!(!stderr(&out).contains("eyJ"), "a token reached the log");
+
+    // --logout forgets it; a second logout says there was nothing.
+    let out = b
+        .run(&["token", "--env", "local", "--logout", "--output", "json"])
+        .await;
+    assert_eq!(
+        json_line(&out),
+        json!({"type": "signed_out", "env": "local", "client": CLIENT_APP, "removed": true})
+    );
+    assert!(!b.cache_file().exists());
+    let out = b.run(&["token", "--env", "local", "--logout"]).await;
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("no saved sign-in for local as {CLIENT_APP}\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_of_the_device_flow_says_what_happened_and_what_to_do() {
+    let b = Boundary::up().await;
+    let args = ["token", "--env", "local"];
+
+    let out = b.run_signing_in(&args, Decision::Decline).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("error: waiting for the sign-in: Entra ID answered HTTP 400 authorization_declined: AADSTS65004: User declined to consent to access the app."),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: the sign-in was declined at the device login page"),
+        "{text}"
+    );
+
+    let out = b.run_signing_in(&args, Decision::LetExpire).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("Entra ID answered HTTP 400 expired_token: AADSTS70020: The provided value for the input parameter 'device_code' is not valid. This device code has expired."),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: the code expired before the sign-in was completed"),
+        "{text}"
+    );
+
+    // A confidential client: the app no longer allows public client flows.
+    {
+        let client_id = b.app_id(CLIENT_APP);
+        let mut state = b.sandbox.state();
+        let app = state
+            .objects
+            .iter_mut()
+            .find(|o| o.body.get("appId").and_then(Value::as_str) == Some(&client_id))
+            .unwrap();
+        app.body
+            .insert("isFallbackPublicClient".into(), json!(false));
+    }
+    let out = b.run_signing_in(&args, Decision::Approve).await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("Entra ID answered HTTP 401 invalid_client: AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'."),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: the app is not a public client"),
+        "{text}"
+    );
+    assert!(!b.cache_file().exists(), "a refused sign-in saves nothing");
+}
