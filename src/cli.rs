@@ -86,6 +86,9 @@ pub enum Command {
     /// Sign in as the environment's client app (device code flow) and show or print the token.
     #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
     Token(TokenArgs),
+    /// Call the environment's model through the gateway, signed in as its client app.
+    #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
+    Call(CallArgs),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
     /// Print the JSON Schema of environment files (for editors).

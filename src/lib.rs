@@ -9,11 +9,13 @@
 
 pub mod access;
 pub mod azure;
+pub mod boundary;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod commands;
 pub mod config;
+pub mod dataplane;
 pub mod dice;
 pub mod embedded;
 pub mod engine;

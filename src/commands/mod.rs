@@ -1,5 +1,6 @@
 //! One file per subcommand: the glue between the CLI, the pure core and the printer.
 
+mod call;
 mod completions;
 mod plan;
 mod policy;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Up(args) => up::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
         Command::Token(args) => token::run(&cli.global, args, printer),
+        Command::Call(args) => call::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),

@@ -3,6 +3,7 @@
 //! No state file: what exists is read from Azure and Entra every time.
 
 mod apply;
+pub mod call;
 mod connect;
 mod observe;
 mod report;

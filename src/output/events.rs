@@ -241,6 +241,16 @@ pub enum JsonLine {
         client: String,
         removed: bool,
     },
+    /// `call`: the model's answer through the gateway.
+    Answer {
+        env: String,
+        deployment: String,
+        /// The gateway's HTTP status.
+        status: u16,
+        /// The model that answered, as it says.
+        model: Option<String>,
+        content: String,
+    },
     /// Any command that fails: one line per problem, before exit code 1.
     Error {
         message: String,

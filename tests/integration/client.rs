@@ -304,3 +304,138 @@ async fn every_refusal_of_the_device_flow_says_what_happened_and_what_to_do() {
     );
     assert!(!b.cache_file().exists(), "a refused sign-in saves nothing");
 }
+
+impl Boundary {
+    /// Takes `app_id` out of the stored policy, as someone editing it by hand would.
+    pub(crate) fn remove_from_policy(&self, app_id: &str) {
+        let mut state = self.sandbox.state();
+        let policy = state
+            .arm
+            .resources
+            .iter_mut()
+            .find(|(id, _)| id.ends_with("/apis/llm/policies/policy"))
+            .map(|(_, r)| r)
+            .unwrap();
+        // Both the text as sent (`_sandbox.raw`) and `properties.value`.
+        let text = serde_json::to_string(&policy.body).unwrap();
+        assert!(text.contains(app_id), "{text}");
+        policy.body =
+            serde_json::from_str(&text.replace(app_id, "00000000-0000-4000-8000-00000000dead"))
+                .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_answers_through_the_gateway_and_says_why_when_refused() {
+    let b = Boundary::up().await;
+    let out = b
+        .run_signing_in(
+            &["call", "--env", "local", "--message", "hello"],
+            Decision::Approve,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "You said: hello\n");
+    let log = b.sandbox.requests();
+    let call = log.last().unwrap();
+    assert_eq!(
+        call.path,
+        "/apim/apim-llmgw-local/llm/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(call.status, 200);
+
+    // Streamed, from the saved sign-in: no prompt this time.
+    let out = b
+        .run(&[
+            "call",
+            "--env",
+            "local",
+            "--message",
+            "hi there",
+            "--stream",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "You said: hi there\n"
+    );
+
+    let out = b
+        .run(&[
+            "call",
+            "--env",
+            "local",
+            "--message",
+            "hello",
+            "--output",
+            "json",
+        ])
+        .await;
+    let line = json_line(&out);
+    assert_eq!(
+        (
+            &line["type"],
+            &line["status"],
+            &line["content"],
+            &line["deployment"]
+        ),
+        (
+            &json!("answer"),
+            &json!(200),
+            &json!("You said: hello"),
+            &json!("gpt-4o-mini")
+        )
+    );
+
+    // The client taken out of the stored policy: the gateway's 401 and what to do.
+    b.remove_from_policy(&b.app_id(CLIENT_APP));
+    let out = b
+        .run(&["call", "--env", "local", "--message", "hello"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(text.contains("the gateway answered HTTP 401: "), "{text}");
+    assert!(
+        text.contains("hint: the gateway refused the token: sign in again with `provision token --env local --force`"),
+        "{text}"
+    );
+    assert!(String::from_utf8(out.stdout).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_snippet_is_filled_in_and_compiles() {
+    let b = Boundary::up().await;
+    let out = b
+        .run(&["token", "--env", "local", "--snippet", "python"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let base = b.sandbox.base_url();
+    let tenant = provision::sandbox::DEFAULT_TENANT;
+    for line in [
+        format!("AUTHORITY = \"{base}/{tenant}\""),
+        format!("CLIENT_ID = \"{}\"", b.app_id(CLIENT_APP)),
+        format!("SCOPES = [\"api://{}/llm.invoke\"]", b.app_id(API_APP)),
+        format!("API_URL = \"{base}/apim/apim-llmgw-local/llm\""),
+        "DEPLOYMENT = \"gpt-4o-mini\"".to_owned(),
+        "    instance_discovery=False,".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
+    assert!(!b.cache_file().exists(), "a snippet signs no one in");
+    let file = b.project.path("client.py");
+    std::fs::write(&file, &text).unwrap();
+    // Where Python exists, the snippet must compile; the lines above are checked either way.
+    if let Ok(compiled) = Command::new("python3")
+        .args(["-m", "py_compile"])
+        .arg(&file)
+        .output()
+    {
+        assert!(
+            compiled.status.success(),
+            "{}",
+            String::from_utf8_lossy(&compiled.stderr)
+        );
+    }
+}
