@@ -89,6 +89,9 @@ pub enum Command {
     /// Call the environment's model through the gateway, signed in as its client app.
     #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
     Call(CallArgs),
+    /// Prove the boundary holds: a good token passes, every other call is refused.
+    #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
+    Verify(VerifyArgs),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
     /// Print the JSON Schema of environment files (for editors).
@@ -235,9 +238,6 @@ pub struct VerifyArgs {
     /// An expired token, for the expired case on Azure.
     #[arg(long, value_name = "FILE")]
     pub expired_token_file: Option<PathBuf>,
-    /// A YAML file of extra cases, in `policy test`'s format (repeatable).
-    #[arg(long = "cases", value_name = "FILE")]
-    pub cases: Vec<PathBuf>,
 }
 
 /// Names on the command line are short and printable: they end up in file names and messages.

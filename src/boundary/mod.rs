@@ -2,5 +2,6 @@
 //! means and what to do about it ([`refusal`]), the streamed answer's events ([`sse`]). Pure: the
 //! engine sends, this reads.
 
+pub mod cases;
 pub mod refusal;
 pub mod sse;

@@ -11,6 +11,7 @@ mod schema;
 mod token;
 mod up;
 mod validate;
+mod verify;
 mod whoami;
 
 use std::path::Path;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
         Command::Token(args) => token::run(&cli.global, args, printer),
         Command::Call(args) => call::run(&cli.global, args, printer),
+        Command::Verify(args) => verify::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),

@@ -8,6 +8,7 @@ mod connect;
 mod observe;
 mod report;
 pub mod signin;
+pub mod verify;
 mod whoami;
 
 pub use apply::{Applied, Event, apply};

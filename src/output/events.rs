@@ -251,6 +251,39 @@ pub enum JsonLine {
         model: Option<String>,
         content: String,
     },
+    /// `verify`: one case of the boundary matrix, against the live endpoints.
+    BoundaryCase {
+        env: String,
+        /// The case, e.g. `good-token`, `foreign-tenant`, `foundry-with-key`.
+        case: String,
+        target: crate::boundary::cases::Target,
+        /// The status the case must get, or `refused` (a 3xx or 4xx).
+        expected: String,
+        /// The status it got; null when skipped or when no answer came.
+        status: Option<u16>,
+        /// The gateway's message, the model's answer, or Azure's error.
+        message: Option<String>,
+        /// Whether the answer is the expected one.
+        held: bool,
+        /// Why the case was not run (a token that could not be had), else null.
+        skipped: Option<String>,
+        /// What the simulator predicts on the stored policy (gateway cases).
+        predicted_status: Option<u16>,
+        predicted_reason: Option<String>,
+        /// Where the gateway and the simulator disagree, else null.
+        drift: Option<String>,
+    },
+    /// `verify`: the totals, last.
+    #[serde(rename = "summary")]
+    VerifySummary {
+        env: String,
+        cases: usize,
+        held: usize,
+        failed: usize,
+        skipped: usize,
+        /// Cases where the gateway and the simulator disagree.
+        drifted: usize,
+    },
     /// Any command that fails: one line per problem, before exit code 1.
     Error {
         message: String,

@@ -439,3 +439,79 @@ async fn the_python_snippet_is_filled_in_and_compiles() {
         );
     }
 }
+
+/// Every case's verdict from `verify --output json`: (case, held, status, skipped, drift).
+fn verdicts(out: &Output) -> Vec<(String, bool, Value, Value, Value)> {
+    crate::output_contract::lines(&String::from_utf8(out.stdout.clone()).unwrap())
+        .into_iter()
+        .filter(|l| l["type"] == "boundary_case")
+        .map(|l| {
+            (
+                l["case"].as_str().unwrap().to_owned(),
+                l["held"].as_bool().unwrap(),
+                l["status"].clone(),
+                l["skipped"].clone(),
+                l["drift"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_holds_on_the_sandbox_and_names_the_case_that_breaks() {
+    let b = Boundary::up().await;
+    let args = ["verify", "--env", "local", "--output", "json"];
+    let out = b.run_signing_in(&args, Decision::Approve).await;
+    let all = verdicts(&out);
+    let expected: Vec<(String, bool, Value, Value, Value)> = [
+        ("good-token", 200),
+        ("no-token", 401),
+        ("malformed-token", 401),
+        ("tampered-signature", 401),
+        ("other-audience", 401),
+        ("unlisted-client", 401),
+        ("foreign-tenant", 401),
+        ("expired-token", 401),
+        ("foundry-with-key", 403),
+        ("foundry-list-keys", 400),
+        ("foundry-own-token", 401),
+        ("gateway-plain-http", 404),
+    ]
+    .into_iter()
+    .map(|(case, status)| {
+        (
+            case.to_owned(),
+            true,
+            json!(status),
+            Value::Null,
+            Value::Null,
+        )
+    })
+    .collect();
+    assert_eq!(all, expected, "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = crate::output_contract::lines(&String::from_utf8(out.stdout).unwrap())
+        .pop()
+        .unwrap();
+    assert_eq!(
+        summary,
+        json!({"type": "summary", "env": "local", "cases": 12, "held": 12, "failed": 0,
+               "skipped": 0, "drifted": 0})
+    );
+
+    // The registered client taken out of the stored policy: the good token is refused, and
+    // `verify` says which case broke, with the simulator agreeing.
+    b.remove_from_policy(&b.app_id(CLIENT_APP));
+    let out = b.run(&["verify", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("FAIL  good-token           expected 200      got 401: "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("local: 11 held, 1 failed, 0 skipped; 0 where the simulator's prediction differs from the gateway\n"),
+        "{text}"
+    );
+}

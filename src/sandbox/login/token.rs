@@ -126,6 +126,11 @@ pub(super) fn app_only_audience(
             return Ok((format!("{arm}/"), false));
         }
     }
+    // Azure AI services (Foundry, Azure OpenAI) take v1 tokens for their resource; any principal
+    // of the tenant gets one, and the account's RBAC decides what it may do.
+    if trimmed.eq_ignore_ascii_case("https://cognitiveservices.azure.com") {
+        return Ok(("https://cognitiveservices.azure.com".to_owned(), false));
+    }
     if trimmed.eq_ignore_ascii_case("https://graph.microsoft.com")
         || trimmed.eq_ignore_ascii_case(GRAPH_APP_ID)
     {
