@@ -53,6 +53,16 @@ impl Boundary {
         };
         let out = boundary.run(&["up", "--env", "local"]).await;
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        // up's summary ends with what to run next.
+        let summary = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            summary.ends_with(
+                "\n\nNext: sign in, call the model and prove the boundary holds:\n  provision token \
+                 --env local\n  provision call --env local --message hello\n  provision verify \
+                 --env local\n"
+            ),
+            "{summary}"
+        );
         // The gateway's role assignment takes effect after the replication lag, as RBAC does.
         boundary
             .sandbox
@@ -514,4 +524,77 @@ async fn verify_holds_on_the_sandbox_and_names_the_case_that_breaks() {
         text.ends_with("local: 11 held, 1 failed, 0 skipped; 0 where the simulator's prediction differs from the gateway\n"),
         "{text}"
     );
+}
+
+/// The sandbox's refresh-token grant refuses what Entra refuses, and its mint endpoint says what
+/// it needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_are_bound_to_their_client_and_test_tokens_to_a_tenant() {
+    let b = Boundary::up().await;
+    let out = b
+        .run_signing_in(&["token", "--env", "local"], Decision::Approve)
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let saved: Value = serde_json::from_slice(&std::fs::read(b.cache_file()).unwrap()).unwrap();
+    let refresh_token = saved["refresh_token"].as_str().unwrap();
+    let tenant = provision::sandbox::DEFAULT_TENANT;
+    let url = format!("{}/{tenant}/oauth2/v2.0/token", b.sandbox.base_url());
+    let redeem = |client_id: String, token: String| {
+        let url = url.clone();
+        async move {
+            let answer = client()
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", client_id.as_str()),
+                    ("refresh_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (
+                answer.status().as_u16(),
+                answer.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, body) = redeem(b.app_id(CLIENT_APP), refresh_token.to_owned()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("1.A"));
+    let claims = crate::gateway::claims_of(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["azp"], b.app_id(CLIENT_APP).as_str());
+    assert_eq!(claims["scp"], "llm.invoke");
+
+    let (status, body) = redeem(b.app_id(CLIENT_APP), "1.Anot-one-we-issued".to_owned()).await;
+    assert_eq!(
+        (status, &body["error"], &body["error_codes"]),
+        (400, &json!("invalid_grant"), &json!([9002313]))
+    );
+    // Another app of the tenant: the refresh token was issued to the notebook client.
+    let api = b.app_id(API_APP);
+    let (status, body) = redeem(api, refresh_token.to_owned()).await;
+    assert_ne!(status, 200, "{body}");
+
+    let mint_url = format!("{}/_sandbox/tokens", b.sandbox.base_url());
+    let mint = |body: Value| {
+        let url = mint_url.clone();
+        async move {
+            let answer = client().post(url).json(&body).send().await.unwrap();
+            (
+                answer.status().as_u16(),
+                answer.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, body) = mint(json!({"tenant": tenant, "claims": {"aud": "x", "exp": 1}})).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = crate::gateway::claims_of(body["access_token"].as_str().unwrap());
+    assert_eq!(
+        (&claims["aud"], &claims["exp"], &claims["tid"]),
+        (&json!("x"), &json!(1), &json!(tenant))
+    );
+    let (status, body) = mint(json!({"tenant": "nowhere", "claims": {}})).await;
+    assert_eq!((status, body), (404, json!({"error": "no such tenant"})));
+    let (status, _) = mint(json!({"claims": {}})).await;
+    assert_eq!(status, 400);
 }
