@@ -509,10 +509,40 @@ async fn verify_holds_on_the_sandbox_and_names_the_case_that_breaks() {
                "skipped": 0, "drifted": 0})
     );
 
+    // In a pipeline: a token from elsewhere, no one signs in, nothing token-shaped in the log.
+    let saved: Value = serde_json::from_slice(&std::fs::read(b.cache_file()).unwrap()).unwrap();
+    std::fs::remove_file(b.cache_file()).unwrap();
+    b.project.write(
+        "token.txt",
+        &format!("{}\n", saved["access_token"].as_str().unwrap()),
+    );
+    let mark = b.sandbox.requests().len();
+    let out = b
+        .run(&[
+            "verify",
+            "--env",
+            "local",
+            "--token-file",
+            "token.txt",
+            "-vv",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !b.requests_since(mark)
+            .iter()
+            .any(|r| r.ends_with("/devicecode")),
+        "no device code was asked for"
+    );
+    assert!(!stderr(&out).contains("eyJ"), "a token reached the log");
+    assert!(!b.cache_file().exists());
+
     // The registered client taken out of the stored policy: the good token is refused, and
     // `verify` says which case broke, with the simulator agreeing.
     b.remove_from_policy(&b.app_id(CLIENT_APP));
-    let out = b.run(&["verify", "--env", "local"]).await;
+    let out = b
+        .run(&["verify", "--env", "local", "--token-file", "token.txt"])
+        .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     let first = text.lines().next().unwrap();
