@@ -301,6 +301,9 @@ impl PublicClient {
         let mut request = WireRequest::new(Method::Post, url)
             .header("content-type", "application/x-www-form-urlencoded");
         request.body = Some(form.into_bytes());
+        // `WireRequest`'s Debug shows the body by size only: it carries a device code or a
+        // refresh token.
+        tracing::trace!(?request, "sending");
         let response =
             self.transport
                 .send(&request)
@@ -310,6 +313,7 @@ impl PublicClient {
                     url: url.to_owned(),
                     reason: e.to_string(),
                 })?;
+        tracing::debug!(status = response.status, %url, "answered");
         let body = response.body_json().unwrap_or(Value::Null);
         if response.is_success() {
             return Ok(body);

@@ -224,9 +224,15 @@ async fn a_token_is_signed_in_once_then_reused_then_refreshed_once() {
     // Expired on the sandbox's clock: exactly one refresh-token request.
     b.sandbox.advance(SignedDuration::from_hours(2)).unwrap();
     let mark = b.sandbox.requests().len();
-    let out = b.run(&args).await;
+    let out = b.run(&[&args[..], &["-vv"]].concat()).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json_line(&out)["source"], "refresh");
+    let log = stderr(&out);
+    assert!(log.contains("TRACE sending"), "{log}");
+    assert!(
+        !log.contains("eyJ") && !log.contains("1.A"),
+        "a token reached the log: {log}"
+    );
     let tenant = provision::sandbox::DEFAULT_TENANT;
     assert_eq!(
         login_requests(&b.requests_since(mark)),
