@@ -56,6 +56,8 @@ pub struct CaseResult {
 /// The environment's facts the cases need.
 struct Facts {
     api_url: String,
+    /// The API app's id, as the environment's Entra app has it.
+    api_app_id: String,
     api_path: String,
     deployment: String,
     foundry_endpoint: String,
@@ -87,7 +89,7 @@ pub async fn verify(
     };
     let connected = super::connect(checked, options.sign_in.timeout).await?;
     let facts = facts(&connected).await?;
-    let materials = materials(&connected, good, options, &*clock).await;
+    let materials = materials(&connected, &facts, good, options, &*clock).await;
     let cases = cases::matrix(&materials);
     let mut simulator = simulator(&connected, &cases).await;
     let plane = DataPlane::new()?;
@@ -164,6 +166,7 @@ async fn facts(connected: &Connected) -> anyhow::Result<Facts> {
         .unwrap_or_default();
     Ok(Facts {
         api_url: endpoint.api_url,
+        api_app_id: endpoint.api_app_id,
         api_path: blueprint.api.path.clone(),
         deployment: blueprint
             .foundry
@@ -181,6 +184,7 @@ async fn facts(connected: &Connected) -> anyhow::Result<Facts> {
 /// The tokens the matrix is made of, each had or skipped with the reason.
 async fn materials(
     connected: &Connected,
+    facts: &Facts,
     good: String,
     options: &VerifyOptions,
     clock: &dyn Clock,
@@ -198,12 +202,8 @@ async fn materials(
             )),
         }
     };
-    let api_app_id = Jwt::parse(&good)
-        .ok()
-        .and_then(|j| j.claim_str("aud").map(str::to_owned))
-        .unwrap_or_default();
     let graph = operator(endpoints.graph_scope()).await;
-    let unlisted_client = operator(format!("api://{api_app_id}/.default")).await;
+    let unlisted_client = operator(format!("api://{}/.default", facts.api_app_id)).await;
     let own_foundry = operator(format!(
         "{}/.default",
         endpoints.cognitive_services_resource.trim_end_matches('/')
