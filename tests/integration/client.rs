@@ -634,3 +634,50 @@ async fn refresh_tokens_are_bound_to_their_client_and_test_tokens_to_a_tenant() 
     let (status, _) = mint(json!({"claims": {}})).await;
     assert_eq!(status, 400);
 }
+
+/// Bad inputs stop before any request, saying what and where, with a hint.
+#[test]
+fn bad_client_inputs_are_refused_with_a_hint_before_any_request() {
+    let project = Project::new();
+    project.write("body.json", "{\"messages\": [\n  oops]}");
+    project.write("list.json", "[1, 2]");
+    let run = |args: &[&str]| {
+        let out = project
+            .provision()
+            .args(args)
+            .env_remove("PROVISION_AUTH")
+            .env("PROVISION_CACHE_DIR", project.path("cache"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert_eq!(
+        run(&["call", "--env", "dev"]),
+        "error: call: nothing to send\nhint: pass --message TEXT, or --body FILE with a chat completions request\n"
+    );
+    let text = run(&["call", "--env", "dev", "--body", "body.json"]);
+    assert!(
+        text.starts_with("error: body.json:2:3: not JSON: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nhint: write a chat completions request"),
+        "{text}"
+    );
+    let text = run(&["call", "--env", "dev", "--body", "list.json"]);
+    assert!(
+        text.starts_with("error: list.json: not a JSON object\n"),
+        "{text}"
+    );
+    assert_eq!(
+        run(&["token", "--env", "dev", "--client", "nobody"]),
+        "error: --client nobody: environments/dev.yaml registers no client app of that name\nhint: name one of: llm-gateway-notebooks-dev\n"
+    );
+    let text = run(&["token", "--env", "dev", "--scope", "two words"]);
+    assert!(text.contains("is not a scope"), "{text}");
+    assert!(
+        !project.path("cache").exists(),
+        "nothing was signed in or cached"
+    );
+}
