@@ -76,6 +76,11 @@ fn print(printer: &Printer, env: &str, results: &[CaseResult]) -> ExitStatus {
         } else if let Some(message) = &r.message {
             line.push_str(&format!(": {message}"));
         }
+        // The gateway's message is often the policy's one for every refusal; the simulator's
+        // reason says which check it was.
+        if let Some(reason) = r.prediction.as_ref().and_then(|p| p.reason.as_deref()) {
+            line.push_str(&format!(" [{reason}]"));
+        }
         if let Some(drift) = &r.drift {
             line.push_str(&format!("\n      drift: {drift}"));
         }

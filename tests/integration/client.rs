@@ -557,6 +557,10 @@ async fn verify_holds_on_the_sandbox_and_names_the_case_that_breaks() {
         "{text}"
     );
     assert!(
+        first.ends_with(" [TokenClientApplicationNotAllowed]"),
+        "{text}"
+    );
+    assert!(
         text.ends_with("local: 11 held, 1 failed, 0 skipped; 0 where the simulator's prediction differs from the gateway\n"),
         "{text}"
     );
