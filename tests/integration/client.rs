@@ -610,10 +610,13 @@ async fn refresh_tokens_are_bound_to_their_client_and_test_tokens_to_a_tenant() 
         (status, &body["error"], &body["error_codes"]),
         (400, &json!("invalid_grant"), &json!([9002313]))
     );
-    // Another app of the tenant: the refresh token was issued to the notebook client.
+    // Another app of the tenant, and not a public client: refused before the token is looked at.
     let api = b.app_id(API_APP);
     let (status, body) = redeem(api, refresh_token.to_owned()).await;
-    assert_ne!(status, 200, "{body}");
+    assert_eq!(
+        (status, &body["error"], &body["error_codes"]),
+        (401, &json!("invalid_client"), &json!([7000218]))
+    );
 
     let mint_url = format!("{}/_sandbox/tokens", b.sandbox.base_url());
     let mint = |body: Value| {
