@@ -83,6 +83,15 @@ pub enum Command {
         .help("Give up after this long, sign-in and the subscription read included (e.g. 30s, 2m)")
         .default_value("2m")))]
     Whoami(WhoamiArgs),
+    /// Sign in as the environment's client app (device code flow) and show or print the token.
+    #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
+    Token(TokenArgs),
+    /// Call the environment's model through the gateway, signed in as its client app.
+    #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
+    Call(CallArgs),
+    /// Prove the boundary holds: a good token passes, every other call is refused.
+    #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
+    Verify(VerifyArgs),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
     /// Print the JSON Schema of environment files (for editors).
@@ -156,6 +165,119 @@ pub struct WhoamiArgs {
     pub env: String,
     #[command(flatten)]
     pub azure: AzureArgs,
+}
+
+/// How a command signs in as the environment's client app.
+#[derive(Debug, Clone, Args)]
+pub struct SignInArgs {
+    /// Environment whose client app signs in.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// The client app (its `unique_name` in the environment file; default: the first).
+    #[arg(long, value_name = "NAME", value_parser = bounded_name)]
+    pub client: Option<String>,
+    /// Sign in again, even with a good saved token.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
+    /// A scope to ask for instead of the API's (repeatable; `offline_access` is added).
+    #[arg(long = "scope", value_name = "SCOPE", value_parser = bounded_scope)]
+    pub scopes: Vec<String>,
+    /// Print the access token alone on stdout (for `Authorization: Bearer $(…)`).
+    #[arg(long, conflicts_with_all = ["logout", "snippet"])]
+    pub print: bool,
+    /// Remove the saved sign-in of the environment's client.
+    #[arg(long, conflicts_with_all = ["force", "scopes", "snippet"])]
+    pub logout: bool,
+    /// Print a ready-to-run device-flow client for the environment instead of signing in.
+    #[arg(long, value_enum, value_name = "LANGUAGE")]
+    pub snippet: Option<SnippetLanguage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SnippetLanguage {
+    /// MSAL for Python (`pip install msal requests`).
+    Python,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
+    /// The user message to send.
+    #[arg(long, value_name = "TEXT", conflicts_with = "body", value_parser = bounded_message)]
+    pub message: Option<String>,
+    /// A file holding the whole chat completions request body (JSON), or `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    pub body: Option<PathBuf>,
+    /// Print the answer as it arrives (server-sent events).
+    #[arg(long)]
+    pub stream: bool,
+    /// The model deployment (default: the environment's first).
+    #[arg(long, value_name = "NAME", value_parser = bounded_name)]
+    pub deployment: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub sign_in: SignInArgs,
+    /// A good token obtained elsewhere (a file, or `-` for stdin), so no one needs to sign in.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A token of another tenant, for the foreign-tenant case on Azure.
+    #[arg(long, value_name = "FILE")]
+    pub foreign_token_file: Option<PathBuf>,
+    /// An expired token, for the expired case on Azure.
+    #[arg(long, value_name = "FILE")]
+    pub expired_token_file: Option<PathBuf>,
+}
+
+/// Names on the command line are short and printable: they end up in file names and messages.
+fn bounded_name(text: &str) -> Result<String, String> {
+    if text.is_empty()
+        || text.len() > 128
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "`{}` is not a name: 1 to 128 of a-z, A-Z, 0-9, `-`, `_`, `.`",
+            text.chars().take(64).collect::<String>()
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// A scope is one OAuth scope value: printable, no spaces (RFC 6749 §3.3), and short.
+fn bounded_scope(text: &str) -> Result<String, String> {
+    if text.is_empty()
+        || text.len() > 512
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    {
+        return Err(format!(
+            "`{}` is not a scope: 1 to 512 printable ASCII characters without spaces, e.g. api://<app id>/llm.invoke",
+            text.chars().take(64).collect::<String>()
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// A message fits in one request: at most 100 000 characters, no NUL.
+fn bounded_message(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.chars().count() > 100_000 || text.contains('\0') {
+        return Err("a message is 1 to 100000 characters, without NUL".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Args)]

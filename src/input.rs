@@ -69,6 +69,38 @@ pub fn read_token_file(path: &Path) -> anyhow::Result<String> {
         .to_owned())
 }
 
+/// Larger than any chat request a person writes; the gateway's own limits are far below.
+const MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
+
+/// A request body for `call --body` (or stdin for `-`): a JSON object, at most 1 MiB.
+pub fn read_request_body(
+    path: &Path,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let name = if path.as_os_str() == "-" {
+        "stdin".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let bytes = read_bounded(path, MAX_REQUEST_BODY_BYTES)?;
+    if bytes.len() > MAX_REQUEST_BODY_BYTES {
+        return Err(Hinted::error(
+            format!("{name}: larger than {MAX_REQUEST_BODY_BYTES} bytes"),
+            "a chat completions request is a JSON object of a few KB",
+        ));
+    }
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(body)) => Ok(body),
+        Ok(_) => Err(Hinted::error(
+            format!("{name}: not a JSON object"),
+            r#"write a chat completions request, e.g. {"messages": [{"role": "user", "content": "hello"}]}"#,
+        )),
+        Err(e) => Err(Hinted::error(
+            format!("{name}:{}:{}: not JSON: {e}", e.line(), e.column()),
+            r#"write a chat completions request, e.g. {"messages": [{"role": "user", "content": "hello"}]}"#,
+        )),
+    }
+}
+
 /// A policy file's text, refused promptly when it is over APIM's size limit.
 fn read_policy(path: &Path) -> anyhow::Result<String> {
     let name = path.display().to_string();

@@ -9,16 +9,19 @@
 
 pub mod access;
 pub mod azure;
+pub mod boundary;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod commands;
 pub mod config;
+pub mod dataplane;
 pub mod dice;
 pub mod embedded;
 pub mod engine;
 pub mod hint;
 pub mod input;
+pub mod oauth;
 pub mod output;
 pub mod policy;
 pub mod render;

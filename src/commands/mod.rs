@@ -1,5 +1,6 @@
 //! One file per subcommand: the glue between the CLI, the pure core and the printer.
 
+mod call;
 mod completions;
 mod plan;
 mod policy;
@@ -7,8 +8,10 @@ mod render;
 mod sandbox;
 mod sandbox_clock;
 mod schema;
+mod token;
 mod up;
 mod validate;
+mod verify;
 mod whoami;
 
 use std::path::Path;
@@ -46,6 +49,9 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Plan(args) => plan::run(&cli.global, args, printer),
         Command::Up(args) => up::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
+        Command::Token(args) => token::run(&cli.global, args, printer),
+        Command::Call(args) => call::run(&cli.global, args, printer),
+        Command::Verify(args) => verify::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),

@@ -17,6 +17,7 @@ use crate::render::{self, TemplateSet};
 use crate::resources::{self, Managed};
 
 /// An environment, checked before the network: its templates render, its credential fits.
+#[derive(Clone)]
 pub struct Checked {
     pub blueprint: Arc<Blueprint>,
     templates: Arc<TemplateSet>,

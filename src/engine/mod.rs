@@ -3,9 +3,12 @@
 //! No state file: what exists is read from Azure and Entra every time.
 
 mod apply;
+pub mod call;
 mod connect;
 mod observe;
 mod report;
+pub mod signin;
+pub mod verify;
 mod whoami;
 
 pub use apply::{Applied, Event, apply};

@@ -215,6 +215,75 @@ pub enum JsonLine {
         /// How far the sandbox's clock is ahead of the system clock.
         offset_seconds: u64,
     },
+    /// `token`: the signed-in user and the token's facts; the token itself only with `--print`,
+    /// and then alone, not in a JSON line.
+    Token {
+        env: String,
+        /// The client app's unique name and its app id.
+        client: String,
+        client_id: String,
+        /// The signed-in user (`preferred_username`, `upn` or `name`), when the token says.
+        user: Option<String>,
+        /// The token's `aud`.
+        audience: Option<String>,
+        /// The token's `scp`, space-separated.
+        scopes: Option<String>,
+        /// When the token expires, RFC 3339 in UTC.
+        expires_on: String,
+        /// Where the token came from: `cache` (no request), `refresh` or `device-code`.
+        source: String,
+        /// The cache file holding it (mode 0600).
+        cache_file: String,
+    },
+    /// `token --logout`: the saved sign-in removed (or there was none).
+    SignedOut {
+        env: String,
+        client: String,
+        removed: bool,
+    },
+    /// `call`: the model's answer through the gateway.
+    Answer {
+        env: String,
+        deployment: String,
+        /// The gateway's HTTP status.
+        status: u16,
+        /// The model that answered, as it says.
+        model: Option<String>,
+        content: String,
+    },
+    /// `verify`: one case of the boundary matrix, against the live endpoints.
+    BoundaryCase {
+        env: String,
+        /// The case, e.g. `good-token`, `foreign-tenant`, `foundry-with-key`.
+        case: String,
+        target: crate::boundary::cases::Target,
+        /// The status the case must get, or `refused` (a 3xx or 4xx).
+        expected: String,
+        /// The status it got; null when skipped or when no answer came.
+        status: Option<u16>,
+        /// The gateway's message, the model's answer, or Azure's error.
+        message: Option<String>,
+        /// Whether the answer is the expected one.
+        held: bool,
+        /// Why the case was not run (a token that could not be had), else null.
+        skipped: Option<String>,
+        /// What the simulator predicts on the stored policy (gateway cases).
+        predicted_status: Option<u16>,
+        predicted_reason: Option<String>,
+        /// Where the gateway and the simulator disagree, else null.
+        drift: Option<String>,
+    },
+    /// `verify`: the totals, last.
+    #[serde(rename = "summary")]
+    VerifySummary {
+        env: String,
+        cases: usize,
+        held: usize,
+        failed: usize,
+        skipped: usize,
+        /// Cases where the gateway and the simulator disagree.
+        drifted: usize,
+    },
     /// Any command that fails: one line per problem, before exit code 1.
     Error {
         message: String,

@@ -14,6 +14,8 @@ use crate::azure::sign_in::SignInError;
 use crate::config::{ConfigError, Diagnostic};
 use crate::engine::{EngineError, Stopped};
 use crate::hint::{Hinted, Remedy};
+use crate::oauth::cache::CacheError;
+use crate::oauth::device::OAuthError;
 use crate::policy::ParseError;
 use crate::render::RenderError;
 use crate::sandbox::StateDirError;
@@ -87,6 +89,8 @@ fn remedy(error: &(dyn Error + 'static)) -> Option<String> {
         of::<DeadlineExceeded>,
         of::<RenderError>,
         of::<ParseError>,
+        of::<OAuthError>,
+        of::<CacheError>,
     ];
     REMEDIES.iter().find_map(|remedy| remedy(error))
 }

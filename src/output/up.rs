@@ -73,6 +73,11 @@ pub fn summary(printer: &Printer, blueprint: &Blueprint, endpoint: &Endpoint, do
         "\nA client signs in with the device code flow as one of the clients above, asking for {scope}, \
          and sends the token as `Authorization: Bearer …` to {url}."
     ));
+    text.push_str(&format!(
+        "\n\nNext: sign in, call the model and prove the boundary holds:\n  provision token --env {env}\n  \
+         provision call --env {env} --message hello\n  provision verify --env {env}",
+        env = b.env
+    ));
     if let Some(state) = &done.sandbox_started {
         text.push_str(&format!(
             "\n\nThis run started the sandbox and it stops with the run; to call {url}, keep one \

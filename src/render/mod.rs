@@ -6,6 +6,7 @@
 //! review, keeps a placeholder from ever reaching Azure.
 
 mod review;
+pub mod snippet;
 mod templates;
 pub mod vars;
 

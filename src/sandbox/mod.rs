@@ -326,6 +326,7 @@ fn initial_state() -> anyhow::Result<State> {
         },
         objects: Vec::new(),
         device_codes: Vec::new(),
+        refresh_tokens: Vec::new(),
         arm: state::ArmState::default(),
         clock_offset_ms: 0,
     })

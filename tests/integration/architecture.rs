@@ -38,6 +38,7 @@ const LAYERS: &[Layer] = &[
         name: "core",
         modules: &[
             "access",
+            "boundary",
             "cloud",
             "clock",
             "config",
@@ -51,7 +52,7 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         name: "wire",
-        modules: &["azure"],
+        modules: &["azure", "dataplane", "oauth"],
         may_import: Some(&["core"]),
     },
     Layer {

@@ -10,6 +10,7 @@ mod bad_inputs;
 mod boundary;
 mod browser;
 mod cli_usage;
+mod client;
 mod config_inputs;
 mod contention;
 mod durations;

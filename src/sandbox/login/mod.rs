@@ -8,6 +8,7 @@ mod device;
 mod devicelogin;
 mod flows;
 mod pages;
+mod mint;
 mod scopes;
 mod token;
 
@@ -66,6 +67,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/{tenant}/oauth2/token",
             get(post_only).post(|s, p, f| token(s, p, f, false)),
         )
+        .route("/_sandbox/tokens", axum::routing::post(mint::mint_handler))
         .route(
             "/devicelogin",
             get(devicelogin_page).post(devicelogin_submit),

@@ -1,4 +1,4 @@
-//! The token endpoint: client credentials for the operator and apps, the device code grant as a
+//! The token endpoint: client credentials for the operator and apps, the refresh-token grant, the device code grant as a
 //! client polls it (`authorization_pending`, `slow_down`, `expired_token`…), and the tokens
 //! minted for a signed-in user.
 
@@ -22,7 +22,7 @@ use super::{
 };
 use crate::sandbox::Shared;
 use crate::sandbox::auth;
-use crate::sandbox::state::{DeviceCode, DeviceCodeStatus, State, User};
+use crate::sandbox::state::{DeviceCode, DeviceCodeStatus, RefreshGrant, State, User};
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct TokenForm {
@@ -31,6 +31,7 @@ pub(super) struct TokenForm {
     pub(super) client_secret: Option<String>,
     pub(super) scope: Option<String>,
     pub(super) device_code: Option<String>,
+    pub(super) refresh_token: Option<String>,
     /// The v1 endpoint's names for `device_code` and for the resource of `scope`.
     pub(super) code: Option<String>,
     pub(super) resource: Option<String>,
@@ -62,11 +63,12 @@ pub(super) async fn token(
         None => Err(missing("grant_type")),
         Some("client_credentials") => client_credentials(&shared, &tid, &form),
         Some(DEVICE_CODE_GRANT) => redeem_device_code(&shared, &tid, &form),
+        Some("refresh_token") => redeem_refresh_token(&shared, &tid, &form),
         Some(other) => Err(Failure::new(
             "unsupported_grant_type",
             70_003,
             format!(
-                "The app requested an unsupported grant type '{other}'. The sandbox supports client_credentials and {DEVICE_CODE_GRANT}."
+                "The app requested an unsupported grant type '{other}'. The sandbox supports client_credentials, refresh_token and {DEVICE_CODE_GRANT}."
             ),
         )),
     });
@@ -123,6 +125,11 @@ pub(super) fn app_only_audience(
         if trimmed.eq_ignore_ascii_case(arm) {
             return Ok((format!("{arm}/"), false));
         }
+    }
+    // Azure AI services (Foundry, Azure OpenAI) take v1 tokens for their resource; any principal
+    // of the tenant gets one, and the account's RBAC decides what it may do.
+    if trimmed.eq_ignore_ascii_case("https://cognitiveservices.azure.com") {
+        return Ok(("https://cognitiveservices.azure.com".to_owned(), false));
     }
     if trimmed.eq_ignore_ascii_case("https://graph.microsoft.com")
         || trimmed.eq_ignore_ascii_case(GRAPH_APP_ID)
@@ -226,6 +233,8 @@ pub(super) struct Grant {
     pub(super) api: Api,
     /// Granted scope values, without the resource.
     pub(super) granted: Vec<String>,
+    /// The scopes asked for, as sent: a refresh token redeems them again.
+    pub(super) scopes: Vec<String>,
     pub(super) refresh: bool,
     pub(super) id_token: bool,
 }
@@ -384,6 +393,7 @@ pub(super) fn grant(
         id_token: has("openid"),
         api,
         granted,
+        scopes: code.scopes.clone(),
     })
 }
 
@@ -431,8 +441,9 @@ pub(super) fn mint_user_tokens(shared: &Shared, grant: &Grant) -> Result<Respons
         .collect();
     extra.insert("scope".into(), json!(scope.join(" ")));
     if grant.refresh {
-        // Opaque, like Entra's; the sandbox does not redeem refresh tokens.
+        // Opaque, like Entra's; only its hash is kept, to redeem it (`refresh`).
         let token = format!("1.A{}", URL_SAFE_NO_PAD.encode(random_bytes::<64>()?));
+        remember(shared, grant, &token);
         extra.insert("refresh_token".into(), json!(token));
     }
     if grant.id_token {
@@ -448,4 +459,109 @@ pub(super) fn mint_user_tokens(shared: &Shared, grant: &Grant) -> Result<Respons
         extra.insert("id_token".into(), json!(id_token));
     }
     Ok(token_response(&access_token, lifetime, extra))
+}
+
+// The refresh-token grant (`grant_type=refresh_token`), as a public client redeems it: the
+// sign-in's grant again, for the scopes it had (or those asked), with a new refresh token. Entra
+// keeps a refresh token valid until 90 days of disuse and does not revoke it when it is redeemed
+// ("Refresh tokens replace themselves with a fresh token upon every use";
+// learn.microsoft.com/entra/identity-platform/refresh-tokens), so neither does the sandbox.
+
+/// Entra's inactivity limit for refresh tokens.
+const REFRESH_LIFETIME_MS: u64 = 90 * 24 * 3600 * 1000;
+/// Refresh tokens remembered at most; the oldest are forgotten first.
+const REMEMBERED: usize = 1000;
+
+fn hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Keeps what `token` may be redeemed for.
+pub(super) fn remember(shared: &Shared, grant: &Grant, token: &str) {
+    let mut state = shared.state();
+    if state.refresh_tokens.len() >= REMEMBERED {
+        state.refresh_tokens.remove(0);
+    }
+    state.refresh_tokens.push(RefreshGrant {
+        token_hash: hash(token),
+        tenant_id: grant.tenant.clone(),
+        client_id: grant.client_id.clone(),
+        user_id: grant.user.id.clone(),
+        scopes: grant.scopes.clone(),
+        issued_ms: shared.now_ms(),
+    });
+    shared.persist(&state);
+}
+
+pub(super) fn redeem_refresh_token(
+    shared: &Shared,
+    tid: &str,
+    form: &TokenForm,
+) -> Result<Response, Failure> {
+    let client_id = form
+        .client_id
+        .as_deref()
+        .ok_or_else(|| missing("client_id"))?;
+    let token = form
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| missing("refresh_token"))?;
+    let grant = {
+        let state = shared.state();
+        let app = client_app(shared, &state, tid, client_id)?;
+        if app
+            .body
+            .get("isFallbackPublicClient")
+            .and_then(serde_json::Value::as_bool)
+            != Some(true)
+        {
+            return Err(no_secret());
+        }
+        let wanted = hash(token);
+        let record = state
+            .refresh_tokens
+            .iter()
+            .rev()
+            .find(|r| r.token_hash == wanted && r.tenant_id == tid)
+            .ok_or_else(|| {
+                Failure::new(
+                    "invalid_grant",
+                    9_002_313,
+                    "Invalid request. Request is malformed or invalid: the refresh token is not one this tenant issued.",
+                )
+            })?;
+        if !record.client_id.eq_ignore_ascii_case(client_id) {
+            return Err(Failure::new(
+                "invalid_grant",
+                70_000,
+                "The provided value for the input parameter 'refresh_token' is not valid: it was issued to a different client.",
+            ));
+        }
+        if shared.elapsed_sandbox_ms(record.issued_ms) >= REFRESH_LIFETIME_MS {
+            return Err(Failure::new(
+                "invalid_grant",
+                700_082,
+                "The refresh token has expired due to inactivity. The token was issued and was inactive for 90.00:00:00.",
+            ));
+        }
+        // Asking for scopes is optional; asking for more than the sign-in had needs a new one.
+        let scopes = match form.scope.as_deref().map(str::split_whitespace) {
+            Some(asked) => asked.map(str::to_owned).collect(),
+            None => record.scopes.clone(),
+        };
+        let code = DeviceCode {
+            device_code: String::new(),
+            user_code: String::new(),
+            tenant_id: record.tenant_id.clone(),
+            client_id: record.client_id.clone(),
+            scopes,
+            issued_ms: record.issued_ms,
+            interval: 0,
+            expires_in: 0,
+            last_poll_ms: None,
+            status: DeviceCodeStatus::Redeemed,
+        };
+        grant(shared, &state, &code, &record.user_id)?
+    };
+    mint_user_tokens(shared, &grant)
 }

@@ -22,6 +22,10 @@ pub struct State {
     pub operator: Operator,
     pub objects: Vec<DirectoryObject>,
     pub device_codes: Vec<DeviceCode>,
+    /// Refresh tokens handed out with `offline_access` (`#[serde(default)]` reads older state
+    /// files), by the SHA-256 of the token: the token itself is never stored.
+    #[serde(default)]
+    pub refresh_tokens: Vec<RefreshGrant>,
     /// Resource groups, resources and async operations (`#[serde(default)]` reads state files
     /// written before ARM was emulated).
     #[serde(default)]
@@ -119,6 +123,18 @@ pub struct DeviceCode {
     pub expires_in: u64,
     pub last_poll_ms: Option<u64>,
     pub status: DeviceCodeStatus,
+}
+
+/// What a refresh token entitles its client to: the grant of the sign-in it came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshGrant {
+    /// SHA-256 of the token, base64url.
+    pub token_hash: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    pub issued_ms: u64,
 }
 
 impl State {

@@ -1,0 +1,473 @@
+//! `verify`: the boundary matrix ([`crate::boundary::cases`]) sent to the live gateway, the
+//! Foundry endpoint and ARM, each answer judged against what the case expects, and each gateway
+//! case run through the simulator on the *stored* policy (the API's policy as ARM returns it,
+//! the tenants' published keys, the environment's clock) to report where the two disagree. On
+//! the sandbox, whose gateway runs that same simulator, a disagreement is a bug; on Azure, a
+//! finding that the simulator has drifted from APIM.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::azure::retry::Replay;
+use crate::azure::transport::{Method, ReqwestTransport, Transport, WireRequest};
+use crate::boundary::cases::{
+    self, Case, Credential, Material, Materials, Prediction, Target, drift,
+};
+use crate::clock::Clock;
+use crate::cloud::Cloud;
+use crate::dataplane::{Call, DataPlane};
+use crate::oauth::cache::TokenCache;
+use crate::oauth::device::DeviceAuthorization;
+use crate::policy::Document;
+use crate::policy::model::PolicyDocument;
+use crate::policy::simulator::{Request as SimRequest, Simulator};
+use crate::policy::token::{Jwt, KeySet};
+use crate::render::snippet::CHAT_API_VERSION;
+use crate::resources::Kind;
+
+use super::call::chat_url;
+use super::signin::{self, SignInOptions};
+use super::{Checked, Connected};
+
+/// What `verify` was handed besides the environment.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    pub sign_in: SignInOptions,
+    /// A good token obtained elsewhere (`--token-file`): nobody signs in.
+    pub token: Option<String>,
+    pub foreign_token: Option<String>,
+    pub expired_token: Option<String>,
+}
+
+/// One case and what happened.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub case: Case,
+    pub status: Option<u16>,
+    /// The gateway's message, the model's answer, or Azure's error.
+    pub message: Option<String>,
+    pub held: bool,
+    pub prediction: Option<Prediction>,
+    pub drift: Option<String>,
+}
+
+/// The environment's facts the cases need.
+struct Facts {
+    api_url: String,
+    /// The API app's id, as the environment's Entra app has it.
+    api_app_id: String,
+    api_path: String,
+    deployment: String,
+    foundry_endpoint: String,
+    account_id: String,
+    api_protocols: Vec<String>,
+    policy: Option<PolicyDocument>,
+}
+
+pub async fn verify(
+    checked: Checked,
+    options: &VerifyOptions,
+    cache: &TokenCache,
+    clock: Arc<dyn Clock>,
+    prompt: impl Fn(&DeviceAuthorization),
+) -> anyhow::Result<Vec<CaseResult>> {
+    let good = match &options.token {
+        Some(token) => token.clone(),
+        None => {
+            let signed = signin::user_sign_in(
+                checked.clone(),
+                &options.sign_in,
+                cache,
+                clock.clone(),
+                prompt,
+            )
+            .await?;
+            signed.saved.access_token().expose().to_owned()
+        }
+    };
+    let connected = super::connect(checked, options.sign_in.timeout).await?;
+    let facts = facts(&connected).await?;
+    let materials = materials(&connected, &facts, good, options, &*clock).await;
+    let cases = cases::matrix(&materials);
+    let mut simulator = simulator(&connected, &cases).await;
+    let plane = DataPlane::new()?;
+    let mut results = Vec::new();
+    for case in cases {
+        if case.skipped.is_some() {
+            results.push(CaseResult {
+                case,
+                status: None,
+                message: None,
+                held: false,
+                prediction: None,
+                drift: None,
+            });
+            continue;
+        }
+        let (status, message) = send(&connected, &plane, &facts, &case).await;
+        let prediction = match (&case.target, &facts.policy) {
+            (Target::Gateway, Some(policy)) => {
+                let outcome =
+                    simulator.evaluate(policy, &sim_request(&facts, &case), clock.now_seconds());
+                Some(Prediction {
+                    status: outcome.status,
+                    reason: outcome.reason.clone(),
+                    message: outcome.message.clone(),
+                })
+            }
+            _ => None,
+        };
+        let drift = match (&prediction, status) {
+            // A 200's message is the model's answer, not the gateway's: only statuses compare.
+            (Some(p), Some(200)) => drift(p, 200, None),
+            (Some(p), Some(s)) => drift(p, s, message.as_deref()),
+            _ => None,
+        };
+        results.push(CaseResult {
+            held: status.is_some_and(|s| case.expect.holds(s)),
+            case,
+            status,
+            message,
+            prediction,
+            drift,
+        });
+    }
+    Ok(results)
+}
+
+async fn facts(connected: &Connected) -> anyhow::Result<Facts> {
+    let (observation, _) = connected.plan().await?;
+    let blueprint = &connected.blueprint;
+    let endpoint = super::endpoint(blueprint, &observation.known);
+    let observed = |kind: Kind| {
+        connected
+            .resources
+            .iter()
+            .find(|r| r.address().kind == kind)
+            .and_then(|r| observation.observed(&r.address()).cloned())
+    };
+    let account = observed(Kind::Account).unwrap_or(Value::Null);
+    let text = |v: &Value, pointer: &str| {
+        v.pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let policy = observed(Kind::Policy).and_then(|p| {
+        let xml = p.pointer("/properties/value")?.as_str()?.to_owned();
+        let document = Document::parse(&xml).ok()?;
+        PolicyDocument::from_document(&document).ok()
+    });
+    let api_protocols = observed(Kind::Api)
+        .and_then(|a| a.pointer("/properties/protocols").cloned())
+        .and_then(|p| serde_json::from_value(p).ok())
+        .unwrap_or_default();
+    Ok(Facts {
+        api_url: endpoint.api_url,
+        api_app_id: endpoint.api_app_id,
+        api_path: blueprint.api.path.clone(),
+        deployment: blueprint
+            .foundry
+            .deployments
+            .first()
+            .map(|d| d.name.clone())
+            .unwrap_or_default(),
+        foundry_endpoint: text(&account, "/properties/endpoint"),
+        account_id: text(&account, "/id"),
+        api_protocols,
+        policy,
+    })
+}
+
+/// The tokens the matrix is made of, each had or skipped with the reason.
+async fn materials(
+    connected: &Connected,
+    facts: &Facts,
+    good: String,
+    options: &VerifyOptions,
+    clock: &dyn Clock,
+) -> Materials {
+    let blueprint = &connected.blueprint;
+    let endpoints = blueprint.cloud.endpoints(&blueprint.sandbox_address);
+    let credentials = connected.azure.session.credentials();
+    let operator = |scope: String| async move {
+        match credentials.token(&scope).await {
+            Ok(t) => Material::Token(t.expose().to_owned()),
+            // Entra's description goes on with trace ids after its first line.
+            Err(e) => Material::Skipped(format!(
+                "the operator's credential got no token: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            )),
+        }
+    };
+    let graph = operator(endpoints.graph_scope()).await;
+    let unlisted_client = operator(format!("api://{}/.default", facts.api_app_id)).await;
+    let own_foundry = operator(format!(
+        "{}/.default",
+        endpoints.cognitive_services_resource.trim_end_matches('/')
+    ))
+    .await;
+    let (foreign_tenant, expired) = if blueprint.cloud == Cloud::Sandbox {
+        sandbox_tokens(
+            blueprint.sandbox_address.as_str(),
+            &good,
+            blueprint.tenant_id.as_str(),
+            clock,
+        )
+        .await
+    } else {
+        let from = |token: &Option<String>, flag: &str| match token {
+            Some(t) => Material::Token(t.clone()),
+            None => Material::Skipped(format!(
+                "Entra issues no such token on demand: pass {flag} FILE to run this case"
+            )),
+        };
+        (
+            from(&options.foreign_token, "--foreign-token-file"),
+            from(&options.expired_token, "--expired-token-file"),
+        )
+    };
+    Materials {
+        good,
+        graph,
+        unlisted_client,
+        foreign_tenant,
+        expired,
+        own_foundry,
+    }
+}
+
+/// On the sandbox, the tokens Entra would not issue on demand are minted by the sandbox
+/// (`POST /_sandbox/tokens`): the good token's claims, from another tenant, or an hour expired.
+async fn sandbox_tokens(
+    address: &str,
+    good: &str,
+    tenant: &str,
+    clock: &dyn Clock,
+) -> (Material, Material) {
+    let base = format!("http://{address}");
+    let transport = match ReqwestTransport::new() {
+        Ok(t) => t,
+        Err(e) => {
+            let why = Material::Skipped(e.to_string());
+            return (why.clone(), why);
+        }
+    };
+    let claims: serde_json::Map<String, Value> = good
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).ok()
+        })
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let info = transport
+        .send(&WireRequest::new(
+            Method::Get,
+            format!("{base}/_sandbox/info"),
+        ))
+        .await
+        .ok()
+        .and_then(|r| r.body_json().ok())
+        .unwrap_or(Value::Null);
+    let foreign = info["tenants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str())
+        .find(|id| !id.eq_ignore_ascii_case(tenant))
+        .map(str::to_owned);
+    // The sandbox's defaults (`iat`, `nbf`, `exp` an hour on, `tid`, `uti`) apply to what is
+    // not given; the good token's own are removed so they do.
+    let mut claims = claims;
+    for own in ["iat", "nbf", "exp", "uti", "tid"] {
+        claims.remove(own);
+    }
+    let mint = |tenant: String, claims: serde_json::Map<String, Value>| {
+        let transport = &transport;
+        let base = &base;
+        async move {
+            let request = WireRequest::new(Method::Post, format!("{base}/_sandbox/tokens"))
+                .json(&json!({"tenant": tenant, "claims": claims}));
+            match transport
+                .send(&request)
+                .await
+                .ok()
+                .and_then(|r| r.body_json().ok())
+            {
+                Some(body) if body["access_token"].is_string() => {
+                    Material::Token(body["access_token"].as_str().unwrap_or_default().to_owned())
+                }
+                other => Material::Skipped(format!("the sandbox minted no token: {other:?}")),
+            }
+        }
+    };
+    let foreign_token = match foreign {
+        Some(tid) => {
+            let mut c = claims.clone();
+            let issuer = c
+                .get("iss")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .replace(tenant, &tid);
+            c.insert("iss".into(), json!(issuer));
+            mint(tid, c).await
+        }
+        None => Material::Skipped("the sandbox has no second tenant".to_owned()),
+    };
+    let now = clock.now_seconds();
+    let mut c = claims;
+    c.insert("iat".into(), json!(now - 7200));
+    c.insert("nbf".into(), json!(now - 7200));
+    c.insert("exp".into(), json!(now - 3600));
+    let expired = mint(tenant.to_owned(), c).await;
+    (foreign_token, expired)
+}
+
+fn chat_body() -> Vec<u8> {
+    br#"{"messages":[{"role":"user","content":"provision verify"}]}"#.to_vec()
+}
+
+async fn send(
+    connected: &Connected,
+    plane: &DataPlane,
+    facts: &Facts,
+    case: &Case,
+) -> (Option<u16>, Option<String>) {
+    let url = match case.target {
+        Target::Gateway => chat_url(&facts.api_url, &facts.deployment),
+        Target::Foundry => format!(
+            "{}/openai/deployments/{}/chat/completions?api-version={CHAT_API_VERSION}",
+            facts.foundry_endpoint.trim_end_matches('/'),
+            facts.deployment
+        ),
+        Target::ListKeys => {
+            let id = format!("{}/listKeys", facts.account_id);
+            return match connected.azure.arm.post(&id, None, Replay::Safe).await {
+                Ok(_) => (
+                    Some(200),
+                    Some("listKeys returned the account's keys".to_owned()),
+                ),
+                Err(e) => (
+                    e.status(),
+                    Some(
+                        e.api()
+                            .map_or_else(|| e.to_string(), |a| a.body.message.clone()),
+                    ),
+                ),
+            };
+        }
+        Target::PlainHttp if connected.blueprint.cloud == Cloud::Sandbox => {
+            // The sandbox's one origin stands for Azure's HTTPS front door, so plain HTTP can
+            // not be sent to it; what makes APIM refuse it is the API's `protocols`, and with
+            // only `https` there APIM matches no API and answers 404 (dataplane.md §1.7).
+            let https_only = !facts.api_protocols.is_empty()
+                && facts
+                    .api_protocols
+                    .iter()
+                    .all(|p| p.eq_ignore_ascii_case("https"));
+            let status = if https_only { 404 } else { 200 };
+            return (
+                Some(status),
+                Some(format!(
+                    "the API's stored protocols are {:?}",
+                    facts.api_protocols
+                )),
+            );
+        }
+        Target::PlainHttp => {
+            chat_url(&facts.api_url, &facts.deployment).replacen("https://", "http://", 1)
+        }
+    };
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let Some((name, value)) = case.credential.header() {
+        headers.push((name.to_owned(), value));
+    }
+    let call = Call {
+        method: "POST",
+        url,
+        headers,
+        body: Some(chat_body()),
+    };
+    match plane.send(&call, None).await {
+        Ok(answer) => {
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            let message = body
+                .get("message")
+                .or_else(|| body.pointer("/error/message"))
+                .or_else(|| body.pointer("/choices/0/message/content"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| {
+                    answer
+                        .header("location")
+                        .map(|l| format!("redirected to {l}"))
+                });
+            (Some(answer.status), message)
+        }
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
+fn sim_request(facts: &Facts, case: &Case) -> SimRequest {
+    let mut request = SimRequest::new(
+        "POST",
+        &format!(
+            "/{}/deployments/{}/chat/completions",
+            facts.api_path, facts.deployment
+        ),
+    );
+    request
+        .headers
+        .push(("content-type".to_owned(), "application/json".to_owned()));
+    if let Some((name, value)) = case.credential.header() {
+        request.headers.push((name.to_owned(), value));
+    }
+    request
+        .query
+        .push(("api-version".to_owned(), CHAT_API_VERSION.to_owned()));
+    request
+}
+
+/// A simulator with what APIM knows: the published keys of the environment's tenant and of
+/// every tenant a case's token names.
+async fn simulator(connected: &Connected, cases: &[Case]) -> Simulator {
+    let blueprint = &connected.blueprint;
+    let login = blueprint.cloud.endpoints(&blueprint.sandbox_address).login;
+    let mut tenants: BTreeSet<String> = BTreeSet::new();
+    tenants.insert(blueprint.tenant_id.as_str().to_ascii_lowercase());
+    for case in cases {
+        if let Credential::Bearer(token) = &case.credential
+            && let Some(tid) = Jwt::parse(token)
+                .ok()
+                .and_then(|j| j.claim_str("tid").map(str::to_ascii_lowercase))
+        {
+            tenants.insert(tid);
+        }
+    }
+    let mut simulator = Simulator::new(blueprint.cloud);
+    simulator.sandbox_address = blueprint.sandbox_address.clone();
+    simulator.named_values = blueprint.apim.named_values.clone();
+    let Ok(transport) = ReqwestTransport::new() else {
+        return simulator;
+    };
+    for tenant in tenants {
+        // Tenant ids come from tokens: only a GUID goes into the URL.
+        if uuid::Uuid::parse_str(&tenant).is_err() {
+            continue;
+        }
+        let url = format!("{login}/{tenant}/discovery/v2.0/keys");
+        let keys = transport
+            .send(&WireRequest::new(Method::Get, url))
+            .await
+            .ok()
+            .filter(|r| r.is_success())
+            .and_then(|r| KeySet::from_json(&String::from_utf8_lossy(&r.body)).ok());
+        if let Some(keys) = keys {
+            simulator = simulator.with_tenant_keys(&tenant, keys);
+        }
+    }
+    simulator
+}
