@@ -17,6 +17,7 @@ mod golden;
 mod hostile_args;
 mod inference;
 mod lint_fixtures;
+mod models;
 mod output_contract;
 mod policy_cli;
 mod policy_inputs;
