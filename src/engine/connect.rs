@@ -11,6 +11,7 @@ use crate::azure::Azure;
 use crate::azure::credential::{self, CredentialPlan};
 use crate::azure::retry::Deadline;
 use crate::azure::transport::{ReqwestTransport, Transport};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Blueprint, auth_fits_cloud};
 use crate::hint::Hinted;
 use crate::render::{self, TemplateSet};
@@ -59,7 +60,9 @@ pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Conn
         .endpoints(&blueprint.sandbox_address)
         .arm_scope();
     same_tenant(&azure, &blueprint, &scope).await?;
-    let resources = Arc::new(resources::inventory(blueprint.clone(), templates));
+    let catalog = super::read_catalog(&azure, &blueprint).await?;
+    let models = resources::models::judge(&blueprint, &catalog, SystemClock.now());
+    let resources = Arc::new(resources::inventory(blueprint.clone(), templates, &models));
     Ok(Connected {
         blueprint,
         azure,

@@ -3,12 +3,14 @@
 //! No state file: what exists is read from Azure and Entra every time.
 
 mod apply;
+mod catalog;
 mod connect;
 mod observe;
 mod report;
 mod whoami;
 
 pub use apply::{Applied, Event, apply};
+pub use catalog::{location_models_path, read_catalog};
 pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
 pub use report::{Endpoint, critical_path, endpoint};
@@ -150,7 +152,7 @@ pub fn plan(resources: &[Box<dyn Managed>], observation: &Observation) -> Plan {
                 desired: r.desired(&observation.known),
                 findings: observed
                     .map(|o| r.findings(o, &observation.known))
-                    .unwrap_or_default(),
+                    .unwrap_or_else(|| r.findings_when_absent()),
                 address,
             }
         })

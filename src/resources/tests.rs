@@ -209,7 +209,7 @@ fn deployments_are_chained_one_after_another() {
     let mut second = b.foundry.deployments[0].clone();
     second.name = "text-embedding-3-small".into();
     b.foundry.deployments.push(second);
-    let all = ModelDeployment::all(&b);
+    let all = ModelDeployment::all(&b, &Default::default());
     assert_eq!(all[0].depends_on(), [Account::address_of(&b)]);
     assert_eq!(
         all[1].depends_on(),
@@ -311,7 +311,7 @@ fn the_role_assignment_has_a_stable_name_and_is_replaced_for_a_new_principal() {
 #[test]
 fn the_inventory_lists_every_resource_once_with_known_dependencies() {
     let b = Arc::new(blueprint());
-    let all = inventory(b.clone(), Arc::new(templates()));
+    let all = inventory(b.clone(), Arc::new(templates()), &Default::default());
     let addresses: Vec<Address> = all.iter().map(|r| r.address()).collect();
     let unique: std::collections::BTreeSet<&Address> = addresses.iter().collect();
     assert_eq!(unique.len(), addresses.len());
