@@ -359,3 +359,231 @@ async fn inference_on_a_retired_version_answers_410_and_an_upgraded_one_answers(
     let body: Value = upgraded.json().await.unwrap();
     assert_eq!(body["model"], "test-chat-2");
 }
+
+// ---------------------------------------------------------------------------------------------
+// plan and up, the real binary against the sandbox
+
+/// A sandbox and a project whose `local` environment points at it and deploys `test-chat` with
+/// the `model:` lines and `upgrade:` given.
+struct World {
+    sandbox: Sandbox,
+    project: crate::project::Project,
+    /// The shipped `local.yaml`, which each [`World::deploy`] rewrites.
+    local: String,
+}
+
+impl World {
+    async fn new() -> World {
+        let sandbox = default_sandbox().await;
+        let project = crate::project::Project::new();
+        let local = project.read("environments/local.yaml");
+        World {
+            sandbox,
+            project,
+            local,
+        }
+    }
+
+    fn deploy(&self, version: &str, upgrade: &str) {
+        let local = self
+            .local
+            .replace(
+                "address: 127.0.0.1:7171",
+                &format!("address: {}", self.sandbox.addr()),
+            )
+            .replace(
+                "foundry:\n  account: llmgw-foundry-local\n",
+                &format!(
+                    "foundry:\n  account: llmgw-foundry-local\n  deployments:\n    - name: chat\n      \
+                     model: {{ name: test-chat, version: \"{version}\" }}\n      sku: {{ name: \
+                     GlobalStandard, capacity: 1 }}\n      upgrade: {upgrade}\n"
+                ),
+            );
+        self.project.write("environments/local.yaml", &local);
+    }
+
+    async fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = self.project.provision();
+        cmd.args(args).env_remove("PROVISION_AUTH");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Requests that changed something, since the log's `from`th entry.
+    fn writes(&self, from: usize) -> Vec<String> {
+        self.sandbox.requests()[from..]
+            .iter()
+            .filter(|r| r.method != "GET" && !r.path.contains("/oauth2/"))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    fn deployed_version(&self) -> Value {
+        let id = format!(
+            "/subscriptions/{SUBSCRIPTION}/resourcegroups/rg-llm-gateway-local/providers/microsoft.cognitiveservices/accounts/llmgw-foundry-local/deployments/chat"
+        );
+        self.sandbox.state().arm.resources[&id].body["properties"]["model"]["version"].clone()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_version_stops_plan_and_up_before_any_write_naming_the_replacement() {
+    let world = World::new().await;
+    let retired = date_in(&world.sandbox, -1);
+    publish(&world.sandbox, "test-chat", "1", false, &retired);
+    publish(
+        &world.sandbox,
+        "test-chat",
+        "2",
+        true,
+        &date_in(&world.sandbox, 400),
+    );
+    world.deploy("1", "on-expiry");
+    let from = world.sandbox.requests().len();
+    for command in ["plan", "up"] {
+        let out = world.run(&[command, "--env", "local"]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{command}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "error: model test-chat version 1 retired on {retired} in swedencentral: Azure \
+                 refuses new deployments of it and its inference answers 410\nhint: the \
+                 replacement is the default version 2: set `model.version: \"2\"` (or `default`)\n"
+            )
+        );
+    }
+    assert_eq!(world.writes(from), Vec::<String>::new());
+
+    // The other side: the default version plans, and the plan shows which one that is.
+    world.deploy("default", "on-expiry");
+    let out = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("  + foundry deployment chat\n      properties.model.format: \"OpenAI\"\n      properties.model.name: \"test-chat\"\n      properties.model.version: \"2\"\n      properties.versionUpgradeOption: \"OnceCurrentVersionExpired\"\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_and_versions_are_errors_listing_what_exists() {
+    let world = World::new().await;
+    publish(
+        &world.sandbox,
+        "test-chat",
+        "1",
+        true,
+        &date_in(&world.sandbox, 400),
+    );
+    world.deploy("7", "on-expiry");
+    let out = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: model test-chat version 7 is not offered in swedencentral; it offers 1\nhint: \
+         set `model.version` to one of those, or to `default`\n"
+    );
+    world.deploy("1", "on-expiry");
+    let out = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_retiring_in_30_days_is_a_warning_and_one_in_a_year_is_not() {
+    let world = World::new().await;
+    let soon = date_in(&world.sandbox, 30);
+    publish(&world.sandbox, "test-chat", "1", false, &soon);
+    publish(
+        &world.sandbox,
+        "test-chat",
+        "2",
+        true,
+        &date_in(&world.sandbox, 365),
+    );
+    world.deploy("1", "on-expiry");
+    let out = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let warning = format!(
+        "  ! foundry deployment chat: model test-chat version 1 retires on {soon}; the \
+         replacement is the default version 2: set `model.version: \"2\"` (or `default`) \
+         [model-retiring]\n"
+    );
+    assert!(
+        text(&out.stdout).contains(&warning),
+        "{}",
+        text(&out.stdout)
+    );
+    world.deploy("2", "on-expiry");
+    let out = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("[model-retiring]"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_expiry_on_expiry_is_upgraded_by_azure_and_never_is_retired() {
+    for (upgrade, expected) in [("on-expiry", 0), ("never", 1)] {
+        let world = World::new().await;
+        let expiry = date_in(&world.sandbox, 30);
+        publish(&world.sandbox, "test-chat", "1", false, &expiry);
+        publish(
+            &world.sandbox,
+            "test-chat",
+            "2",
+            true,
+            &date_in(&world.sandbox, 400),
+        );
+        world.deploy("1", upgrade);
+        let up = world.run(&["up", "--env", "local"]).await;
+        assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+        move_to(&world.sandbox, &expiry);
+        let from = world.sandbox.requests().len();
+        let plan = world
+            .run(&["plan", "--env", "local", "--detailed-exitcode"])
+            .await;
+        assert_eq!(
+            plan.status.code(),
+            Some(expected),
+            "{upgrade}: {}",
+            text(&plan.stderr)
+        );
+        assert_eq!(world.writes(from), Vec::<String>::new());
+        if upgrade == "on-expiry" {
+            assert_eq!(world.deployed_version(), "2");
+            assert!(
+                text(&plan.stdout).contains(
+                    "  ! foundry deployment chat: upgraded by Azure from 1 to 2 (upgrade: \
+                     on-expiry); set `model.version: \"2\"` to record it [model-upgraded]\n"
+                ),
+                "{}",
+                text(&plan.stdout)
+            );
+            // A re-run of up changes nothing and never puts the old version back.
+            let again = world.run(&["up", "--env", "local"]).await;
+            assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+            assert_eq!(world.writes(from), Vec::<String>::new());
+        } else {
+            assert_eq!(world.deployed_version(), "1");
+            assert!(
+                text(&plan.stderr).starts_with(&format!(
+                    "error: model test-chat version 1 retired on {expiry} in swedencentral"
+                )),
+                "{}",
+                text(&plan.stderr)
+            );
+        }
+    }
+}
