@@ -83,6 +83,9 @@ pub enum Command {
         .help("Give up after this long, sign-in and the subscription read included (e.g. 30s, 2m)")
         .default_value("2m")))]
     Whoami(WhoamiArgs),
+    /// List the model versions an environment's location offers: lifecycle, retirement date,
+    /// SKUs with default and maximum capacity, and the quota left.
+    Models(ModelsArgs),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
     /// Print the JSON Schema of environment files (for editors).
@@ -152,6 +155,15 @@ pub struct UpArgs {
 #[derive(Debug, Args)]
 pub struct WhoamiArgs {
     /// Environment whose cloud, tenant and subscription to check.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Environment whose location (and subscription, for the quota) to list.
     #[arg(long, value_name = "ENV")]
     pub env: String,
     #[command(flatten)]

@@ -1,6 +1,7 @@
 //! One file per subcommand: the glue between the CLI, the pure core and the printer.
 
 mod completions;
+mod models;
 mod plan;
 mod policy;
 mod render;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Plan(args) => plan::run(&cli.global, args, printer),
         Command::Up(args) => up::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
+        Command::Models(args) => models::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),

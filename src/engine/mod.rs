@@ -10,7 +10,7 @@ mod report;
 mod whoami;
 
 pub use apply::{Applied, Event, apply};
-pub use catalog::{location_models_path, read_catalog};
+pub use catalog::{Offer, location_models_path, offer, read_catalog};
 pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
 pub use report::{Endpoint, critical_path, endpoint};

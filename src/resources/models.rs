@@ -142,6 +142,24 @@ impl Catalog {
     }
 }
 
+/// Quota by usage name (`OpenAI.GlobalStandard.gpt-5.6-luna`): what is used and the limit, in
+/// the usage's unit (capacity units of 1,000 tokens per minute for OpenAI models).
+pub type Quota = BTreeMap<String, (u64, u64)>;
+
+/// The answer of `…/locations/{l}/usages` (dataplane.md §4.5).
+pub fn parse_usages(body: &Value) -> Quota {
+    let items = body.get("value").and_then(Value::as_array);
+    items
+        .into_iter()
+        .flatten()
+        .filter_map(|u| {
+            let name = u.pointer("/name/value")?.as_str()?.to_owned();
+            let number = |k: &str| u.get(k)?.as_f64().map(|n| n.max(0.0) as u64);
+            Some((name, (number("currentValue")?, number("limit")?)))
+        })
+        .collect()
+}
+
 /// What the catalog says about one deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelFacts {

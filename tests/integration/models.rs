@@ -587,3 +587,68 @@ async fn after_expiry_on_expiry_is_upgraded_by_azure_and_never_is_retired() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_lists_the_sandbox_locations_catalog_as_a_table_and_as_json() {
+    let world = World::new().await;
+    world.deploy("1", "on-expiry");
+    publish(&world.sandbox, "test-chat", "1", true, "2030-01-01");
+    let up = world.run(&["up", "--env", "local"]).await;
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+
+    let out = world.run(&["models", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "models offered in swedencentral (local)");
+    assert!(lines[1].starts_with("model "), "{table}");
+    assert!(
+        lines[1].ends_with("skus (default/max capacity, quota left)"),
+        "{table}"
+    );
+    let row = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| panic!("no row for {name}: {table}"))
+    };
+    assert_eq!(
+        row("gpt-5.6-luna"),
+        "gpt-5.6-luna 2026-07-09 yes GenerallyAvailable 2028-01-11 GlobalStandard 10/1000, 1000 \
+         left; DataZoneStandard 10/1000, 1000 left"
+    );
+    // The deployment `up` made holds 1 unit of the test model's quota.
+    assert_eq!(
+        row("test-chat"),
+        "test-chat 1 yes GenerallyAvailable 2030-01-01 GlobalStandard 10/1000, 999 left"
+    );
+
+    let out = world
+        .run(&["models", "--env", "local", "--output", "json"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let catalog = Arm::new(&world.sandbox)
+        .get(&location_models("swedencentral"))
+        .await;
+    assert_eq!(
+        lines.len() * 2,
+        catalog.body["value"].as_array().unwrap().len()
+    );
+    let mini = lines.iter().find(|l| l["name"] == "gpt-4o-mini").unwrap();
+    assert_eq!(
+        mini,
+        &json!({ "type": "model", "env": "local", "location": "swedencentral",
+                 "format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18",
+                 "default": true, "lifecycle": "Deprecating", "retires": "2027-04-14",
+                 "skus": [
+                   { "name": "GlobalStandard", "default_capacity": 10, "max_capacity": 1000, "quota_left": 1000 },
+                   { "name": "DataZoneStandard", "default_capacity": 10, "max_capacity": 1000, "quota_left": 1000 },
+                   { "name": "Standard", "default_capacity": 10, "max_capacity": 1000, "quota_left": 1000 }
+                 ] })
+    );
+}

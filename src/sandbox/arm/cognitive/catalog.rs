@@ -201,6 +201,49 @@ pub(super) fn list_account_models(call: &Call<'_>, path: &AccountPath) -> Result
     Ok(Reply::ok(json!({ "value": value })))
 }
 
+/// `GET …/locations/{l}/usages`: per SKU usage name of the catalog, the capacity the
+/// subscription's deployments hold against the SKU's maximum as the quota (dataplane.md §4.5;
+/// `limit - currentValue` is what a new deployment can take, in units of 1,000 tokens per
+/// minute).
+pub(super) fn list_usages(call: &Call<'_>, subscription: &str) -> Reply {
+    let prefix = format!("/subscriptions/{}/", subscription.to_ascii_lowercase());
+    let held = |usage: &str| -> u64 {
+        call.state
+            .arm
+            .resources
+            .iter()
+            .filter(|(key, _)| key.starts_with(&prefix) && key.contains("/deployments/"))
+            .filter(|(_, r)| {
+                let sku = r.body.get("sku").and_then(|s| s.get("name")).and_then(Value::as_str);
+                let name = model_of(&r.body).map(|(_, n, _)| n);
+                matches!((sku, name), (Some(sku), Some(name)) if format!("OpenAI.{sku}.{name}") == usage)
+            })
+            .filter_map(|(_, r)| r.body.get("sku")?.get("capacity")?.as_u64())
+            .sum()
+    };
+    let mut limits: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for e in entries(&call.state.arm) {
+        for s in &e.skus {
+            let usage = format!("OpenAI.{}.{}", s.name, e.name);
+            let limit = s.max_capacity.unwrap_or(MAX_CAPACITY);
+            let slot = limits.entry(usage).or_default();
+            *slot = (*slot).max(limit);
+        }
+    }
+    let value: Vec<Value> = limits
+        .into_iter()
+        .map(|(usage, limit)| {
+            json!({
+                "name": { "value": usage, "localizedValue": usage },
+                "unit": "Count",
+                "currentValue": held(&usage),
+                "limit": limit,
+            })
+        })
+        .collect();
+    Reply::ok(json!({ "value": value }))
+}
+
 /// `Format:OpenAI,Name:gpt-4o-mini,Version:2024-07-18`, as Azure's messages name a model.
 fn spelled(format: &str, name: &str, version: &str) -> String {
     format!("Format:{format},Name:{name},Version:{version}")

@@ -96,6 +96,9 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     if at_subscription("/locations/{}/models").is_some() {
         return only(&method, Method::GET).map(|()| catalog::list_location_models(call));
     }
+    if let Some(c) = at_subscription("/locations/{}/usages") {
+        return only(&method, Method::GET).map(|()| catalog::list_usages(call, c[0]));
+    }
     if let Some(c) = at_subscription("/deletedAccounts") {
         return only(&method, Method::GET).map(|()| list_deleted(call, c[0]));
     }
