@@ -652,3 +652,174 @@ async fn models_lists_the_sandbox_locations_catalog_as_a_table_and_as_json() {
                  ] })
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Replacing the API's scope
+
+impl World {
+    /// `local` with its API scope renamed to `scope`.
+    fn rename_scope(&self, scope: &str) {
+        let local = self
+            .local
+            .replace(
+                "address: 127.0.0.1:7171",
+                &format!("address: {}", self.sandbox.addr()),
+            )
+            .replace(
+                "    unique_name: llm-gateway-api-local\n",
+                &format!("    unique_name: llm-gateway-api-local\n    scope: {scope}\n"),
+            );
+        self.project.write("environments/local.yaml", &local);
+    }
+
+    /// The API app's scopes (value, enabled) and its pre-authorized scope ids, by scope value.
+    fn api_app(&self) -> (Vec<(String, bool)>, Vec<String>) {
+        let state = self.sandbox.state();
+        let app = state
+            .objects
+            .iter()
+            .find(|o| o.str("uniqueName") == Some("llm-gateway-api-local"))
+            .expect("the API app");
+        let scopes = app.body["api"]["oauth2PermissionScopes"]
+            .as_array()
+            .unwrap();
+        let value_of = |id: &Value| {
+            scopes
+                .iter()
+                .find(|s| &s["id"] == id)
+                .map_or("?".to_owned(), |s| s["value"].as_str().unwrap().to_owned())
+        };
+        let pre = app.body["api"]["preAuthorizedApplications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["delegatedPermissionIds"].as_array().unwrap().clone())
+            .map(|id| value_of(&id))
+            .collect();
+        let scopes = scopes
+            .iter()
+            .map(|s| {
+                (
+                    s["value"].as_str().unwrap().to_owned(),
+                    s["isEnabled"] == true,
+                )
+            })
+            .collect();
+        (scopes, pre)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_scope_is_a_destructive_replacement_that_up_makes_only_when_confirmed() {
+    let world = World::new().await;
+    world.rename_scope("llm.invoke");
+    let up = world.run(&["up", "--env", "local"]).await;
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+
+    world.rename_scope("llm.call");
+    let plan = world
+        .run(&["plan", "--env", "local", "--detailed-exitcode"])
+        .await;
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan.stderr));
+    assert!(
+        text(&plan.stdout).starts_with(
+            "-/+ entra api app llm-gateway-api-local\n      replaced: scope `llm.invoke` is \
+             replaced by `llm.call`: Entra needs it disabled first, then the new scope and the \
+             pre-authorizations are written; tokens for `llm.invoke` stop being issued and \
+             clients that ask for it fail\n"
+        ),
+        "{}",
+        text(&plan.stdout)
+    );
+    let from = world.sandbox.requests().len();
+    let refused = world.run(&["up", "--env", "local"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).ends_with(
+            "error: `up` would replace resources of environment local (see `replaced:` \
+             above)\nhint: review the plan above and run again with --yes\n"
+        ),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert_eq!(world.writes(from), Vec::<String>::new());
+    assert_eq!(world.api_app().0, vec![("llm.invoke".to_owned(), true)]);
+
+    let done = world.run(&["up", "--env", "local", "--yes"]).await;
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    assert_eq!(
+        world.api_app(),
+        (
+            vec![("llm.call".to_owned(), true)],
+            vec!["llm.call".to_owned()]
+        )
+    );
+    // Disable, replace, pre-authorize: three PATCHes of the API app; the client app's asks for
+    // the new scope in one more.
+    let api_id = {
+        let state = world.sandbox.state();
+        let app = state
+            .objects
+            .iter()
+            .find(|o| o.str("uniqueName") == Some("llm-gateway-api-local"))
+            .unwrap();
+        app.str("id").unwrap().to_owned()
+    };
+    let patches: Vec<String> = world
+        .writes(from)
+        .into_iter()
+        .filter(|w| w.starts_with("PATCH /v1.0/applications/"))
+        .collect();
+    let of_api = format!("PATCH /v1.0/applications/{api_id}");
+    assert_eq!(
+        patches.iter().filter(|p| **p == of_api).count(),
+        3,
+        "{patches:#?}"
+    );
+    assert_eq!(patches.len(), 4, "{patches:#?}");
+    let plan = world
+        .run(&["plan", "--env", "local", "--detailed-exitcode"])
+        .await;
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_killed_after_the_disable_is_finished_by_the_next_run() {
+    let world = World::new().await;
+    world.rename_scope("llm.invoke");
+    let up = world.run(&["up", "--env", "local"]).await;
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    // What a run killed right after its first step leaves: the old scope disabled, still there,
+    // still pre-authorized.
+    {
+        let mut state = world.sandbox.state();
+        let app = state
+            .objects
+            .iter_mut()
+            .find(|o| o.str("uniqueName") == Some("llm-gateway-api-local"))
+            .unwrap();
+        app.body.get_mut("api").unwrap()["oauth2PermissionScopes"][0]["isEnabled"] = json!(false);
+    }
+    world.rename_scope("llm.call");
+    assert_eq!(
+        world.api_app(),
+        (
+            vec![("llm.invoke".to_owned(), false)],
+            vec!["llm.invoke".to_owned()]
+        )
+    );
+    // Nothing enabled is removed any more: an update, no confirmation needed.
+    let again = world.run(&["up", "--env", "local"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_eq!(
+        world.api_app(),
+        (
+            vec![("llm.call".to_owned(), true)],
+            vec!["llm.call".to_owned()]
+        )
+    );
+    let plan = world
+        .run(&["plan", "--env", "local", "--detailed-exitcode"])
+        .await;
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+}
