@@ -823,3 +823,53 @@ async fn a_replacement_killed_after_the_disable_is_finished_by_the_next_run() {
         .await;
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The shipped environments are current
+
+/// Why a version may not be shipped by the catalog's own date, if it may not: it must be
+/// generally available and not retire within six months of the day the catalog was taken.
+fn not_current(catalog: &Value, model: &str, version: &str) -> Option<String> {
+    let date = |text: &str| -> provision::clock::Timestamp {
+        format!("{text}T00:00:00Z").parse().unwrap()
+    };
+    let taken = date(catalog["taken"].as_str().unwrap());
+    let Some(entry) = catalog["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == model && m["version"] == version)
+    else {
+        return Some(format!("{model} {version} is not in the catalog"));
+    };
+    if entry["lifecycleStatus"] != "GenerallyAvailable" {
+        return Some(format!("{model} {version} is {}", entry["lifecycleStatus"]));
+    }
+    let retires = entry["inference"].as_str().unwrap();
+    (date(retires) <= taken + SignedDuration::from_hours(24 * 183)).then(|| {
+        format!(
+            "{model} {version} retires on {retires}, within six months of the catalog's date {}",
+            catalog["taken"]
+        )
+    })
+}
+
+fn built_in_catalog() -> Value {
+    serde_json::from_str(include_str!("../../src/sandbox/arm/cognitive/catalog.json")).unwrap()
+}
+
+#[test]
+fn the_currency_rule_refuses_closed_and_soon_retiring_versions() {
+    let catalog = built_in_catalog();
+    assert_eq!(
+        not_current(&catalog, "gpt-4o-mini", "2024-07-18").as_deref(),
+        Some("gpt-4o-mini 2024-07-18 is \"Deprecating\"")
+    );
+    assert_eq!(
+        not_current(&catalog, "gpt-5-mini", "2025-08-07").as_deref(),
+        Some(
+            "gpt-5-mini 2025-08-07 retires on 2027-02-09, within six months of the catalog's date \"2026-12-03\""
+        )
+    );
+    assert_eq!(not_current(&catalog, "gpt-5.6-luna", "2026-07-09"), None);
+}
