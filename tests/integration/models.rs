@@ -514,7 +514,7 @@ async fn a_version_retiring_in_30_days_is_a_warning_and_one_in_a_year_is_not() {
     let out = world.run(&["plan", "--env", "local"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let warning = format!(
-        "  ! foundry deployment chat: model test-chat version 1 retires on {soon}; the \
+        "\nmodel findings:\n  ! foundry deployment chat: model test-chat version 1 retires on {soon}; the \
          replacement is the default version 2: set `model.version: \"2\"` (or `default`) \
          [model-retiring]\n"
     );
