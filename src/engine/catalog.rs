@@ -22,21 +22,37 @@ pub fn location_models_path(blueprint: &Blueprint) -> String {
     )
 }
 
-/// Reads the location's catalog; a location that answers nothing has an empty one.
-pub async fn read_catalog(azure: &Azure, blueprint: &Blueprint) -> Result<Catalog, EngineError> {
-    let path = location_models_path(blueprint);
-    let body = azure
-        .arm
-        .get(&path)
-        .await
-        .map_err(|error| EngineError::Wire {
-            address: Address::new(
-                Kind::Account,
-                format!("model catalog of {}", blueprint.location),
-            ),
-            error,
-        })?;
-    Ok(body.map(|b| Catalog::parse(&b)).unwrap_or_default())
+/// Reads the location's catalog; a location that answers nothing has an empty one. The Models
+/// API is read at the subscription; an identity with rights on the resource group only is refused
+/// there (403), and reads the account's own list instead once the account exists. `None`: no
+/// catalog could be read, and the deployments are planned without it (with a warning).
+pub async fn read_catalog(
+    azure: &Azure,
+    blueprint: &Blueprint,
+) -> Result<Option<Catalog>, EngineError> {
+    let wire = |error| EngineError::Wire {
+        address: Address::new(
+            Kind::Account,
+            format!("model catalog of {}", blueprint.location),
+        ),
+        error,
+    };
+    let refused = |e: &crate::azure::session::WireError| e.status() == Some(403);
+    match azure.arm.get(&location_models_path(blueprint)).await {
+        Ok(body) => return Ok(Some(body.map(|b| Catalog::parse(&b)).unwrap_or_default())),
+        Err(e) if refused(&e) => {}
+        Err(e) => return Err(wire(e)),
+    }
+    let account = format!(
+        "{}/models",
+        crate::resources::foundry::account_id(blueprint)
+    );
+    match azure.arm.get(&account).await {
+        Ok(Some(body)) => Ok(Some(Catalog::parse(&body))),
+        Ok(None) => Ok(None),
+        Err(e) if refused(&e) => Ok(None),
+        Err(e) => Err(wire(e)),
+    }
 }
 
 /// What an environment's location offers, and the quota left where the usages API answers.
@@ -54,7 +70,16 @@ pub async fn offer(
 ) -> anyhow::Result<Offer> {
     let deadline = Deadline::after(timeout, format!("environment {}", blueprint.env));
     let azure = super::sign_in(blueprint, credential, deadline)?;
-    let catalog = read_catalog(&azure, blueprint).await?;
+    let catalog = read_catalog(&azure, blueprint).await?.ok_or_else(|| {
+        crate::hint::Hinted::error(
+            format!(
+                "the model catalog of {} could not be read: Azure refused it (403)",
+                blueprint.location
+            ),
+            "the identity needs Microsoft.CognitiveServices/locations/models/read on the \
+             subscription (e.g. Reader), or read access to an existing Foundry account",
+        )
+    })?;
     let usages = format!(
         "/subscriptions/{}/providers/Microsoft.CognitiveServices/locations/{}/usages",
         blueprint.subscription_id, blueprint.location

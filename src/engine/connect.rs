@@ -60,8 +60,17 @@ pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Conn
         .endpoints(&blueprint.sandbox_address)
         .arm_scope();
     same_tenant(&azure, &blueprint, &scope).await?;
-    let catalog = super::read_catalog(&azure, &blueprint).await?;
-    let models = resources::models::judge(&blueprint, &catalog, SystemClock.now());
+    let models = match super::read_catalog(&azure, &blueprint).await? {
+        Some(catalog) => resources::models::judge(&blueprint, &catalog, SystemClock.now()),
+        None => {
+            tracing::warn!(
+                location = %blueprint.location,
+                "the model catalog could not be read (403): model versions are not checked \
+                 for retirement; grant Reader on the subscription to check them"
+            );
+            Default::default()
+        }
+    };
     let resources = Arc::new(resources::inventory(blueprint.clone(), templates, &models));
     Ok(Connected {
         blueprint,

@@ -653,6 +653,63 @@ async fn models_lists_the_sandbox_locations_catalog_as_a_table_and_as_json() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_the_locations_catalog_the_accounts_own_list_is_judged_instead() {
+    let script = provision::sandbox::FaultScript::parse(
+        "faults.yaml",
+        "faults:\n  - method: GET\n    path: /subscriptions/*/locations/*/models*\n    status: 403\n    \
+         body: { error: { code: AuthorizationFailed, message: \"no read on the subscription\" } }\n",
+    )
+    .unwrap();
+    let sandbox = crate::sandbox_support::start(provision::sandbox::SandboxConfig {
+        fault_script: Some(script),
+        ..provision::sandbox::SandboxConfig::default()
+    })
+    .await;
+    let project = crate::project::Project::new();
+    let local = project.read("environments/local.yaml");
+    let world = World {
+        sandbox,
+        project,
+        local,
+    };
+    let expiry = date_in(&world.sandbox, 30);
+    publish(&world.sandbox, "test-chat", "1", false, &expiry);
+    publish(
+        &world.sandbox,
+        "test-chat",
+        "2",
+        true,
+        &date_in(&world.sandbox, 400),
+    );
+    world.deploy("1", "never");
+    // No account yet, and no right to the location's list: planned unchecked, with a warning.
+    let up = world.run(&["up", "--env", "local"]).await;
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    assert!(
+        text(&up.stderr).contains("the model catalog could not be read (403)"),
+        "{}",
+        text(&up.stderr)
+    );
+    move_to(&world.sandbox, &expiry);
+    let plan = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan.stdout));
+    assert!(
+        text(&plan.stderr).starts_with(&format!(
+            "error: model test-chat version 1 retired on {expiry} in swedencentral"
+        )),
+        "{}",
+        text(&plan.stderr)
+    );
+    let account_lists = world
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/accounts/llmgw-foundry-local/models"))
+        .count();
+    assert_eq!(account_lists, 2, "one per run");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Replacing the API's scope
 
