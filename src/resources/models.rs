@@ -26,6 +26,8 @@ pub struct CatalogSku {
     pub default_capacity: Option<u64>,
     pub max_capacity: Option<u64>,
     pub usage_name: Option<String>,
+    /// `deprecationDate`: when this deployment type of the version stops.
+    pub retires: Option<String>,
 }
 
 /// One model version a location offers.
@@ -114,6 +116,7 @@ impl Catalog {
                             default_capacity: capacity(s, "default"),
                             max_capacity: capacity(s, "maximum"),
                             usage_name: text(s, "usageName"),
+                            retires: text(s, "deprecationDate"),
                         })
                     })
                     .collect(),
@@ -262,7 +265,27 @@ fn judge_one(
         ));
         return facts;
     }
-    if !entry.skus.is_empty() && !entry.skus.iter().any(|s| s.name.eq_ignore_ascii_case(sku)) {
+    let offered = entry.skus.iter().find(|s| s.name.eq_ignore_ascii_case(sku));
+    let sku_retires = offered
+        .and_then(|s| s.retires.as_deref())
+        .and_then(|d| d.parse::<Timestamp>().ok());
+    if let Some(at) = sku_retires.filter(|at| *at <= now) {
+        facts.error = Some((
+            format!(
+                "model {name} version {} retired as {sku} on {} in {location}: Azure refuses new \
+                 deployments of it",
+                entry.version,
+                at.strftime("%Y-%m-%d")
+            ),
+            format!(
+                "deploy it as another SKU the version is offered in (`provision models --env \
+                 <env>`), or {}",
+                replacement_hint(catalog, entry, default, now)
+            ),
+        ));
+        return facts;
+    }
+    if !entry.skus.is_empty() && offered.is_none() {
         let offered: Vec<&str> = entry.skus.iter().map(|s| s.name.as_str()).collect();
         facts.error = Some((
             format!(
@@ -275,10 +298,15 @@ fn judge_one(
         ));
         return facts;
     }
-    let soon = entry
-        .retires_at()
-        .is_some_and(|at| at.duration_since(now) <= SignedDuration::from_hours(24 * WARN_DAYS));
-    if soon {
+    // The earlier of the version's date and its SKU's.
+    let ends = match (entry.retires_at(), sku_retires) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let soon =
+        ends.is_some_and(|at| at.duration_since(now) <= SignedDuration::from_hours(24 * WARN_DAYS));
+    if let (true, Some(ends)) = (soon, ends) {
+        let date = ends.strftime("%Y-%m-%d");
         facts.warnings.push(Finding {
             rule: "model-retiring",
             message: format!(
@@ -386,6 +414,30 @@ mod tests {
         );
         let fine = judged(Some("3"), "GlobalStandard");
         assert_eq!((fine.error, fine.warnings.len()), (None, 0));
+    }
+
+    #[test]
+    fn a_sku_retired_before_its_version_is_an_error_and_soon_a_warning() {
+        let mut c = catalog();
+        c.models[2].skus[0].retires = Some("2026-11-01T00:00:00Z".to_owned());
+        let judged =
+            |c: &Catalog| judge_one("x", "OpenAI", "chat", Some("3"), "GlobalStandard", c, now());
+        let (message, _) = judged(&c).error.unwrap();
+        assert_eq!(
+            message,
+            "model chat version 3 retired as GlobalStandard on 2026-11-01 in x: Azure refuses new \
+             deployments of it"
+        );
+        c.models[2].skus[0].retires = Some("2027-01-15T00:00:00Z".to_owned());
+        let soon = judged(&c);
+        assert_eq!(soon.error, None);
+        assert!(
+            soon.warnings[0]
+                .message
+                .starts_with("model chat version 3 retires on 2027-01-15;")
+        );
+        c.models[2].skus[0].retires = Some("2028-01-01T00:00:00Z".to_owned());
+        assert_eq!(judged(&c).warnings, Vec::new());
     }
 
     #[test]

@@ -254,6 +254,48 @@ async fn deployments_of_retired_closed_or_unknown_versions_are_refused_with_azur
 }
 
 #[tokio::test]
+async fn a_deployment_type_retired_before_its_version_is_refused_alone() {
+    let (sandbox, arm) = account().await;
+    let gone = date_in(&sandbox, -1);
+    sandbox.state().arm.catalog_additions.push(json!({
+        "format": "OpenAI", "name": "test-chat", "version": "1",
+        "lifecycleStatus": "GenerallyAvailable", "isDefaultVersion": true,
+        "inference": date_in(&sandbox, 400),
+        "skus": [{ "name": "GlobalStandard" }, { "name": "Standard", "deprecationDate": gone }]
+    }));
+    let listed = arm.get(&location_models("swedencentral")).await;
+    let entry = model_entry(&listed.body, "test-chat", "1");
+    assert_eq!(
+        entry["skus"][1]["deprecationDate"],
+        format!("{gone}T00:00:00Z")
+    );
+    let regional = deploy(
+        &arm,
+        "regional",
+        &deployment("test-chat", "1", "Standard", None),
+    )
+    .await;
+    assert_eq!(
+        (regional.status, regional.code()),
+        (400, "ServiceModelDeprecated")
+    );
+    let (y, m, d) = (&gone[0..4], &gone[5..7], &gone[8..10]);
+    assert_eq!(
+        regional.message(),
+        format!(
+            "The model 'Format:OpenAI,Name:test-chat,Version:1' has been deprecated since {m}/{d}/{y} 00:00:00."
+        )
+    );
+    let global = deploy(
+        &arm,
+        "global",
+        &deployment("test-chat", "1", "GlobalStandard", None),
+    )
+    .await;
+    assert_eq!(global.status, 201, "{}", global.body);
+}
+
+#[tokio::test]
 async fn a_missing_version_is_the_catalogs_default() {
     let (sandbox, arm) = account().await;
     let body = json!({ "sku": { "name": "GlobalStandard", "capacity": 1 },

@@ -62,6 +62,15 @@ struct SkuEntry {
     name: String,
     default_capacity: Option<u64>,
     max_capacity: Option<u64>,
+    /// `YYYY-MM-DD`: when this deployment type stops, if before the version's own date (a
+    /// regional `Standard` has retired earlier than `GlobalStandard`, dataplane.md §4.3).
+    deprecation_date: Option<String>,
+}
+
+impl SkuEntry {
+    fn until<'a>(&'a self, entry: &'a Entry) -> &'a str {
+        self.deprecation_date.as_deref().unwrap_or(&entry.inference)
+    }
 }
 
 static BUILT_IN: LazyLock<Vec<Entry>> = LazyLock::new(|| {
@@ -110,7 +119,7 @@ impl Entry {
                 json!({
                     "name": s.name,
                     "usageName": format!("OpenAI.{}.{}", s.name, self.name),
-                    "deprecationDate": utc(&self.inference),
+                    "deprecationDate": utc(s.until(self)),
                     "capacity": {
                         "default": s.default_capacity.unwrap_or(DEFAULT_CAPACITY),
                         "maximum": s.max_capacity.unwrap_or(MAX_CAPACITY),
@@ -277,9 +286,16 @@ pub(super) fn check_deployable(
             ),
         ));
     };
-    if entry.retired(call.now_ms) {
-        let since = date_ms(&entry.inference);
-        let since = Timestamp::from_millisecond(i64::try_from(since).unwrap_or(0))
+    let offered = entry.skus.iter().find(|s| s.name.eq_ignore_ascii_case(sku));
+    // A version retired whole, or in this deployment type (the observed message is the same).
+    let until = offered.map_or(entry.inference.as_str(), |s| s.until(entry));
+    if entry.retired(call.now_ms) || call.now_ms >= date_ms(until) {
+        let date = if entry.retired(call.now_ms) {
+            &entry.inference
+        } else {
+            until
+        };
+        let since = Timestamp::from_millisecond(i64::try_from(date_ms(date)).unwrap_or(0))
             .unwrap_or(Timestamp::UNIX_EPOCH)
             .strftime("%m/%d/%Y %H:%M:%S");
         return Err(ArmError::bad_request(
@@ -302,7 +318,7 @@ pub(super) fn check_deployable(
             ),
         ));
     }
-    if !entry.skus.iter().any(|s| s.name.eq_ignore_ascii_case(sku)) {
+    if offered.is_none() {
         return Err(ArmError::bad_request(
             "InvalidResourceProperties",
             format!(
