@@ -18,6 +18,7 @@ mod hostile_args;
 mod inference;
 mod lint_fixtures;
 mod models;
+mod models_cli;
 mod output_contract;
 mod policy_cli;
 mod policy_inputs;
