@@ -441,13 +441,21 @@ impl Managed for ModelDeployment {
                 ),
             }];
         }
-        self.findings_when_absent()
-    }
-
-    fn findings_when_absent(&self) -> Vec<Finding> {
         self.facts
             .as_ref()
             .map(|f| f.warnings.clone())
             .unwrap_or_default()
+    }
+
+    fn findings_when_absent(&self) -> Vec<Finding> {
+        let Some(facts) = &self.facts else {
+            return Vec::new();
+        };
+        facts
+            .warnings
+            .iter()
+            .chain(&facts.closed)
+            .cloned()
+            .collect()
     }
 }

@@ -18,6 +18,8 @@ use crate::config::Blueprint;
 pub const WARN_DAYS: i64 = 60;
 /// The API's `lifecycleStatus` of a retired version (the docs' "Retired").
 const RETIRED: &str = "Deprecated";
+/// The docs' "Deprecated": existing customers only.
+const DEPRECATING: &str = "Deprecating";
 
 /// One SKU a model version is offered in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -173,6 +175,8 @@ pub struct ModelFacts {
     /// Why the deployment can not be planned: message and hint.
     pub error: Option<(String, String)>,
     pub warnings: Vec<Finding>,
+    /// Said only of a deployment still to be created: the version is closed to new customers.
+    pub closed: Option<Finding>,
 }
 
 /// The facts of every deployment of `blueprint`, by deployment name.
@@ -316,6 +320,20 @@ fn judge_one(
             ),
         });
     }
+    // "Deprecated" in the docs: only subscriptions that have deployed the version may create
+    // deployments of it (dataplane.md §4.1); which ones have is not readable, so a warning.
+    if entry.lifecycle == DEPRECATING {
+        facts.closed = Some(Finding {
+            rule: "model-closed",
+            message: format!(
+                "model {name} version {} is closed to new customers (Deprecating): Azure creates \
+                 it only in subscriptions that have deployed it before, and answers \
+                 ServiceModelDeprecating elsewhere; {}",
+                entry.version,
+                replacement_hint(catalog, entry, default, now)
+            ),
+        });
+    }
     facts
 }
 
@@ -438,6 +456,31 @@ mod tests {
         );
         c.models[2].skus[0].retires = Some("2028-01-01T00:00:00Z".to_owned());
         assert_eq!(judged(&c).warnings, Vec::new());
+    }
+
+    #[test]
+    fn a_deprecating_version_is_said_to_be_closed_and_a_ga_one_is_not() {
+        let mut c = catalog();
+        c.models[1].lifecycle = "Deprecating".to_owned();
+        c.models[1].retires = Some("2028-01-01T00:00:00Z".to_owned());
+        let closed = judge_one(
+            "x",
+            "OpenAI",
+            "chat",
+            Some("2"),
+            "GlobalStandard",
+            &c,
+            now(),
+        );
+        assert_eq!(closed.error, None);
+        assert_eq!(
+            closed.closed.unwrap().message,
+            "model chat version 2 is closed to new customers (Deprecating): Azure creates it only \
+             in subscriptions that have deployed it before, and answers ServiceModelDeprecating \
+             elsewhere; the replacement is the default version 3: set `model.version: \"3\"` (or \
+             `default`)"
+        );
+        assert_eq!(judged(Some("3"), "GlobalStandard").closed, None);
     }
 
     #[test]
