@@ -451,3 +451,34 @@ fn the_currency_rule_refuses_closed_and_soon_retiring_versions() {
     );
     assert_eq!(not_current(&catalog, "gpt-5.6-luna", "2026-07-09"), None);
 }
+
+/// Every deployment of every shipped environment passes [`not_current`]: the catalog is the
+/// published schedule, so the next catalog update fails this test when the shipped model falls
+/// behind, and the shipped files have to follow.
+#[test]
+fn the_shipped_environments_deploy_a_current_version() {
+    let catalog = built_in_catalog();
+    let dir = crate::project::manifest_dir().join("environments");
+    let mut checked = 0;
+    for name in ["dev", "prod", "local"] {
+        let provision::config::Environment::Target(blueprint) =
+            provision::config::load(&dir, name).unwrap()
+        else {
+            panic!("{name} is deployable");
+        };
+        for d in &blueprint.foundry.deployments {
+            let version = d
+                .model
+                .version
+                .as_deref()
+                .expect("shipped versions are pinned");
+            if let Some(problem) = not_current(&catalog, &d.model.name, version) {
+                panic!(
+                    "{name}: {problem}: ship a current version (`provision models --env local`)"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3);
+}
