@@ -92,6 +92,9 @@ pub enum Command {
     /// Prove the boundary holds: a good token passes, every other call is refused.
     #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
     Verify(VerifyArgs),
+    /// List the model versions an environment's location offers: lifecycle, retirement date,
+    /// SKUs with default and maximum capacity, and the quota left.
+    Models(ModelsArgs),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
     /// Print the JSON Schema of environment files (for editors).
@@ -278,6 +281,15 @@ fn bounded_message(text: &str) -> Result<String, String> {
         return Err("a message is 1 to 100000 characters, without NUL".to_owned());
     }
     Ok(text.to_owned())
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Environment whose location (and subscription, for the quota) to list.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod call;
 mod completions;
+mod models;
 mod plan;
 mod policy;
 mod render;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Token(args) => token::run(&cli.global, args, printer),
         Command::Call(args) => call::run(&cli.global, args, printer),
         Command::Verify(args) => verify::run(&cli.global, args, printer),
+        Command::Models(args) => models::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),

@@ -35,8 +35,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
                 ..Applied::default()
             }
         } else {
-            if connected.blueprint.protected && !args.yes {
-                confirm(&connected.blueprint.env, printer)?;
+            let destructive = plan.summary().replace > 0;
+            if (connected.blueprint.protected || destructive) && !args.yes {
+                confirm(&connected.blueprint.env, destructive, printer)?;
             }
             let progress = Arc::new(Progress::new(printer.json(), printer.quiet()));
             let concurrency = usize::from(args.concurrency);
@@ -71,19 +72,22 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
     })
 }
 
-/// A protected environment changes only with a yes: typed at a terminal, or `--yes`.
-fn confirm(env: &str, printer: &Printer) -> anyhow::Result<()> {
+/// A protected environment, or a destructive change (a replacement), goes ahead only with a
+/// yes: typed at a terminal, or `--yes`.
+fn confirm(env: &str, destructive: bool, printer: &Printer) -> anyhow::Result<()> {
+    let why = if destructive {
+        format!("`up` would replace resources of environment {env} (see `replaced:` above)")
+    } else {
+        format!("environment {env} is protected, and `up` would change it")
+    };
     if !std::io::stdin().is_terminal() || printer.json() {
         return Err(Hinted::error(
-            format!("environment {env} is protected, and `up` would change it"),
+            why,
             "review the plan above and run again with --yes",
         ));
     }
     let mut stderr = std::io::stderr().lock();
-    let _ = write!(
-        stderr,
-        "environment {env} is protected. Apply these changes? [y/N] "
-    );
+    let _ = write!(stderr, "{why}. Apply these changes? [y/N] ");
     let _ = stderr.flush();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

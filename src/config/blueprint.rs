@@ -101,11 +101,13 @@ pub struct Deployment {
     pub name: String,
     pub model: Model,
     pub sku: DeploymentSku,
+    pub upgrade: super::Upgrade,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Model {
     pub name: String,
+    /// `None`: the location's default version, resolved from the model catalog at plan time.
     pub version: Option<String>,
     pub format: String,
 }
@@ -496,7 +498,7 @@ fn build_foundry(c: &mut Checker<'_>, raw: Option<RawFoundry>) -> Option<Foundry
             let name = c.required(m.name, &here.key("model").key("name"))?;
             Some(Model {
                 name,
-                version: m.version,
+                version: m.version.filter(|v| v != "default"),
                 format: m.format.unwrap_or_else(|| "OpenAI".to_owned()),
             })
         });
@@ -522,7 +524,12 @@ fn build_foundry(c: &mut Checker<'_>, raw: Option<RawFoundry>) -> Option<Foundry
             })
         });
         if let (Some(name), Some(model), Some(sku)) = (name, model, sku) {
-            deployments.push(Deployment { name, model, sku });
+            deployments.push(Deployment {
+                name,
+                model,
+                sku,
+                upgrade: d.upgrade.unwrap_or_default(),
+            });
         }
     }
     Some(Foundry {

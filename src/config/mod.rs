@@ -9,6 +9,7 @@ mod model;
 pub mod naming;
 mod shape;
 mod tree;
+mod upgrade;
 mod yaml;
 
 use std::io;
@@ -24,6 +25,7 @@ pub use diagnostic::{ConfigError, Diagnostic, Location};
 pub use limits::RESERVED_TAGS;
 pub use model::environment_schema;
 pub use tree::KeyPath;
+pub use upgrade::Upgrade;
 pub use yaml::parse as parse_yaml;
 pub use yaml::{MAX_BYTES as MAX_YAML_BYTES, MAX_DEPTH as MAX_YAML_DEPTH};
 

@@ -127,6 +127,9 @@ pub struct RawDeployment {
     pub model: Option<RawModel>,
     /// The deployment SKU and capacity.
     pub sku: Option<RawDeploymentSku>,
+    /// How the deployment follows new model versions: on-expiry (default: keep the version until
+    /// Azure retires it, then move to the default one), when-default-changes, or never.
+    pub upgrade: Option<super::Upgrade>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -135,7 +138,8 @@ pub struct RawDeployment {
 pub struct RawModel {
     /// The model name, e.g. gpt-4o-mini.
     pub name: Option<String>,
-    /// The model version; quote dates ("2024-07-18").
+    /// The model version; quote dates ("2024-07-18"). Omitted or `default`: the location's
+    /// default version, resolved from Azure's model catalog at plan time.
     pub version: Option<String>,
     /// The model format (default OpenAI).
     pub format: Option<String>,

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::EngineError;
 use super::observe::{Observation, read};
+use crate::access::Service;
 use crate::azure::Azure;
 use crate::azure::graph::{REPLICATION_TIMEOUT, Upserted};
 use crate::azure::session::{Probe, WireError};
@@ -223,8 +224,9 @@ async fn converge(
         observed = settled(azure, &what).await.map_err(wire)?;
     }
     let mut writes = 0;
+    // Graph objects are not deleted to be replaced: their `next_write` takes the steps.
     if let (Some(Change::Replace { reason }), Some(_)) = (&change, &observed)
-        && let Some(what) = r.read(&known)
+        && let Some(what) = r.read(&known).filter(|w| w.service == Service::Arm)
     {
         events(Event::Writing {
             address: address.clone(),

@@ -11,6 +11,7 @@ use crate::azure::Azure;
 use crate::azure::credential::{self, CredentialPlan};
 use crate::azure::retry::Deadline;
 use crate::azure::transport::{ReqwestTransport, Transport};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Blueprint, auth_fits_cloud};
 use crate::hint::Hinted;
 use crate::render::{self, TemplateSet};
@@ -60,7 +61,18 @@ pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Conn
         .endpoints(&blueprint.sandbox_address)
         .arm_scope();
     same_tenant(&azure, &blueprint, &scope).await?;
-    let resources = Arc::new(resources::inventory(blueprint.clone(), templates));
+    let models = match super::read_catalog(&azure, &blueprint).await? {
+        Some(catalog) => resources::models::judge(&blueprint, &catalog, SystemClock.now()),
+        None => {
+            tracing::warn!(
+                location = %blueprint.location,
+                "the model catalog could not be read (403): model versions are not checked \
+                 for retirement; grant Reader on the subscription to check them"
+            );
+            Default::default()
+        }
+    };
+    let resources = Arc::new(resources::inventory(blueprint.clone(), templates, &models));
     Ok(Connected {
         blueprint,
         azure,

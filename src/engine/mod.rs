@@ -4,6 +4,7 @@
 
 mod apply;
 pub mod call;
+mod catalog;
 mod connect;
 mod observe;
 mod report;
@@ -12,6 +13,7 @@ pub mod verify;
 mod whoami;
 
 pub use apply::{Applied, Event, apply};
+pub use catalog::{Offer, location_models_path, offer, read_catalog};
 pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
 pub use report::{Endpoint, critical_path, endpoint};
@@ -153,7 +155,7 @@ pub fn plan(resources: &[Box<dyn Managed>], observation: &Observation) -> Plan {
                 desired: r.desired(&observation.known),
                 findings: observed
                     .map(|o| r.findings(o, &observation.known))
-                    .unwrap_or_default(),
+                    .unwrap_or_else(|| r.findings_when_absent()),
                 address,
             }
         })

@@ -197,6 +197,22 @@ pub enum JsonLine {
         app_id: Option<String>,
         subscription: Subscription,
     },
+    /// `models`: one model version the environment's location offers.
+    Model {
+        env: String,
+        location: String,
+        format: String,
+        name: String,
+        version: String,
+        /// Whether it is the version a deployment that names none gets.
+        default: bool,
+        /// The API's `lifecycleStatus`: GenerallyAvailable, Preview, Legacy, Deprecating (no new
+        /// customers) or Deprecated (retired).
+        lifecycle: String,
+        /// When inference stops (`deprecation.inference`, `YYYY-MM-DD`), if Azure says.
+        retires: Option<String>,
+        skus: Vec<ModelSku>,
+    },
     /// `sandbox serve`: where the sandbox listens, once it does.
     Sandbox {
         base_url: String,
@@ -392,6 +408,17 @@ pub enum ProgressStep {
 pub struct ClientApp {
     pub unique_name: String,
     pub app_id: String,
+}
+
+/// A SKU (deployment type) a model version is offered in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ModelSku {
+    pub name: String,
+    /// Capacity a deployment gets by default, in the SKU's units (1,000 tokens per minute).
+    pub default_capacity: Option<u64>,
+    pub max_capacity: Option<u64>,
+    /// The subscription's quota left for it in the location (usages API), if it could be read.
+    pub quota_left: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]

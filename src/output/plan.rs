@@ -70,14 +70,18 @@ pub fn human(plan: &Plan) -> String {
             }
         }
     }
-    let findings: Vec<String> = plan
-        .findings()
-        .map(|(address, f)| format!("  ! {address}: {} [{}]\n", f.message, f.rule))
-        .collect();
-    if !findings.is_empty() {
-        out.push_str(&format!("\n{}\n", paint(REPLACE, "security findings:")));
-        for f in findings {
-            out.push_str(&f);
+    // Model lifecycle findings (`model-…`) are not about security: they get their own heading.
+    for (heading, models) in [("security findings:", false), ("model findings:", true)] {
+        let findings: Vec<String> = plan
+            .findings()
+            .filter(|(_, f)| f.rule.starts_with("model-") == models)
+            .map(|(address, f)| format!("  ! {address}: {} [{}]\n", f.message, f.rule))
+            .collect();
+        if !findings.is_empty() {
+            out.push_str(&format!("\n{}\n", paint(REPLACE, heading)));
+            for f in findings {
+                out.push_str(&f);
+            }
         }
     }
     let s = plan.summary();

@@ -116,6 +116,68 @@ impl ApiApp {
         Address::new(Kind::ApiApp, blueprint.entra.api.unique_name.clone())
     }
 
+    /// Values of the enabled scopes that are not the environment's.
+    fn replaced_scopes(&self, observed: &Value) -> Vec<String> {
+        let scopes = observed
+            .pointer("/api/oauth2PermissionScopes")
+            .and_then(Value::as_array);
+        scopes
+            .into_iter()
+            .flatten()
+            .filter(|s| self.is_other_enabled(s))
+            .map(|s| {
+                s.get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    fn is_other_enabled(&self, scope: &Value) -> bool {
+        scope.get("isEnabled").and_then(Value::as_bool) == Some(true)
+            && scope.get("id").and_then(Value::as_str) != Some(self.scope_id.as_str())
+    }
+
+    /// The observed `api` with every other enabled scope disabled, byte for byte otherwise, when
+    /// there is one to disable (Entra rejects a disable that drops other scopes too).
+    fn with_old_scopes_disabled(&self, observed: &Value) -> Option<Value> {
+        if self.replaced_scopes(observed).is_empty() {
+            return None;
+        }
+        let mut api = observed.get("api")?.clone();
+        for scope in api.get_mut("oauth2PermissionScopes")?.as_array_mut()? {
+            if self.is_other_enabled(scope) {
+                scope["isEnabled"] = json!(false);
+            }
+        }
+        Some(api)
+    }
+
+    /// Pre-authorizations with only the ids of the environment's scope left, and entries left
+    /// with none dropped.
+    fn pre_authorizations_kept(&self, pre: &[Value]) -> Vec<Value> {
+        pre.iter()
+            .filter_map(|p| {
+                let ids: Vec<&Value> = p
+                    .get("delegatedPermissionIds")?
+                    .as_array()?
+                    .iter()
+                    .filter(|id| {
+                        id.as_str()
+                            .is_some_and(|id| id.eq_ignore_ascii_case(&self.scope_id))
+                    })
+                    .collect();
+                if ids.is_empty() {
+                    return None;
+                }
+                let mut kept = p.clone();
+                kept["delegatedPermissionIds"] = json!(ids);
+                Some(kept)
+            })
+            .collect()
+    }
+
     fn scope_object(&self) -> Value {
         let text = format!("Call the {} through the gateway", self.display_name);
         json!({
@@ -152,22 +214,16 @@ impl Managed for ApiApp {
         )
     }
 
-    /// Entra refuses to remove or change an enabled scope (`CannotDeleteOrUpdateEnabledEntitlement`),
-    /// and the scope's id follows its value: a renamed scope would be such a removal. Stopping
-    /// says so before any write; running again would not help.
+    /// An app someone else made (pinned by `app_id`) may expose scopes for other callers:
+    /// provision never disables those, and stops instead.
     fn conflict(&self, observed: &Value) -> Option<(String, String)> {
-        let scopes = observed
-            .pointer("/api/oauth2PermissionScopes")
-            .and_then(Value::as_array)?;
-        let other = scopes.iter().find(|s| {
-            s.get("isEnabled").and_then(Value::as_bool) == Some(true)
-                && s.get("id").and_then(Value::as_str) != Some(self.scope_id.as_str())
-        })?;
-        let value = other.get("value").and_then(Value::as_str).unwrap_or("?");
+        self.pinned.as_ref()?;
+        let value = self.replaced_scopes(observed).into_iter().next()?;
         Some((
             format!(
                 "API app {} has the enabled scope `{value}`, which is not `{}` (entra.api.scope); \
-                 Entra refuses to remove an enabled scope",
+                 Entra refuses to remove an enabled scope, and provision does not disable scopes \
+                 of an app it did not make",
                 self.unique_name, self.scope
             ),
             format!(
@@ -175,6 +231,22 @@ impl Managed for ApiApp {
                  the app registration's exposed API) and run again"
             ),
         ))
+    }
+
+    /// A renamed scope replaces the enabled one (its id follows its value): tokens for the old
+    /// scope stop being issued, so the plan shows it as destructive and `up` asks first.
+    fn replace_reason(&self, observed: &Value, _desired: &Value) -> Option<String> {
+        let old = self.replaced_scopes(observed);
+        (!old.is_empty()).then(|| {
+            format!(
+                "scope `{}` is replaced by `{}`: Entra needs it disabled first, then the new \
+                 scope and the pre-authorizations are written; tokens for `{}` stop being issued \
+                 and clients that ask for it fail",
+                old.join("`, `"),
+                self.scope,
+                old.join("`, `")
+            )
+        })
     }
 
     fn desired(&self, known: &Outputs) -> Value {
@@ -211,15 +283,27 @@ impl Managed for ApiApp {
         if changes.is_empty() {
             return None;
         }
+        let id = observed.get(OBJECT_ID)?.as_str()?;
+        // Entra refuses to remove an enabled scope (`CannotDeleteOrUpdateEnabledEntitlement`):
+        // the first step disables it and changes nothing else (research/dataplane.md §5).
+        if let Some(api) = self.with_old_scopes_disabled(observed) {
+            return Some(WriteRequest::graph_patch(
+                format!("/applications/{id}"),
+                json!({ "api": api }),
+            ));
+        }
         let mut body = patch_of(&changes, &desired);
-        // Graph replaces `api` whole: keep the pre-authorizations another resource manages.
+        // Graph replaces `api` whole: keep the pre-authorizations another resource manages, but
+        // not of a scope this write removes (Graph refuses an id it can not find); the
+        // pre-authorization resource names the new scope after this.
         if let (Some(api), Some(pre)) = (
             body.get_mut("api"),
-            observed.pointer("/api/preAuthorizedApplications"),
+            observed
+                .pointer("/api/preAuthorizedApplications")
+                .and_then(Value::as_array),
         ) {
-            api["preAuthorizedApplications"] = pre.clone();
+            api["preAuthorizedApplications"] = json!(self.pre_authorizations_kept(pre));
         }
-        let id = observed.get(OBJECT_ID)?.as_str()?;
         Some(WriteRequest::graph_patch(
             format!("/applications/{id}"),
             body,

@@ -6,6 +6,9 @@ use super::{
     Address, FieldChange, Finding, Kind, Managed, Outputs, Read, WriteRequest, put_unless_converged,
 };
 use crate::access::Service;
+use std::collections::BTreeMap;
+
+use super::models::ModelFacts;
 use crate::config::{Blueprint, Deployment};
 
 /// `managed-by: provision`, `provision-env: <env>` and the environment's own tags: how teardown
@@ -302,11 +305,16 @@ pub struct ModelDeployment {
     account: Address,
     previous: Option<Address>,
     spec: Deployment,
+    /// What the location's model catalog says about it; `None` when it was not read.
+    facts: Option<ModelFacts>,
 }
 
 impl ModelDeployment {
-    /// The deployments of an environment, chained in file order.
-    pub fn all(blueprint: &Blueprint) -> Vec<ModelDeployment> {
+    /// The deployments of an environment, chained in file order, with the catalog's facts.
+    pub fn all(
+        blueprint: &Blueprint,
+        facts: &BTreeMap<String, ModelFacts>,
+    ) -> Vec<ModelDeployment> {
         let account = Account::address_of(blueprint);
         let mut previous = None;
         blueprint
@@ -320,11 +328,39 @@ impl ModelDeployment {
                     account: account.clone(),
                     previous: previous.clone(),
                     spec: spec.clone(),
+                    facts: facts.get(&spec.name).cloned(),
                 };
                 previous = Some(d.address());
                 d
             })
             .collect()
+    }
+
+    /// The version asked for: the file's, else the catalog's default.
+    fn version(&self) -> Option<&str> {
+        self.spec
+            .model
+            .version
+            .as_deref()
+            .or_else(|| self.facts.as_ref()?.version.as_deref())
+    }
+
+    /// The newer, still served version Azure moved the deployment to, when its `upgrade`
+    /// setting lets Azure do that: policy, not drift.
+    fn moved_by_azure<'a>(&self, observed: &'a Value) -> Option<&'a str> {
+        let now = observed.pointer("/properties/model/version")?.as_str()?;
+        let asked = self.version()?;
+        let facts = self.facts.as_ref()?;
+        let served = facts.retired.get(now) == Some(&false);
+        (self.spec.upgrade.lets_azure_move() && served && newer(now, asked)).then_some(now)
+    }
+}
+
+/// Versions are dates (`2024-07-18`) or numbers (`2`): numbers compare as numbers.
+fn newer(a: &str, b: &str) -> bool {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => a > b,
     }
 }
 
@@ -345,20 +381,81 @@ impl Managed for ModelDeployment {
 
     fn desired(&self, _known: &Outputs) -> Value {
         let mut model = json!({"format": self.spec.model.format, "name": self.spec.model.name});
-        if let Some(version) = &self.spec.model.version {
+        if let Some(version) = self.version() {
             model["version"] = json!(version);
         }
         json!({
             "sku": {"name": self.spec.sku.name, "capacity": self.spec.sku.capacity},
-            "properties": {"model": model},
+            "properties": {
+                "model": model,
+                "versionUpgradeOption": self.spec.upgrade.option(),
+            },
         })
     }
 
+    fn compare(&self, observed: &Value, desired: &Value) -> Vec<FieldChange> {
+        let moved = self.moved_by_azure(observed).is_some();
+        super::subset_diff(desired, observed)
+            .into_iter()
+            .filter(|c| !(moved && c.path == "properties.model.version"))
+            .collect()
+    }
+
+    /// A retired version (or one the location does not offer) stops the plan before any write.
+    fn absent_error(&self) -> Option<(String, String)> {
+        self.facts.as_ref()?.error.clone()
+    }
+
+    /// The same, unless Azure already moved the deployment on to a served version.
+    fn conflict(&self, observed: &Value) -> Option<(String, String)> {
+        if self.moved_by_azure(observed).is_some() {
+            return None;
+        }
+        self.absent_error()
+    }
+
     fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
-        put_unless_converged(self, &self.id, observed, known)
+        let write = put_unless_converged(self, &self.id, observed, known)?;
+        // Azure's move stays: a write carries the version Azure moved the deployment to.
+        match (observed.and_then(|o| self.moved_by_azure(o)), write.body) {
+            (Some(version), Some(mut body)) => {
+                body["properties"]["model"]["version"] = json!(version);
+                Some(WriteRequest::arm_put(write.path, body))
+            }
+            (_, body) => Some(WriteRequest { body, ..write }),
+        }
     }
 
     fn outputs(&self, _observed: &Value) -> Outputs {
         Outputs::default()
+    }
+
+    fn findings(&self, observed: &Value, _known: &Outputs) -> Vec<Finding> {
+        if let (Some(now), Some(asked)) = (self.moved_by_azure(observed), self.version()) {
+            return vec![Finding {
+                rule: "model-upgraded",
+                message: format!(
+                    "upgraded by Azure from {asked} to {now} (upgrade: {}); set `model.version: \
+                     \"{now}\"` to record it",
+                    self.spec.upgrade.name()
+                ),
+            }];
+        }
+        self.facts
+            .as_ref()
+            .map(|f| f.warnings.clone())
+            .unwrap_or_default()
+    }
+
+    fn findings_when_absent(&self) -> Vec<Finding> {
+        let Some(facts) = &self.facts else {
+            return Vec::new();
+        };
+        facts
+            .warnings
+            .iter()
+            .chain(&facts.closed)
+            .cloned()
+            .collect()
     }
 }

@@ -12,6 +12,7 @@ pub mod apim;
 pub mod diff;
 pub mod entra;
 pub mod foundry;
+pub mod models;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -299,6 +300,12 @@ pub trait Managed: Send + Sync {
         Vec::new()
     }
 
+    /// What a plan should point out about a resource that does not exist yet (a model version
+    /// that retires soon).
+    fn findings_when_absent(&self) -> Vec<Finding> {
+        Vec::new()
+    }
+
     /// The change a plan shows.
     fn change(&self, observed: Option<&Value>, known: &Outputs) -> Change {
         let Some(observed) = observed else {
@@ -321,6 +328,7 @@ pub trait Managed: Send + Sync {
 pub fn inventory(
     blueprint: std::sync::Arc<crate::config::Blueprint>,
     templates: std::sync::Arc<crate::render::TemplateSet>,
+    models: &BTreeMap<String, models::ModelFacts>,
 ) -> Vec<Box<dyn Managed>> {
     let b = &*blueprint;
     let mut all: Vec<Box<dyn Managed>> = vec![
@@ -336,7 +344,7 @@ pub fn inventory(
     all.push(Box::new(entra::PreAuthorization::new(b)));
     all.push(Box::new(foundry::ResourceGroup::new(b)));
     all.push(Box::new(foundry::Account::new(b)));
-    for deployment in foundry::ModelDeployment::all(b) {
+    for deployment in foundry::ModelDeployment::all(b, models) {
         all.push(Box::new(deployment));
     }
     all.push(Box::new(apim::ApimService::new(b)));

@@ -209,7 +209,7 @@ fn deployments_are_chained_one_after_another() {
     let mut second = b.foundry.deployments[0].clone();
     second.name = "text-embedding-3-small".into();
     b.foundry.deployments.push(second);
-    let all = ModelDeployment::all(&b);
+    let all = ModelDeployment::all(&b, &Default::default());
     assert_eq!(all[0].depends_on(), [Account::address_of(&b)]);
     assert_eq!(
         all[1].depends_on(),
@@ -311,7 +311,7 @@ fn the_role_assignment_has_a_stable_name_and_is_replaced_for_a_new_principal() {
 #[test]
 fn the_inventory_lists_every_resource_once_with_known_dependencies() {
     let b = Arc::new(blueprint());
-    let all = inventory(b.clone(), Arc::new(templates()));
+    let all = inventory(b.clone(), Arc::new(templates()), &Default::default());
     let addresses: Vec<Address> = all.iter().map(|r| r.address()).collect();
     let unique: std::collections::BTreeSet<&Address> = addresses.iter().collect();
     assert_eq!(unique.len(), addresses.len());
@@ -472,23 +472,69 @@ fn a_pinned_app_is_read_by_its_id_and_never_created() {
 }
 
 #[test]
-fn another_enabled_scope_stops_the_plan() {
+fn another_enabled_scope_is_replaced_in_steps_on_our_app_and_stops_the_plan_on_a_pinned_one() {
     let b = blueprint();
     let app = ApiApp::new(&b);
-    let mut observed = app.desired(&Outputs::default());
-    assert_eq!(app.conflict(&observed), None);
-    observed["api"]["oauth2PermissionScopes"] = json!([
-        {"id": "0b0b0000-0000-4000-8000-000000000001", "value": "old.scope", "isEnabled": true}
+    let known = Outputs::default();
+    let mut observed = app.desired(&known);
+    observed["id"] = json!("0b0b0000-0000-4000-8000-0000000000aa");
+    let new_id = observed["api"]["oauth2PermissionScopes"][0]["id"].clone();
+    let old = json!({"id": "0b0b0000-0000-4000-8000-000000000001", "value": "old.scope", "isEnabled": true});
+    observed["api"]["oauth2PermissionScopes"] = json!([old]);
+    observed["api"]["preAuthorizedApplications"] = json!([
+        {"appId": CLIENT_APP_ID, "delegatedPermissionIds": ["0b0b0000-0000-4000-8000-000000000001"]}
     ]);
-    let (message, hint) = app.conflict(&observed).unwrap();
+    assert_eq!(app.conflict(&observed), None, "our own app is not blocked");
+    let Change::Replace { reason } = app.change(Some(&observed), &known) else {
+        panic!("a destructive replacement");
+    };
+    assert!(
+        reason.starts_with("scope `old.scope` is replaced by `llm.invoke`"),
+        "{reason}"
+    );
+    // Step 1: the old scope disabled, nothing else changed.
+    let disable = app.next_write(Some(&observed), &known).unwrap();
+    let mut disabled = observed["api"].clone();
+    disabled["oauth2PermissionScopes"][0]["isEnabled"] = json!(false);
+    assert_eq!(disable.body.unwrap(), json!({"api": disabled}));
+    // Step 2: the new scope, and the pre-authorization of the old one dropped.
+    let mut after_step_1 = observed.clone();
+    after_step_1["api"] = disabled;
+    assert!(matches!(
+        app.change(Some(&after_step_1), &known),
+        Change::Update(_)
+    ));
+    let replace = app
+        .next_write(Some(&after_step_1), &known)
+        .unwrap()
+        .body
+        .unwrap();
+    assert_eq!(replace["api"]["oauth2PermissionScopes"][0]["id"], new_id);
+    assert_eq!(
+        replace["api"]["oauth2PermissionScopes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(replace["api"]["preAuthorizedApplications"], json!([]));
+
+    let mut pinned = blueprint();
+    pinned.entra.api.app_id = Some(crate::config::Guid::parse(API_APP_ID).unwrap());
+    let (message, hint) = ApiApp::new(&pinned).conflict(&observed).unwrap();
     assert_eq!(
         message,
         "API app llm-gateway-api-local has the enabled scope `old.scope`, which is not \
-         `llm.invoke` (entra.api.scope); Entra refuses to remove an enabled scope"
+         `llm.invoke` (entra.api.scope); Entra refuses to remove an enabled scope, and provision \
+         does not disable scopes of an app it did not make"
     );
     assert!(hint.starts_with("keep `scope: old.scope`"));
     observed["api"]["oauth2PermissionScopes"][0]["isEnabled"] = json!(false);
-    assert_eq!(app.conflict(&observed), None, "a disabled scope may go");
+    assert_eq!(
+        ApiApp::new(&pinned).conflict(&observed),
+        None,
+        "a disabled scope may go"
+    );
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub(crate) async fn assert_chat_reaches_the_model(sandbox: &Sandbox, token: &str
         .iter()
         .find(|r| {
             r.path.starts_with(
-                "/foundry/llmgw-foundry-local/openai/deployments/gpt-4o-mini/chat/completions",
+                "/foundry/llmgw-foundry-local/openai/deployments/gpt-5.6-luna/chat/completions",
             )
         })
         .expect("the gateway called the Foundry endpoint");
@@ -100,7 +100,7 @@ async fn after_up_a_client_token_reaches_the_model_through_the_gateway_only() {
 
     // Straight to the model with the same token: not for the Cognitive Services audience.
     let direct = format!(
-        "{}/foundry/llmgw-foundry-local/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+        "{}/foundry/llmgw-foundry-local/openai/deployments/gpt-5.6-luna/chat/completions?api-version=2024-10-21",
         sandbox.base_url()
     );
     let refused = client()

@@ -356,7 +356,7 @@ async fn call_answers_through_the_gateway_and_says_why_when_refused() {
     let call = log.last().unwrap();
     assert_eq!(
         call.path,
-        "/apim/apim-llmgw-local/llm/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
+        "/apim/apim-llmgw-local/llm/deployments/gpt-5.6-luna/chat/completions?api-version=2024-10-21"
     );
     assert_eq!(call.status, 200);
 
@@ -400,7 +400,7 @@ async fn call_answers_through_the_gateway_and_says_why_when_refused() {
             &json!("answer"),
             &json!(200),
             &json!("You said: hello"),
-            &json!("gpt-4o-mini")
+            &json!("gpt-5.6-luna")
         )
     );
 
@@ -434,7 +434,7 @@ async fn the_python_snippet_is_filled_in_and_compiles() {
         format!("CLIENT_ID = \"{}\"", b.app_id(CLIENT_APP)),
         format!("SCOPES = [\"api://{}/llm.invoke\"]", b.app_id(API_APP)),
         format!("API_URL = \"{base}/apim/apim-llmgw-local/llm\""),
-        "DEPLOYMENT = \"gpt-4o-mini\"".to_owned(),
+        "DEPLOYMENT = \"gpt-5.6-luna\"".to_owned(),
         "    instance_discovery=False,".to_owned(),
     ] {
         assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");

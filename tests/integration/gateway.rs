@@ -25,7 +25,7 @@ const OTHER_CLIENT: &str = "c11e0000-0000-4000-8000-000000000002";
 const STRANGER: &str = "c11e0000-0000-4000-8000-0000000000ff";
 const COGNITIVE: &str = "https://cognitiveservices.azure.com";
 pub(crate) const CHAT: &str =
-    "/llm/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21";
+    "/llm/deployments/gpt-5.6-luna/chat/completions?api-version=2024-10-21";
 
 pub(crate) fn service_path(rest: &str) -> String {
     format!(
@@ -336,7 +336,7 @@ async fn an_allowed_call_reaches_the_backend_as_the_services_identity() {
     let seen = &seen[0];
     assert_eq!(
         seen.path,
-        "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
+        "/openai/deployments/gpt-5.6-luna/chat/completions?api-version=2024-10-21"
     );
     assert_eq!(
         seen.body,
@@ -380,7 +380,7 @@ async fn an_allowed_call_reaches_the_backend_as_the_services_identity() {
             "reason": null,
             "detail": null,
             "backend": {
-                "url": format!("{}/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+                "url": format!("{}/deployments/gpt-5.6-luna/chat/completions?api-version=2024-10-21",
                     gw.backend_url),
                 "status": 200,
                 "auth": "managed-identity",

@@ -21,6 +21,8 @@ mod hostile_args;
 mod inference;
 mod lint_fixtures;
 mod login_page;
+mod models;
+mod models_cli;
 mod output_contract;
 mod policy_cli;
 mod policy_inputs;

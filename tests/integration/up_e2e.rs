@@ -21,7 +21,7 @@ const API_APP: &str = "llm-gateway-api-local";
 const CLIENT_APP: &str = "llm-gateway-notebooks-local";
 const GROUP: &str = "rg-llm-gateway-local";
 const ACCOUNT: &str = "llmgw-foundry-local";
-const DEPLOYMENT: &str = "gpt-4o-mini";
+const DEPLOYMENT: &str = "gpt-5.6-luna";
 const SERVICE: &str = "apim-llmgw-local";
 /// "Cognitive Services OpenAI User".
 const OPENAI_USER_ROLE: &str = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd";
@@ -320,7 +320,7 @@ async fn a_fresh_up_creates_everything_once() {
     let deployment = world.arm(&deployment_id()).expect("the deployment");
     assert_eq!(
         deployment["properties"]["model"],
-        json!({"format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18"})
+        json!({"format": "OpenAI", "name": "gpt-5.6-luna", "version": "2026-07-09"})
     );
     assert_eq!(
         deployment["sku"],
@@ -417,8 +417,8 @@ async fn a_second_up_only_reads() {
         .filter(|r| !r.starts_with("GET ") && **r != token)
         .collect();
     assert!(writes.is_empty(), "the second run wrote: {writes:?}");
-    // The binary's look at the sandbox, a token for ARM and one for Graph, and one read per
-    // resource, none twice.
+    // The binary's look at the sandbox, a token for ARM and one for Graph, the location's model
+    // catalog, and one read per resource, none twice.
     let count = |wanted: &str| second.iter().filter(|r| *r == wanted).count();
     assert_eq!(count("GET /_sandbox/info"), 1, "{second:#?}");
     assert_eq!(count(&token), 2, "{second:#?}");
@@ -426,8 +426,8 @@ async fn a_second_up_only_reads() {
         .iter()
         .filter(|r| r.starts_with("GET /v1.0/") || r.starts_with("GET /subscriptions/"))
         .collect();
-    assert_eq!(reads.len(), RESOURCES, "{second:#?}");
-    assert_eq!(second.len(), RESOURCES + 3, "{second:#?}");
+    assert_eq!(reads.len(), RESOURCES + 1, "{second:#?}");
+    assert_eq!(second.len(), RESOURCES + 4, "{second:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,8 +778,8 @@ async fn plan_snapshots_of_a_drifted_environment() {
             &format!("{}?api-version={COGNITIVE_API}", deployment_id()),
             &json!({
                 "sku": {"name": "GlobalStandard", "capacity": 20},
-                "properties": {"model": {"format": "OpenAI", "name": "gpt-4o-mini",
-                                         "version": "2024-07-18"}},
+                "properties": {"model": {"format": "OpenAI", "name": "gpt-5.6-luna",
+                                         "version": "2026-07-09"}},
             }),
         )
         .await;

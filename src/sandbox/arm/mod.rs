@@ -35,6 +35,8 @@ use super::{Shared, new_guid};
 pub(crate) use call::{Call, OperationSpec};
 /// What the inference data plane reads of ARM: the keys of an account, and time passing.
 pub(crate) use cognitive::account_keys;
+/// …and whether a deployment's model is retired (inference answers 410 then).
+pub(crate) use cognitive::retired_deployment;
 pub(crate) use protocol::{ArmError, ArmRequest, Reply, capture, check_if_match, only, tags};
 pub(crate) use settle::settle;
 

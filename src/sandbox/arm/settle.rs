@@ -61,6 +61,7 @@ pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
         }
     }
     cognitive::purge_due(arm, now_ms);
+    cognitive::upgrade_due(arm, now_ms);
     // Operation records are kept a while for late pollers, then dropped.
     const KEEP_MS: u64 = 60 * 60 * 1000;
     arm.operations

@@ -24,7 +24,7 @@ use super::caller::{Credentials, admit};
 use super::limits::{Exceeded, Limits, Remaining, Rule, Verdict};
 use super::model::{InvalidRequest, complete, parse_request};
 use super::reply::{self, Refusal, azure_error, not_found};
-use crate::sandbox::arm::settle;
+use crate::sandbox::arm::{retired_deployment, settle};
 use crate::sandbox::state::State;
 use crate::sandbox::state::arm::Resource;
 use crate::sandbox::{Shared, new_guid};
@@ -152,6 +152,9 @@ impl Call<'_> {
             };
             let target = target(&state, account, &name)
                 .ok_or_else(|| azure_error(404, "DeploymentNotFound", DEPLOYMENT_NOT_FOUND))?;
+            if let Some((code, message)) = retired_deployment(&state.arm, &target.id, now_ms) {
+                return Err(azure_error(410, code, message));
+            }
             (route, target)
         };
         let request = parse_request(self.body).map_err(invalid)?;

@@ -7,8 +7,8 @@
 mod device;
 mod devicelogin;
 mod flows;
-mod pages;
 mod mint;
+mod pages;
 mod scopes;
 mod token;
 

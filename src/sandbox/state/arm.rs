@@ -20,6 +20,10 @@ pub struct ArmState {
     pub operations: BTreeMap<String, Operation>,
     /// Bumped with every entity-tag handed out, so ETags never repeat.
     pub etag_counter: u64,
+    /// Model versions published after the built-in model catalog was taken (its entries' JSON):
+    /// how a test makes a new default version appear.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalog_additions: Vec<Value>,
 }
 
 /// One ARM resource: the JSON a GET returns, plus what the sandbox tracks about it.

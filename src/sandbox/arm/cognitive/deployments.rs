@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::super::{ArmError, Call, OperationKind, OperationSpec, Reply, check_if_match, tags};
 use super::accounts::live_account;
 use super::{
-    ACCOUNT_TYPE, AccountPath, DEPLOYMENT_TYPE, accepted, account_location, check_name,
+    ACCOUNT_TYPE, AccountPath, DEPLOYMENT_TYPE, accepted, account_location, catalog, check_name,
     invalid_content, mark_deleting, quoted, start_delete, status_path, system_data, view,
     with_operation,
 };
@@ -44,7 +44,7 @@ struct DeploymentSpec {
 }
 
 impl DeploymentSpec {
-    fn parse(body: &Map<String, Value>) -> Result<DeploymentSpec, ArmError> {
+    fn parse(arm: &ArmState, body: &Map<String, Value>) -> Result<DeploymentSpec, ArmError> {
         let sku = body
             .get("sku")
             .and_then(Value::as_object)
@@ -69,8 +69,11 @@ impl DeploymentSpec {
             .get_mut("model")
             .and_then(Value::as_object_mut)
             .ok_or_else(|| invalid_content("'properties.model' is required."))?;
-        let (Some(_), Some(name)) = (
-            model.get("format").and_then(Value::as_str),
+        let (Some(format), Some(name)) = (
+            model
+                .get("format")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             model.get("name").and_then(Value::as_str).map(str::to_owned),
         ) else {
             return Err(invalid_content(
@@ -79,10 +82,10 @@ impl DeploymentSpec {
         };
         model
             .entry("version")
-            .or_insert_with(|| json!(default_version(&name)));
+            .or_insert_with(|| json!(catalog::default_version(arm, &format, &name)));
         properties
             .entry("versionUpgradeOption")
-            .or_insert_with(|| json!("OnceNewDefaultVersionAvailable"));
+            .or_insert_with(|| json!(catalog::DEFAULT_UPGRADE));
         Ok(DeploymentSpec {
             sku: Value::Object(sku),
             tags: tags(body)?,
@@ -90,17 +93,6 @@ impl DeploymentSpec {
             capacity,
             model_name: name,
         })
-    }
-}
-
-/// "If version is not specified, a default version will be assigned" (BT25): the GA versions
-/// commonly deployed; anything else gets "1".
-fn default_version(model: &str) -> &'static str {
-    match model {
-        "gpt-4o-mini" => "2024-07-18",
-        "gpt-4o" => "2024-11-20",
-        "gpt-4.1" | "gpt-4.1-mini" | "gpt-4.1-nano" => "2025-04-14",
-        _ => "1",
     }
 }
 
@@ -201,7 +193,7 @@ pub(super) fn put_deployment(
     name: &str,
 ) -> Result<Reply, ArmError> {
     check_name(name, "deployment")?;
-    let spec = DeploymentSpec::parse(&call.request.body_object()?)?;
+    let spec = DeploymentSpec::parse(&call.state.arm, &call.request.body_object()?)?;
     let account = live_account(call, path)?;
     let id = format!("{}/deployments/{name}", account.id);
     let existing = call.state.arm.get(&id).cloned();
@@ -222,6 +214,13 @@ pub(super) fn put_deployment(
             return Ok(Reply::ok(view(existing)).etag(&existing.etag));
         }
     }
+    let model = spec.properties.get("model").and_then(Value::as_object);
+    let sku = spec
+        .sku
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    catalog::check_deployable(call, &path.subscription, model.unwrap_or(&Map::new()), sku)?;
     let mut body = deployment_body(call, &id, &stored_name, &spec, previous, "Accepted");
     let etag = call.state.arm.next_etag();
     body.insert("etag".into(), quoted(&etag));

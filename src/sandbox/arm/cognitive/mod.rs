@@ -9,6 +9,7 @@
 //! used.
 
 mod accounts;
+mod catalog;
 mod deleted;
 mod deployments;
 
@@ -24,6 +25,7 @@ use accounts::{
     check_domain_availability, delete_account, list_accounts, list_keys, live_account,
     patch_account, put_account, regenerate_key,
 };
+pub(crate) use catalog::{retired_deployment, upgrade_due};
 use deleted::{deleted_id, get_deleted, list_deleted, purge};
 pub(super) use deleted::{purge_due, soft_deleted};
 use deployments::{delete_deployment, get_deployment, list_deployments, put_deployment};
@@ -67,6 +69,10 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
         return only(&method, Method::GET)
             .and_then(|()| list_deployments(call, &AccountPath::new(&c)));
     }
+    if let Some(c) = under_accounts("/{}/models") {
+        return only(&method, Method::GET)
+            .and_then(|()| catalog::list_account_models(call, &AccountPath::new(&c)));
+    }
     if let Some(c) = under_accounts("/{}/listKeys") {
         return only(&method, Method::POST).and_then(|()| list_keys(call, &AccountPath::new(&c)));
     }
@@ -86,6 +92,12 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     if let Some(c) = at_subscription("/accounts") {
         let prefix = format!("/subscriptions/{}/", c[0]);
         return only(&method, Method::GET).map(|()| list_accounts(call, &prefix));
+    }
+    if at_subscription("/locations/{}/models").is_some() {
+        return only(&method, Method::GET).map(|()| catalog::list_location_models(call));
+    }
+    if let Some(c) = at_subscription("/locations/{}/usages") {
+        return only(&method, Method::GET).map(|()| catalog::list_usages(call, c[0]));
     }
     if let Some(c) = at_subscription("/deletedAccounts") {
         return only(&method, Method::GET).map(|()| list_deleted(call, c[0]));
