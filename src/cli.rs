@@ -78,6 +78,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Create or update everything an environment needs, in one idempotent run.
     Up(UpArgs),
+    /// Tear an environment down: everything carrying its marks, dependents first.
+    Down(DownArgs),
     /// Sign in to an environment's cloud and show who you are there (checks credentials).
     #[command(mut_arg("timeout", |arg| arg
         .help("Give up after this long, sign-in and the subscription read included (e.g. 30s, 2m)")
@@ -127,6 +129,34 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes and 0 when there are none (1 stays an error).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Preview what `down` would delete (and leave alone) instead of what `up` would change.
+    #[arg(long)]
+    pub destroy: bool,
+    /// With --destroy: also preview the purge of soft-deleted copies (`down --purge`).
+    #[arg(long, requires = "destroy")]
+    pub purge: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Environment to tear down.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// Also purge what Azure and Entra keep soft-deleted (Foundry account, API Management
+    /// service, app registrations), so the names can be used again at once.
+    #[arg(long)]
+    pub purge: bool,
+    /// Needed to tear down a protected environment.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask (pipelines); a protected environment still needs --force.
+    #[arg(long)]
+    pub yes: bool,
+    /// Resources worked on at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
     #[command(flatten)]
     pub azure: AzureArgs,
 }

@@ -1,6 +1,7 @@
 //! One file per subcommand: the glue between the CLI, the pure core and the printer.
 
 mod completions;
+mod down;
 mod plan;
 mod policy;
 mod render;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Policy(args) => policy::run(&cli.global, args, printer),
         Command::Plan(args) => plan::run(&cli.global, args, printer),
         Command::Up(args) => up::run(&cli.global, args, printer),
+        Command::Down(args) => down::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),

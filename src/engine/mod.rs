@@ -6,12 +6,14 @@ mod apply;
 mod connect;
 mod observe;
 mod report;
+mod teardown;
 mod whoami;
 
 pub use apply::{Applied, Event, apply};
 pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
 pub use report::{Endpoint, critical_path, endpoint};
+pub use teardown::{Survey, TornDown, survey, teardown};
 pub use whoami::{Identity, whoami};
 
 use std::borrow::Cow;

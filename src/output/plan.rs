@@ -101,6 +101,7 @@ pub fn json_lines(env: &str, plan: &Plan) -> Vec<JsonLine> {
         update: s.update,
         replace: s.replace,
         delete: s.delete,
+        purge: 0,
         unchanged: s.unchanged,
         findings: plan.findings().count(),
         changes: plan.has_changes(),

@@ -12,6 +12,7 @@ pub mod apim;
 pub mod diff;
 pub mod entra;
 pub mod foundry;
+pub mod ownership;
 
 use std::collections::BTreeMap;
 use std::fmt;

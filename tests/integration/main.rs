@@ -11,6 +11,7 @@ mod boundary;
 mod cli_usage;
 mod config_inputs;
 mod contention;
+mod down_cli;
 mod durations;
 mod gateway;
 mod golden;

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::cognitive;
+use super::{apim, cognitive};
 use crate::sandbox::state::arm::{ArmState, Pending, PendingAction};
 
 /// Applies every pending ending that is due; soft-deletes Cognitive Services accounts that
@@ -52,6 +52,9 @@ pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
                 let id = arm.resources.get(&key).map(|r| r.id.clone());
                 if let Some(id) = id {
                     for removed in arm.remove_tree(&id) {
+                        if let Some(deleted) = apim::deleted::soft_deleted(&removed, now_ms) {
+                            arm.deleted_services.insert(deleted.key(), deleted);
+                        }
                         if let Some(deleted) = cognitive::soft_deleted(removed, now_ms) {
                             arm.deleted_accounts.insert(deleted.key(), deleted);
                         }
@@ -61,6 +64,7 @@ pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
         }
     }
     cognitive::purge_due(arm, now_ms);
+    apim::deleted::purge_due(arm, now_ms);
     // Operation records are kept a while for late pollers, then dropped.
     const KEEP_MS: u64 = 60 * 60 * 1000;
     arm.operations

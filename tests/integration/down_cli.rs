@@ -1,0 +1,370 @@
+//! `provision down` and `plan --destroy` end to end: the real binary against an in-process
+//! sandbox, judged by what the sandbox holds afterwards and by its request log, never by what the
+//! tool says it did.
+
+use std::process::Output;
+
+use provision::sandbox::{DEFAULT_SUBSCRIPTION, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+use crate::output_contract::lines;
+use crate::project::Project;
+use crate::sandbox_support::{Arm, start};
+
+const ACCOUNT: &str = "llmgw-foundry-local";
+const GROUP: &str = "rg-llm-gateway-local";
+
+/// A sandbox and a project with two environments on it: `local` and `other` (the same shape,
+/// every name changed), and optionally `guarded` (`local`, protected).
+struct World {
+    sandbox: Sandbox,
+    project: Project,
+}
+
+impl World {
+    async fn new() -> World {
+        let sandbox = start(SandboxConfig::default()).await;
+        let project = Project::new();
+        let local = project.read("environments/local.yaml").replace(
+            "address: 127.0.0.1:7171",
+            &format!("address: {}", sandbox.addr()),
+        );
+        project.write("environments/local.yaml", &local);
+        project.write("environments/other.yaml", &local.replace("local", "other"));
+        project.write(
+            "environments/guarded.yaml",
+            &format!("{}\nprotected: true\n", local.replace("local", "guarded")),
+        );
+        World { sandbox, project }
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.project.provision();
+        cmd.args(args).env_remove("PROVISION_AUTH");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Ids of live ARM resources (lower-cased) whose tag `provision-env` is `env`.
+    fn arm_of(&self, env: &str) -> Vec<String> {
+        let state = self.sandbox.state();
+        state
+            .arm
+            .resources
+            .iter()
+            .filter(|(_, r)| {
+                r.body.get("tags").and_then(|t| t.get("provision-env")) == Some(&json!(env))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Every ARM id (lower-cased), live.
+    fn arm_all(&self) -> Vec<String> {
+        self.sandbox.state().arm.resources.keys().cloned().collect()
+    }
+
+    /// Soft-deleted accounts and services, and directory objects (live or deleted) carrying the
+    /// environment's Graph tag.
+    fn leftovers(&self, env: &str) -> (usize, usize, usize) {
+        let state = self.sandbox.state();
+        let tag = format!("provision-env:{env}");
+        let accounts = state
+            .arm
+            .deleted_accounts
+            .values()
+            .filter(|r| {
+                r.body.get("tags").and_then(|t| t.get("provision-env")) == Some(&json!(env))
+            })
+            .count();
+        let services = state
+            .arm
+            .deleted_services
+            .keys()
+            .filter(|k| k.contains(&format!("apim-llmgw-{env}")))
+            .count();
+        let apps = state
+            .objects
+            .iter()
+            .filter(|o| {
+                o.body
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .is_some_and(|t| t.contains(&json!(tag)))
+            })
+            .count();
+        (accounts, services, apps)
+    }
+
+    /// Requests from `from` on that changed something (not GET).
+    fn writes_since(&self, from: usize) -> Vec<String> {
+        self.sandbox
+            .requests()
+            .iter()
+            .skip(from)
+            // Token requests are sign-ins, not changes.
+            .filter(|r| r.method != "GET" && !r.path.contains("/oauth2/"))
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_purge_leaves_nothing_of_the_environment_and_writes_nothing_else() {
+    let world = World::new().await;
+    world.ok(&["up", "--env", "other"]).await;
+    world.ok(&["up", "--env", "local"]).await;
+    let other_before = world.arm_of("other");
+    assert_eq!(
+        other_before.len(),
+        3,
+        "group, account, service: {other_before:?}"
+    );
+    let local_before = world.arm_of("local");
+    assert_eq!(local_before.len(), 3, "{local_before:?}");
+    let from = world.sandbox.requests().len();
+    let out = world.ok(&["down", "--env", "local", "--purge"]).await;
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.starts_with("environment local torn down: 15 removed, 4 purged, in "),
+        "{stdout}"
+    );
+    assert!(world.arm_of("local").is_empty());
+    assert!(
+        world.arm_all().iter().all(|id| !id.contains("local")),
+        "{:?}",
+        world.arm_all()
+    );
+    assert_eq!(world.leftovers("local"), (0, 0, 0));
+    assert_eq!(world.arm_of("other"), other_before);
+    let writes = world.writes_since(from);
+    assert!(!writes.is_empty());
+    for write in &writes {
+        assert!(
+            !write.contains("other"),
+            "a write to the other environment: {write}"
+        );
+        assert!(write.starts_with("DELETE "), "only deletes: {write}");
+    }
+    // Idempotent: nothing left to find.
+    let out = world.ok(&["down", "--env", "local", "--purge"]).await;
+    assert!(
+        text(&out)
+            .0
+            .starts_with("environment local torn down: 0 removed, 0 purged")
+    );
+    // The same names again at once.
+    world.ok(&["up", "--env", "local"]).await;
+    assert_eq!(world.arm_of("local").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_without_purge_says_what_stays_soft_deleted_and_a_purge_finishes_it() {
+    let world = World::new().await;
+    world.ok(&["up", "--env", "local"]).await;
+    let out = world.ok(&["down", "--env", "local"]).await;
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("left soft-deleted, holding their names:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("foundry account {ACCOUNT} until ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("apim service apim-llmgw-local until "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("to free the names now: provision down --env local --purge"));
+    assert_eq!(world.leftovers("local"), (1, 1, 2));
+    // `up` is blocked by the soft-deleted account, as on Azure; a purge frees the name.
+    let blocked = world.run(&["up", "--env", "local"]).await;
+    assert_eq!(blocked.status.code(), Some(1));
+    let out = world.ok(&["down", "--env", "local", "--purge"]).await;
+    assert!(
+        text(&out)
+            .0
+            .starts_with("environment local torn down: 0 removed, 4 purged")
+    );
+    assert_eq!(world.leftovers("local"), (0, 0, 0));
+    world.ok(&["up", "--env", "local"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_holds_something_not_ours_survives_with_it() {
+    let world = World::new().await;
+    let arm = Arm::new(&world.sandbox);
+    let group = arm
+        .put(
+            &format!("/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{GROUP}?api-version=2025-04-01"),
+            &json!({"location": "swedencentral"}),
+        )
+        .await;
+    assert_eq!(group.status, 201, "{:?}", group.body);
+    let stranger = format!(
+        "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.CognitiveServices/accounts/stranger"
+    );
+    let made = arm
+        .put(
+            &format!("{stranger}?api-version=2025-06-01"),
+            &json!({"location": "swedencentral", "kind": "AIServices", "sku": {"name": "S0"}, "properties": {}}),
+        )
+        .await;
+    assert!((200..300).contains(&made.status), "{:?}", made.body);
+    world.ok(&["up", "--env", "local"]).await;
+    let out = world.ok(&["down", "--env", "local", "--purge"]).await;
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains(&format!(
+            "resource group {GROUP}: left alone, it holds resources that are not this environment's: stranger"
+        )),
+        "{stderr}"
+    );
+    let all = world.arm_all();
+    assert!(all.contains(&stranger.to_ascii_lowercase()), "{all:?}");
+    assert!(
+        all.iter()
+            .any(|id| id.ends_with(&format!("resourcegroups/{GROUP}")))
+    );
+    assert!(!all.iter().any(|id| id.contains(ACCOUNT)), "{all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_named_in_the_file_without_the_marks_is_left_alone_with_what_is_inside() {
+    let world = World::new().await;
+    world.ok(&["up", "--env", "local"]).await;
+    let account = format!(
+        "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.CognitiveServices/accounts/{ACCOUNT}"
+    )
+    .to_ascii_lowercase();
+    world
+        .sandbox
+        .state()
+        .arm
+        .resources
+        .get_mut(&account)
+        .unwrap()
+        .body
+        .remove("tags");
+    let out = world.ok(&["plan", "--destroy", "--env", "local"]).await;
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains(&format!(
+            "foundry account {ACCOUNT}: left alone, it does not carry the tags managed-by: provision and provision-env: local"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!(
+        "foundry deployment gpt-4o-mini: left alone, it is inside foundry account {ACCOUNT}, which is not this environment's"
+    )));
+    let out = world.ok(&["down", "--env", "local", "--purge"]).await;
+    let all = world.arm_all();
+    assert!(all.contains(&account), "{}", text(&out).1);
+    assert!(all.contains(&format!("{account}/deployments/gpt-4o-mini")));
+    // The group holds the account that is not ours, so it stays too.
+    assert!(
+        all.iter()
+            .any(|id| id.ends_with(&format!("resourcegroups/{GROUP}")))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_environment_needs_force_and_nothing_is_sent_without_it() {
+    let world = World::new().await;
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["down", "--env", "guarded"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("environment guarded is protected: `down` would delete it"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(
+        "hint: nothing was read or changed; to tear it down anyway, run again with --force"
+    ));
+    assert_eq!(world.sandbox.requests().len(), from, "no request at all");
+    // With --force but no --yes and no terminal: it reads, shows, and refuses before writing.
+    world.ok(&["up", "--env", "guarded", "--yes"]).await;
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["down", "--env", "guarded", "--force"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("hint: review the preview above and run again with --force --yes")
+    );
+    assert!(world.writes_since(from).is_empty());
+    world
+        .ok(&["down", "--env", "guarded", "--force", "--yes", "--purge"])
+        .await;
+    assert!(world.arm_of("guarded").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_destroy_json_lines_follow_the_schema() {
+    let world = World::new().await;
+    world.ok(&["up", "--env", "local"]).await;
+    let out = world
+        .ok(&[
+            "plan",
+            "--destroy",
+            "--purge",
+            "--env",
+            "local",
+            "--output",
+            "json",
+        ])
+        .await;
+    let all = lines(&text(&out).0);
+    let actions: Vec<(&str, &str)> = all
+        .iter()
+        .filter(|l| l["type"] == "resource")
+        .map(|l| (l["kind"].as_str().unwrap(), l["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(actions.iter().filter(|(_, a)| *a == "delete").count(), 15);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(_, a)| *a == "purge")
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>(),
+        ["api_app", "client_app", "account", "apim_service"]
+    );
+    let summary = all.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(
+        (summary["delete"].clone(), summary["purge"].clone()),
+        (json!(15), json!(4))
+    );
+    let down = world
+        .ok(&["down", "--env", "local", "--purge", "--output", "json"])
+        .await;
+    let all = lines(&text(&down).0);
+    let last = all.last().unwrap();
+    assert_eq!(last["type"], "down");
+    assert_eq!(
+        (last["removed"].clone(), last["purged"].clone()),
+        (json!(15), json!(4))
+    );
+}
