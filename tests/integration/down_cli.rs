@@ -368,3 +368,133 @@ async fn plan_destroy_json_lines_follow_the_schema() {
         (json!(15), json!(4))
     );
 }
+
+/// `$filter` as a query value: spaces and quotes encoded.
+fn encoded(filter: &str) -> String {
+    filter.replace(' ', "%20").replace('\'', "%27")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_lists_resources_by_tag_without_their_tags_and_in_pages() {
+    let world = World::new().await;
+    world.ok(&["up", "--env", "local"]).await;
+    world.ok(&["up", "--env", "other"]).await;
+    let arm = Arm::new(&world.sandbox);
+    let base = format!("/subscriptions/{DEFAULT_SUBSCRIPTION}/resources?api-version=2021-04-01");
+    let by_value = encoded("tagName eq 'provision-env' and tagValue eq 'local'");
+    let page = arm.get(&format!("{base}&$filter={by_value}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let items = page.body["value"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["apim-llmgw-local", ACCOUNT]);
+    assert!(items.iter().all(|i| i.get("tags").is_none()), "{items:?}");
+    assert!(page.body.get("nextLink").is_none());
+    let first = arm.get(&format!("{base}&$filter={by_value}&$top=1")).await;
+    assert_eq!(first.body["value"].as_array().unwrap().len(), 1);
+    let next = first.body["nextLink"].as_str().unwrap();
+    let rest = next.strip_prefix(world.sandbox.base_url()).unwrap();
+    let second = arm.get(rest).await;
+    assert_eq!(second.body["value"][0]["name"], ACCOUNT);
+    assert!(second.body.get("nextLink").is_none());
+    let by_name = encoded("tagName eq 'provision-env'");
+    let all = arm.get(&format!("{base}&$filter={by_name}")).await;
+    let items = all.body["value"].as_array().unwrap();
+    assert_eq!(items.len(), 4);
+    assert!(items.iter().all(|i| i["tags"]["managed-by"] == "provision"));
+    let bad = arm
+        .get(&format!("{base}&$filter={}", encoded("name eq 'x'")))
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "InvalidFilterInQueryString")
+    );
+    let groups = arm
+        .get(&format!(
+            "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourcegroups?api-version=2021-04-01&$filter={by_value}"
+        ))
+        .await;
+    let names: Vec<&str> = groups.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [GROUP]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_apim_service_waits_48_hours_in_deletedservices_and_holds_its_name() {
+    let world = World::new().await;
+    let arm = Arm::new(&world.sandbox);
+    arm.group("rg-soft").await;
+    let service = format!(
+        "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-soft/providers/Microsoft.ApiManagement/service/apim-soft?api-version=2024-05-01"
+    );
+    let deleted = format!(
+        "/subscriptions/{DEFAULT_SUBSCRIPTION}/providers/Microsoft.ApiManagement/locations/westeurope/deletedservices/apim-soft?api-version=2024-05-01"
+    );
+    let body = json!({
+        "location": "West Europe",
+        "sku": { "name": "Developer", "capacity": 1 },
+        "properties": { "publisherEmail": "ops@contoso.example", "publisherName": "ops" }
+    });
+    let create = |body: Value| {
+        let (arm, service) = (&arm, service.clone());
+        async move {
+            let made = arm.put(&service, &body).await;
+            if made.status == 201
+                && let Some(location) = made.header("location")
+            {
+                arm.wait_location(location).await;
+            }
+            made
+        }
+    };
+    assert_eq!(create(body.clone()).await.status, 201);
+    assert_eq!(arm.delete(&service).await.status, 200);
+    let tombstone = arm.get(&deleted).await;
+    assert_eq!(tombstone.status, 200, "{}", tombstone.body);
+    assert_eq!(
+        tombstone.body["type"],
+        "Microsoft.ApiManagement/deletedservices"
+    );
+    assert_eq!(
+        tombstone.body["properties"]["serviceId"],
+        service.split('?').next().unwrap()
+    );
+    assert!(tombstone.body["properties"]["scheduledPurgeDate"].is_string());
+    let listed = arm
+        .get(&format!(
+            "/subscriptions/{DEFAULT_SUBSCRIPTION}/providers/Microsoft.ApiManagement/deletedservices?api-version=2024-05-01"
+        ))
+        .await;
+    assert_eq!(listed.body["value"].as_array().unwrap().len(), 1);
+    let refused = create(body.clone()).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "ServiceAlreadyExistsInSoftDeletedState")
+    );
+    assert_eq!(
+        refused.message(),
+        "Api service apim-soft was soft-deleted. In order to create the new service with the same name, you have to either undelete the service or purge it. See https://aka.ms/apimsoftdelete."
+    );
+    let mut restore = body.clone();
+    restore["properties"]["restore"] = json!(true);
+    assert_eq!(create(restore).await.status, 201);
+    assert_eq!(arm.get(&deleted).await.status, 404);
+    // Deleted again and purged: the name is free at once; a second purge finds nothing.
+    assert_eq!(arm.delete(&service).await.status, 200);
+    assert_eq!(arm.delete(&deleted).await.status, 200);
+    assert_eq!(arm.delete(&deleted).await.status, 204);
+    assert_eq!(create(body.clone()).await.status, 201);
+    // Without a purge, the service itself lets go after 48 hours.
+    assert_eq!(arm.delete(&service).await.status, 200);
+    world
+        .sandbox
+        .advance(provision::clock::SignedDuration::from_hours(48))
+        .unwrap();
+    // A fresh token: the old one expired with the 48 hours.
+    let arm = Arm::new(&world.sandbox);
+    assert_eq!(arm.get(&deleted).await.status, 404);
+    assert_eq!(arm.put(&service, &body).await.status, 201);
+}
