@@ -140,8 +140,14 @@ pub fn credential_plan(
 impl Connected {
     /// Reads every resource (one GET each, concurrently) and plans what `up` would change.
     pub async fn plan(&self) -> Result<(super::Observation, super::Plan), super::EngineError> {
-        let observation = super::observe(&self.azure, &self.resources).await?;
+        let mut observation = super::observe(&self.azure, &self.resources).await?;
         let plan = super::plan(&self.resources, &observation);
-        Ok((observation, plan))
+        let (orphans, reads) =
+            super::orphans(&self.azure, &self.blueprint, &self.resources, &observation).await?;
+        observation.reads += reads;
+        Ok((
+            observation,
+            super::with_orphans(plan, orphans, &self.blueprint.file),
+        ))
     }
 }

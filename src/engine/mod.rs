@@ -5,6 +5,7 @@
 mod apply;
 mod connect;
 mod observe;
+mod orphans;
 mod report;
 mod teardown;
 mod whoami;
@@ -12,6 +13,7 @@ mod whoami;
 pub use apply::{Applied, Event, apply};
 pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
+pub use orphans::orphans;
 pub use report::{Endpoint, critical_path, endpoint};
 pub use teardown::{Survey, TornDown, survey, teardown};
 pub use whoami::{Identity, whoami};
@@ -103,6 +105,8 @@ pub struct Planned {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub resources: Vec<Planned>,
+    /// What the resources marked `Delete` are, for `up` to remove after the rest.
+    pub orphans: Vec<crate::resources::ownership::Doomed>,
 }
 
 /// Counts for the summary line.
@@ -123,6 +127,7 @@ impl Plan {
                 Change::Create => s.create += 1,
                 Change::Update(_) => s.update += 1,
                 Change::Replace { .. } => s.replace += 1,
+                Change::Delete { .. } => s.delete += 1,
                 Change::NoOp => s.unchanged += 1,
             }
         }
@@ -157,7 +162,30 @@ pub fn plan(resources: &[Box<dyn Managed>], observation: &Observation) -> Plan {
             }
         })
         .collect();
-    Plan { resources }
+    Plan {
+        resources,
+        orphans: Vec::new(),
+    }
+}
+
+/// Adds the orphans to a plan, each a `delete` saying why.
+pub fn with_orphans(
+    mut plan: Plan,
+    orphans: Vec<crate::resources::ownership::Doomed>,
+    file: &str,
+) -> Plan {
+    for o in &orphans {
+        plan.resources.push(Planned {
+            address: o.address.clone(),
+            change: Change::Delete {
+                reason: format!("ours, and no longer in {file}"),
+            },
+            desired: Value::Null,
+            findings: Vec::new(),
+        });
+    }
+    plan.orphans = orphans;
+    plan
 }
 
 /// Outputs of everything observed, so dependents plan with real ids where they exist.

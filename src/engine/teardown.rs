@@ -38,7 +38,7 @@ pub struct Survey {
     pub reads: usize,
 }
 
-fn wire(address: &Address) -> impl Fn(WireError) -> EngineError + '_ {
+pub(super) fn wire(address: &Address) -> impl Fn(WireError) -> EngineError + '_ {
     move |error| EngineError::Wire {
         address: address.clone(),
         error,

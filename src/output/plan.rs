@@ -68,6 +68,10 @@ pub fn human(plan: &Plan) -> String {
                 out.push_str(&format!("{} {}\n", paint(REPLACE, "-/+"), r.address));
                 out.push_str(&format!("      replaced: {reason}\n"));
             }
+            Change::Delete { reason } => {
+                out.push_str(&format!("{} {}\n", paint(REPLACE, "  -"), r.address));
+                out.push_str(&format!("      deleted: {reason}\n"));
+            }
         }
     }
     let findings: Vec<String> = plan
@@ -136,6 +140,7 @@ fn resource(env: &str, r: &Planned) -> JsonLine {
             None,
         ),
         Change::Replace { reason } => (Action::Replace, Vec::new(), Some(reason.clone())),
+        Change::Delete { reason } => (Action::Delete, Vec::new(), Some(reason.clone())),
         Change::NoOp => (Action::NoOp, Vec::new(), None),
     };
     JsonLine::Resource {

@@ -236,6 +236,11 @@ pub enum Change {
     Replace {
         reason: String,
     },
+    /// Ours by its marks and no longer in the environment file: `up` deletes it once what the
+    /// file names has converged.
+    Delete {
+        reason: String,
+    },
     NoOp,
 }
 

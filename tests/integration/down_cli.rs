@@ -498,3 +498,84 @@ async fn a_deleted_apim_service_waits_48_hours_in_deletedservices_and_holds_its_
     assert_eq!(arm.get(&deleted).await.status, 404);
     assert_eq!(arm.put(&service, &body).await.status, 201);
 }
+
+/// The live or deleted application of a uniqueName: (object id, appId, deleted).
+fn app_of(world: &World, unique_name: &str) -> Option<(String, String, bool)> {
+    let state = world.sandbox.state();
+    state
+        .objects
+        .iter()
+        .find(|o| o.body.get("uniqueName") == Some(&json!(unique_name)))
+        .map(|o| {
+            (
+                o.id().to_owned(),
+                o.str("appId").unwrap_or_default().to_owned(),
+                o.deleted_ms.is_some(),
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_client_is_planned_as_one_create_and_one_delete_and_up_removes_the_old_app() {
+    let world = World::new().await;
+    world.ok(&["up", "--env", "local"]).await;
+    let (_, old_app_id, _) = app_of(&world, "llm-gateway-notebooks-local").unwrap();
+    let renamed = world.project.read("environments/local.yaml").replace(
+        "unique_name: llm-gateway-notebooks-local",
+        "unique_name: llm-gateway-nb2-local",
+    );
+    world.project.write("environments/local.yaml", &renamed);
+    let out = world
+        .ok(&["plan", "--env", "local", "--output", "json"])
+        .await;
+    let changes: Vec<(String, String, String)> = lines(&text(&out).0)
+        .iter()
+        .filter(|l| l["type"] == "resource" && l["action"] != "no-op")
+        .map(|l| {
+            (
+                l["action"].as_str().unwrap().to_owned(),
+                l["kind"].as_str().unwrap().to_owned(),
+                l["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("create", "client_app", "llm-gateway-nb2-local"),
+        (
+            "create",
+            "client_service_principal",
+            "llm-gateway-nb2-local",
+        ),
+        ("update", "api_pre_authorization", "llm-gateway-api-local"),
+        ("update", "policy", "llm"),
+        (
+            "delete",
+            "client_service_principal",
+            "llm-gateway-notebooks-local",
+        ),
+        ("delete", "client_app", "llm-gateway-notebooks-local"),
+    ]
+    .map(|(a, k, n)| (a.to_owned(), k.to_owned(), n.to_owned()));
+    assert_eq!(changes, want);
+    world.ok(&["up", "--env", "local"]).await;
+    let (_, _, deleted) = app_of(&world, "llm-gateway-notebooks-local").unwrap();
+    assert!(deleted, "the old registration is soft-deleted");
+    let (_, new_app_id, deleted) = app_of(&world, "llm-gateway-nb2-local").unwrap();
+    assert!(!deleted);
+    let policy = {
+        let state = world.sandbox.state();
+        let id = format!(
+            "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.ApiManagement/service/apim-llmgw-local/apis/llm/policies/policy"
+        );
+        serde_json::to_string(&state.arm.get(&id).unwrap().body).unwrap()
+    };
+    assert!(
+        policy.contains(&new_app_id),
+        "the policy admits the new client"
+    );
+    assert!(!policy.contains(&old_app_id), "and no longer the old one");
+    let out = world
+        .run(&["plan", "--env", "local", "--detailed-exitcode"])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).0);
+}
