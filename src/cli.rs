@@ -151,6 +151,11 @@ pub struct DownArgs {
     /// Needed to tear down a protected environment.
     #[arg(long)]
     pub force: bool,
+    /// Tear down every environment in ENV's subscription and tenant whose expiry mark
+    /// (`lifetime:`, `up --ttl`) has passed, found from the marks alone, each with --purge. ENV
+    /// only says where to look and how to sign in.
+    #[arg(long)]
+    pub expired: bool,
     /// Do not ask (pipelines); a protected environment still needs --force.
     #[arg(long)]
     pub yes: bool,
@@ -172,6 +177,10 @@ pub struct UpArgs {
     /// Print each resource's start and end, and the critical path.
     #[arg(long)]
     pub timings: bool,
+    /// Mark what this run creates to expire after this long (e.g. 8h), over the file's
+    /// `lifetime:`; `down --expired` tears it down then.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub ttl: Option<std::time::Duration>,
     /// Resources worked on at once.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,

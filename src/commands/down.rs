@@ -15,7 +15,7 @@ use crate::output::{Printer, down as show};
 
 pub fn run(global: &GlobalArgs, args: DownArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let checked = checked(global, &args.env, &args.azure)?;
-    if checked.blueprint.protected && !args.force {
+    if checked.blueprint.protected && !args.force && !args.expired {
         return Err(Hinted::error(
             format!(
                 "environment {} is protected: `down` would delete it",
@@ -30,6 +30,9 @@ pub fn run(global: &GlobalArgs, args: DownArgs, printer: &Printer) -> anyhow::Re
         let timeout = args.azure.timeout;
         let _sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
         let connected = engine::connect(checked, timeout).await?;
+        if args.expired {
+            return expired(&connected, &args, printer).await;
+        }
         let env = connected.blueprint.env.clone();
         let survey =
             engine::survey(&connected.azure, &connected.blueprint, &connected.resources).await?;
@@ -58,6 +61,37 @@ pub fn run(global: &GlobalArgs, args: DownArgs, printer: &Printer) -> anyhow::Re
         show::summary(printer, &env, &torn, started.elapsed());
         Ok(ExitStatus::Success)
     })
+}
+
+/// `down --expired`: every environment whose expiry mark has passed, from the marks alone, each
+/// torn down with a purge.
+async fn expired(
+    connected: &engine::Connected,
+    args: &DownArgs,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let now = embedded::cloud_now(&connected.blueprint).await?;
+    let subscription = connected.blueprint.subscription_id.to_string();
+    let found = engine::expired(&connected.azure, &subscription, now).await?;
+    printer.note(&format!("{} expired environment(s) at {now}", found.len()));
+    for e in &found {
+        printer.note(&format!("  {} expired at {}", e.env, e.expires));
+    }
+    for e in found {
+        let started = tokio::time::Instant::now();
+        let scope = engine::Scope::marks_only(&e.env, &subscription);
+        let survey = engine::survey_marks(&connected.azure, &scope).await?;
+        show::preview(printer, &e.env, &survey, true, false);
+        let progress = Arc::new(Progress::new(printer.json(), printer.quiet()));
+        let events = progress.clone();
+        let concurrency = usize::from(args.concurrency);
+        let torn = engine::teardown(&connected.azure, &survey, true, concurrency, move |ev| {
+            events.event(&ev)
+        })
+        .await?;
+        show::summary(printer, &e.env, &torn, started.elapsed());
+    }
+    Ok(ExitStatus::Success)
 }
 
 /// A protected environment goes only when its name is typed at a terminal, or with `--yes`.

@@ -85,6 +85,29 @@ fn checked(global: &GlobalArgs, env: &str, azure: &AzureArgs) -> anyhow::Result<
     engine::check(blueprint, templates, azure.auth)
 }
 
+/// The expiry `lifetime` (or `--ttl`) gives, on the cloud's clock; a protected environment
+/// never expires.
+async fn with_lifetime(
+    checked: engine::Checked,
+    ttl: Option<std::time::Duration>,
+) -> anyhow::Result<engine::Checked> {
+    let Some(lifetime) = ttl.or(checked.blueprint.lifetime) else {
+        return Ok(checked);
+    };
+    if checked.blueprint.protected {
+        return Err(Hinted::error(
+            format!(
+                "environment {} is protected, and a protected environment never expires",
+                checked.blueprint.env
+            ),
+            "drop --ttl",
+        ));
+    }
+    let now = crate::embedded::cloud_now(&checked.blueprint).await?;
+    let expires = now + jiff::SignedDuration::try_from(lifetime)?;
+    Ok(checked.with_expiry(crate::clock::format_utc_seconds(expires)))
+}
+
 /// A runtime for one command: two workers, so an embedded sandbox answers while the command
 /// waits on it.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

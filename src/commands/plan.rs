@@ -12,6 +12,7 @@ pub fn run(global: &GlobalArgs, args: PlanArgs, printer: &Printer) -> anyhow::Re
     runtime()?.block_on(async {
         let timeout = args.azure.timeout;
         let _sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
+        let checked = super::with_lifetime(checked, None).await?;
         let connected = engine::connect(checked, timeout).await?;
         let changes = if args.destroy {
             let survey =

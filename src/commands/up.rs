@@ -19,6 +19,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         let started = tokio::time::Instant::now();
         let timeout = args.azure.timeout;
         let sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
+        let checked = super::with_lifetime(checked, args.ttl).await?;
         let connected = engine::connect(checked, timeout).await?;
         let (observation, plan) = connected.plan().await?;
         show::print(printer, &connected.blueprint.env, &plan, false);

@@ -45,6 +45,18 @@ pub fn check(
     })
 }
 
+impl Checked {
+    /// Marks what `up` creates to expire at `expires` (RFC 3339).
+    pub fn with_expiry(self, expires: String) -> Checked {
+        let mut blueprint = Arc::unwrap_or_clone(self.blueprint);
+        blueprint.expires = Some(expires);
+        Checked {
+            blueprint: Arc::new(blueprint),
+            ..self
+        }
+    }
+}
+
 /// Signs in (within `timeout`, retries included) and builds the inventory.
 pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Connected> {
     let Checked {

@@ -15,7 +15,7 @@ pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
 pub use orphans::orphans;
 pub use report::{Endpoint, critical_path, endpoint};
-pub use teardown::{Survey, TornDown, survey, teardown};
+pub use teardown::{Scope, Survey, TornDown, expired, survey, survey_marks, teardown};
 pub use whoami::{Identity, whoami};
 
 use std::borrow::Cow;

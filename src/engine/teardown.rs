@@ -29,6 +29,46 @@ use crate::resources::{Address, Kind, Managed, apim, entra, foundry};
 /// How long Entra keeps a deleted application in deleted items (GD directory-deleteditems).
 const DIRECTORY_RETENTION_DAYS: i64 = 30;
 
+/// Where and whose: enough to find an environment from its marks alone, with or without its
+/// file (`down --expired` has only the marks).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub env: String,
+    pub subscription: String,
+    /// The APIM service id the file says provision creates (a deleted service keeps no tags).
+    pub own_service: Option<String>,
+    /// The API app's unique name, to label a deleted app as the API's.
+    pub api_app: Option<String>,
+}
+
+impl Scope {
+    pub fn of(blueprint: &Blueprint) -> Scope {
+        Scope {
+            env: blueprint.env.clone(),
+            subscription: blueprint.subscription_id.to_string(),
+            own_service: match &blueprint.apim.service {
+                ServiceSpec::Create { .. } => Some(apim::service_id(blueprint)),
+                ServiceSpec::Existing { .. } => None,
+            },
+            api_app: Some(blueprint.entra.api.unique_name.clone()),
+        }
+    }
+
+    /// Only the marks: an environment known by name.
+    pub fn marks_only(env: &str, subscription: &str) -> Scope {
+        Scope {
+            env: env.to_owned(),
+            subscription: subscription.to_owned(),
+            own_service: None,
+            api_app: None,
+        }
+    }
+
+    fn label(&self, kind: Kind) -> Address {
+        Address::new(kind, format!("of {}", self.env))
+    }
+}
+
 /// What `down` would remove and purge, and what it leaves alone.
 #[derive(Debug, Clone, Default)]
 pub struct Survey {
@@ -128,8 +168,19 @@ pub async fn survey(
             held_until: None,
         });
     }
-    marked_elsewhere(azure, blueprint, &mut survey, &mut seen_ids).await?;
-    leftovers(azure, blueprint, &mut survey, &seen_ids).await?;
+    let scope = Scope::of(blueprint);
+    marked_elsewhere(azure, &scope, &mut survey, &mut seen_ids).await?;
+    leftovers(azure, &scope, &mut survey, &seen_ids).await?;
+    keep_group_with_strangers(azure, &mut survey).await?;
+    Ok(survey)
+}
+
+/// The survey of an environment known only by its marks (`down --expired`).
+pub async fn survey_marks(azure: &Azure, scope: &Scope) -> Result<Survey, EngineError> {
+    let mut survey = Survey::default();
+    let mut seen = BTreeSet::new();
+    marked_elsewhere(azure, scope, &mut survey, &mut seen).await?;
+    leftovers(azure, scope, &mut survey, &seen).await?;
     keep_group_with_strangers(azure, &mut survey).await?;
     Ok(survey)
 }
@@ -148,14 +199,14 @@ fn verdict_of_parent(ours: &BTreeSet<Address>, parent: &Address) -> Result<(), S
 /// by Graph tag (a renamed client, an account whose name changed in the file).
 async fn marked_elsewhere(
     azure: &Azure,
-    blueprint: &Blueprint,
+    scope: &Scope,
     survey: &mut Survey,
     seen: &mut BTreeSet<String>,
 ) -> Result<(), EngineError> {
-    let env = blueprint.env.as_str();
+    let env = scope.env.as_str();
     let filter = crate::access::query_value(&ownership::arm_filter(env));
-    let subscription = format!("/subscriptions/{}", blueprint.subscription_id);
-    let here = Address::new(Kind::ResourceGroup, blueprint.resource_group.clone());
+    let subscription = format!("/subscriptions/{}", scope.subscription);
+    let here = scope.label(Kind::ResourceGroup);
     let mut listed = azure
         .arm
         .list(&format!("{subscription}/resources?$filter={filter}"))
@@ -197,7 +248,7 @@ async fn marked_elsewhere(
             Err(reason) => survey.skipped.push(Skipped { address, reason }),
         }
     }
-    let here = entra::ApiApp::address_of(blueprint);
+    let here = scope.label(Kind::ClientApp);
     let apps = azure
         .graph
         .applications(&ownership::graph_filter(env))
@@ -250,13 +301,13 @@ async fn marked_elsewhere(
 /// carrying the Graph tags.
 async fn leftovers(
     azure: &Azure,
-    blueprint: &Blueprint,
+    scope: &Scope,
     survey: &mut Survey,
     seen: &BTreeSet<String>,
 ) -> Result<(), EngineError> {
-    let env = blueprint.env.as_str();
-    let subscription = format!("/subscriptions/{}", blueprint.subscription_id);
-    let account = foundry::Account::address_of(blueprint);
+    let env = scope.env.as_str();
+    let subscription = format!("/subscriptions/{}", scope.subscription);
+    let account = scope.label(Kind::Account);
     let deleted_accounts = azure
         .arm
         .list(&format!(
@@ -264,7 +315,7 @@ async fn leftovers(
         ))
         .await
         .map_err(wire(&account))?;
-    let service = apim::ApimService::address_of(blueprint);
+    let service = scope.label(Kind::ApimService);
     let deleted_services = azure
         .arm
         .list(&format!(
@@ -276,7 +327,7 @@ async fn leftovers(
         .graph
         .deleted_applications(Some(&ownership::graph_filter(env)))
         .await
-        .map_err(wire(&entra::ApiApp::address_of(blueprint)))?;
+        .map_err(wire(&scope.label(Kind::ClientApp)))?;
     survey.reads += 3;
     let already: BTreeSet<String> = survey
         .doomed
@@ -314,10 +365,7 @@ async fn leftovers(
             );
         }
     }
-    let own_service = match &blueprint.apim.service {
-        ServiceSpec::Create { .. } => Some(apim::service_id(blueprint).to_ascii_lowercase()),
-        ServiceSpec::Existing { .. } => None,
-    };
+    let own_service = scope.own_service.as_ref().map(|s| s.to_ascii_lowercase());
     for d in deleted_services {
         let (Some(id), Some(service_id)) = (
             d.get("id").and_then(Value::as_str),
@@ -350,7 +398,7 @@ async fn leftovers(
             .and_then(Value::as_str)
             .unwrap_or(id);
         let until = directory_until(&d);
-        let kind = if blueprint.entra.api.unique_name == name {
+        let kind = if scope.api_app.as_deref() == Some(name) {
             Kind::ApiApp
         } else {
             Kind::ClientApp
@@ -432,6 +480,43 @@ async fn keep_group_with_strangers(azure: &Azure, survey: &mut Survey) -> Result
         });
     }
     Ok(())
+}
+
+/// Every environment in the subscription and tenant whose expiry mark has passed at `now`:
+/// ARM resources and groups by the tag's name (their tags come with such a list), applications
+/// by a Graph filter on the tag's prefix.
+pub async fn expired(
+    azure: &Azure,
+    subscription: &str,
+    now: jiff::Timestamp,
+) -> Result<Vec<ownership::Expired>, EngineError> {
+    let here = Address::new(Kind::ResourceGroup, "(expiry search)");
+    let filter = crate::access::query_value(&format!("tagName eq '{}'", ownership::EXPIRES_TAG));
+    let mut arm = azure
+        .arm
+        .list(&format!(
+            "/subscriptions/{subscription}/resources?$filter={filter}"
+        ))
+        .await
+        .map_err(wire(&here))?;
+    arm.extend(
+        azure
+            .arm
+            .list(&format!(
+                "/subscriptions/{subscription}/resourcegroups?$filter={filter}"
+            ))
+            .await
+            .map_err(wire(&here))?,
+    );
+    let apps = azure
+        .graph
+        .applications(&format!(
+            "tags/any(t:startswith(t,'{}:'))",
+            ownership::EXPIRES_TAG
+        ))
+        .await
+        .map_err(wire(&here))?;
+    Ok(ownership::expired(&arm, &apps, now))
 }
 
 /// What `down` did.

@@ -22,6 +22,66 @@ use super::{Address, Kind};
 pub const MANAGED_BY: &str = "managed-by";
 pub const MANAGED_BY_VALUE: &str = "provision";
 pub const ENV_TAG: &str = "provision-env";
+/// When a demo environment expires (RFC 3339): an ARM tag, and a Graph tag `provision-expires:…`.
+pub const EXPIRES_TAG: &str = "provision-expires";
+
+/// An environment found expired from its marks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub env: String,
+    pub expires: String,
+}
+
+/// The environments whose expiry mark has passed at `now`, from ARM resources (tags an object)
+/// and applications (tags a list), each environment once, with its earliest expiry. Only what
+/// also carries `managed-by: provision` (ARM) or `provision` (Graph) counts.
+pub fn expired(arm: &[Value], apps: &[Value], now: jiff::Timestamp) -> Vec<Expired> {
+    let mut found: std::collections::BTreeMap<String, jiff::Timestamp> = Default::default();
+    let mut note = |env: &str, at: &str| {
+        if let Ok(at) = at.parse::<jiff::Timestamp>()
+            && at <= now
+        {
+            let slot = found.entry(env.to_owned()).or_insert(at);
+            *slot = (*slot).min(at);
+        }
+    };
+    for r in arm {
+        let Some(tags) = r.get("tags").and_then(Value::as_object) else {
+            continue;
+        };
+        let tag = |name: &str| tags.get(name).and_then(Value::as_str);
+        if let (Some(MANAGED_BY_VALUE), Some(env), Some(at)) =
+            (tag(MANAGED_BY), tag(ENV_TAG), tag(EXPIRES_TAG))
+        {
+            note(env, at);
+        }
+    }
+    for app in apps {
+        let tags: Vec<&str> = app
+            .get("tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let value = |name: &str| {
+            tags.iter()
+                .find_map(|t| t.strip_prefix(name)?.strip_prefix(':'))
+        };
+        if tags.contains(&MANAGED_BY_VALUE)
+            && let (Some(env), Some(at)) = (value(ENV_TAG), value(EXPIRES_TAG))
+        {
+            note(env, at);
+        }
+    }
+    found
+        .into_iter()
+        .map(|(env, at)| Expired {
+            env,
+            expires: at.to_string(),
+        })
+        .collect()
+}
 
 /// The Graph tag that marks an application as the environment's.
 pub fn app_tag(env: &str) -> String {
@@ -259,6 +319,35 @@ mod tests {
         assert_eq!(app_is_ours(&ours, "demo"), Ok(()));
         assert!(app_is_ours(&ours, "demo2").is_err());
         assert!(app_is_ours(&json!({"tags": ["provision-env:demo"]}), "demo").is_err());
+    }
+
+    #[test]
+    fn only_passed_expiries_of_our_resources_count_and_each_environment_once() {
+        let now: jiff::Timestamp = "2026-12-03T12:00:00Z".parse().unwrap();
+        let arm = [
+            json!({"tags": {"managed-by": "provision", "provision-env": "old", "provision-expires": "2026-12-03T11:00:00Z"}}),
+            json!({"tags": {"managed-by": "provision", "provision-env": "old", "provision-expires": "2026-12-03T10:00:00Z"}}),
+            json!({"tags": {"managed-by": "provision", "provision-env": "young", "provision-expires": "2026-12-03T13:00:00Z"}}),
+            json!({"tags": {"provision-env": "stranger", "provision-expires": "2026-12-01T00:00:00Z"}}),
+        ];
+        let apps = [
+            json!({"tags": ["provision", "provision-env:app-only", "provision-expires:2026-12-03T12:00:00Z"]}),
+            json!({"tags": ["provision-env:no-mark", "provision-expires:2026-12-01T00:00:00Z"]}),
+        ];
+        let found = expired(&arm, &apps, now);
+        assert_eq!(
+            found,
+            [
+                Expired {
+                    env: "app-only".into(),
+                    expires: "2026-12-03T12:00:00Z".into()
+                },
+                Expired {
+                    env: "old".into(),
+                    expires: "2026-12-03T10:00:00Z".into()
+                },
+            ]
+        );
     }
 
     #[test]

@@ -579,3 +579,89 @@ async fn a_renamed_client_is_planned_as_one_create_and_one_delete_and_up_removes
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out).0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_expired_tears_down_only_what_has_expired_from_the_marks_alone() {
+    let world = World::new().await;
+    let local = world.project.read("environments/local.yaml");
+    world.project.write(
+        "environments/old.yaml",
+        &format!("{}\nlifetime: 1h\n", local.replace("local", "old")),
+    );
+    world.project.write(
+        "environments/young.yaml",
+        &format!("{}\nlifetime: 10h\n", local.replace("local", "young")),
+    );
+    world.ok(&["up", "--env", "old"]).await;
+    world.ok(&["up", "--env", "young"]).await;
+    world.ok(&["up", "--env", "guarded", "--yes"]).await;
+    let marked = world
+        .sandbox
+        .state()
+        .arm
+        .resources
+        .values()
+        .filter(|r| {
+            r.body
+                .get("tags")
+                .and_then(|t| t.get("provision-expires"))
+                .is_some()
+        })
+        .count();
+    assert_eq!(
+        marked, 6,
+        "group, account and service of old and young carry an expiry"
+    );
+    world
+        .sandbox
+        .advance(provision::clock::SignedDuration::from_hours(2))
+        .unwrap();
+    // The expiry was written once: a later plan keeps it and has nothing to change.
+    let plan = world
+        .run(&["plan", "--env", "young", "--detailed-exitcode"])
+        .await;
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan).0);
+    let (young, guarded) = (world.arm_of("young"), world.arm_of("guarded"));
+    // The expired environment's file is gone: the marks are all `down --expired` needs.
+    std::fs::remove_file(world.project.path("environments/old.yaml")).unwrap();
+    let from = world.sandbox.requests().len();
+    let out = world.ok(&["down", "--env", "local", "--expired"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(stderr.contains("1 expired environment(s) at "), "{stderr}");
+    assert!(stderr.contains("  old expired at "), "{stderr}");
+    assert!(
+        stdout.starts_with("environment old torn down: "),
+        "{stdout}"
+    );
+    assert!(world.arm_of("old").is_empty());
+    assert_eq!(world.leftovers("old"), (0, 0, 0));
+    assert_eq!(world.arm_of("young"), young);
+    assert_eq!(world.arm_of("guarded"), guarded);
+    for write in world.writes_since(from) {
+        assert!(
+            write.contains("old") || !write.contains("young") && !write.contains("guarded"),
+            "{write}"
+        );
+    }
+    // Protected environments never expire: refused at validate.
+    world.project.write(
+        "environments/bad.yaml",
+        &format!(
+            "{}\nprotected: true\nlifetime: 8h\n",
+            local.replace("local", "bad")
+        ),
+    );
+    let out = world.run(&["validate", "--env", "bad"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = text(&out);
+    let stderr = stdout + &stderr;
+    assert!(
+        stderr.contains("lifetime: a protected environment never expires"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.yaml:33:1: lifetime: a protected environment never expires"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: remove `lifetime:`"), "{stderr}");
+}
