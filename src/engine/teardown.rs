@@ -597,6 +597,18 @@ where
                     Kind::ApiServicePrincipal | Kind::ClientServicePrincipal
                 );
                 match (&d.purge, purge) {
+                    // The purge is a step of its own: what waited for the removal (the
+                    // resource group for its account) starts now, beside the purge.
+                    (Some(_), true) if d.removal.is_some() => {
+                        next_key += 1;
+                        keys.push((
+                            next_key,
+                            Doomed {
+                                removal: None,
+                                ..d.clone()
+                            },
+                        ));
+                    }
                     (Some(_), true) if !principal => done.purged += 1,
                     (Some(p), false) if !principal => {
                         let until = held_until.or(d.held_until.clone());
@@ -697,6 +709,10 @@ async fn remove(
                 .and_then(directory_until),
         };
         return Ok((writes, until));
+    }
+    if d.removal.is_some() {
+        // Purged as a step of its own, queued when this one ends.
+        return Ok((writes, None));
     }
     match what {
         Purge::Arm(id) => {
