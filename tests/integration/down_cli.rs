@@ -149,8 +149,34 @@ async fn down_purge_leaves_nothing_of_the_environment_and_writes_nothing_else() 
     );
     let local_before = world.arm_of("local");
     assert_eq!(local_before.len(), 3, "{local_before:?}");
+    let identity = {
+        let state = world.sandbox.state();
+        let account = state
+            .arm
+            .resources
+            .values()
+            .find(|r| r.id.ends_with(ACCOUNT))
+            .unwrap();
+        account.body["identity"]["principalId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let principal_exists = |id: &str| {
+        world
+            .sandbox
+            .state()
+            .objects
+            .iter()
+            .any(|o| o.id().eq_ignore_ascii_case(id))
+    };
+    assert!(principal_exists(&identity));
     let from = world.sandbox.requests().len();
     let out = world.ok(&["down", "--env", "local", "--purge"]).await;
+    assert!(
+        !principal_exists(&identity),
+        "the purged account's managed identity left the directory"
+    );
     let (stdout, _) = text(&out);
     assert!(
         stdout.starts_with("environment local torn down: 15 removed, 4 purged, in "),

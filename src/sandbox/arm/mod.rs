@@ -350,7 +350,7 @@ fn serve(
     };
     let now_ms = shared.now_ms();
     let mut state = shared.state();
-    settle::settle(&mut state.arm, now_ms);
+    settle::settle_state(&mut state, now_ms);
     let write = !matches!(request.method, Method::GET | Method::HEAD);
     let mut call = Call {
         shared,

@@ -11,7 +11,7 @@ use crate::sandbox::state::arm::{ArmState, Pending, PendingAction};
 
 /// Applies every pending ending that is due; soft-deletes Cognitive Services accounts that
 /// a delete removes (directly or with their resource group).
-pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
+pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) -> Vec<String> {
     let due: Vec<(String, Pending)> = arm
         .resources
         .iter()
@@ -63,12 +63,25 @@ pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
             }
         }
     }
-    cognitive::purge_due(arm, now_ms);
+    let principals = cognitive::purge_due(arm, now_ms);
     apim::deleted::purge_due(arm, now_ms);
     // Operation records are kept a while for late pollers, then dropped.
     const KEEP_MS: u64 = 60 * 60 * 1000;
     arm.operations
         .retain(|_, op| op.until_ms + KEEP_MS > now_ms);
+    principals
+}
+
+/// [`settle`], then the service principals of managed identities whose account was purged (by
+/// a purge or at the end of its retention) leave the directory: a system-assigned identity lives
+/// and dies with its resource.
+pub(crate) fn settle_state(state: &mut crate::sandbox::state::State, now_ms: u64) {
+    let principals = settle(&mut state.arm, now_ms);
+    if !principals.is_empty() {
+        state
+            .objects
+            .retain(|o| !principals.iter().any(|p| o.id().eq_ignore_ascii_case(p)));
+    }
 }
 
 #[cfg(test)]
@@ -92,9 +105,9 @@ mod tests {
             until_ms: 10,
             action: PendingAction::Delete,
         });
-        settle(&mut arm, 9);
+        let _ = settle(&mut arm, 9);
         assert_eq!(arm.resources.len(), 4);
-        settle(&mut arm, 10);
+        let _ = settle(&mut arm, 10);
         assert_eq!(arm.resources.keys().collect::<Vec<_>>(), ["/rg/ab"]);
     }
 }
