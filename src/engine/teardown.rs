@@ -448,14 +448,19 @@ async fn keep_group_with_strangers(azure: &Azure, survey: &mut Survey) -> Result
         })
         .collect();
     let mut keep = Vec::new();
+    let mut gone = Vec::new();
     for (i, group) in groups {
         let address = survey.doomed[i].address.clone();
         survey.reads += 1;
-        let inside = azure
-            .arm
-            .list(&format!("{group}/resources"))
-            .await
-            .map_err(wire(&address))?;
+        let inside = match azure.arm.list(&format!("{group}/resources")).await {
+            Ok(inside) => inside,
+            // Gone since it was read (an earlier run's delete ending): nothing left to delete.
+            Err(e) if e.status() == Some(404) => {
+                gone.push(i);
+                continue;
+            }
+            Err(e) => return Err(wire(&address)(e)),
+        };
         let strangers: Vec<String> = inside
             .iter()
             .filter_map(|r| r.get("id").and_then(Value::as_str))
@@ -472,12 +477,18 @@ async fn keep_group_with_strangers(azure: &Azure, survey: &mut Survey) -> Result
             ));
         }
     }
-    for (i, reason) in keep.into_iter().rev() {
+    let mut drop: Vec<(usize, Option<String>)> =
+        keep.into_iter().map(|(i, r)| (i, Some(r))).collect();
+    drop.extend(gone.into_iter().map(|i| (i, None)));
+    drop.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+    for (i, reason) in drop {
         let d = survey.doomed.remove(i);
-        survey.skipped.push(Skipped {
-            address: d.address,
-            reason,
-        });
+        if let Some(reason) = reason {
+            survey.skipped.push(Skipped {
+                address: d.address,
+                reason,
+            });
+        }
     }
     Ok(())
 }

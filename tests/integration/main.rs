@@ -12,6 +12,7 @@ mod cli_usage;
 mod config_inputs;
 mod contention;
 mod down_cli;
+mod down_kill;
 mod durations;
 mod gateway;
 mod golden;
