@@ -39,6 +39,14 @@ pub async fn orphans(
             known.insert(id.to_ascii_lowercase());
         }
     }
+    // Apps the file names, by unique name: never orphans, even when this run read them as absent
+    // (another run creating them meanwhile, or a replica behind).
+    let named_apps: BTreeSet<String> = resources
+        .iter()
+        .map(|r| r.address())
+        .filter(|a| matches!(a.kind, Kind::ApiApp | Kind::ClientApp))
+        .map(|a| a.name.to_ascii_lowercase())
+        .collect();
     let mut found = Vec::new();
     let mut reads = 0;
     let subscription = format!("/subscriptions/{}", blueprint.subscription_id);
@@ -81,7 +89,11 @@ pub async fn orphans(
         let Some(id) = app.get("id").and_then(Value::as_str) else {
             continue;
         };
-        if known.contains(&id.to_ascii_lowercase()) || app_is_ours(&app, env).is_err() {
+        let unique_name = app.get("uniqueName").and_then(Value::as_str);
+        if known.contains(&id.to_ascii_lowercase())
+            || unique_name.is_some_and(|n| named_apps.contains(&n.to_ascii_lowercase()))
+            || app_is_ours(&app, env).is_err()
+        {
             continue;
         }
         let name = app
