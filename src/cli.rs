@@ -78,6 +78,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Create or update everything an environment needs, in one idempotent run.
     Up(UpArgs),
+    /// Tear an environment down: everything carrying its marks, dependents first.
+    Down(DownArgs),
     /// Sign in to an environment's cloud and show who you are there (checks credentials).
     #[command(mut_arg("timeout", |arg| arg
         .help("Give up after this long, sign-in and the subscription read included (e.g. 30s, 2m)")
@@ -139,6 +141,39 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes and 0 when there are none (1 stays an error).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Preview what `down` would delete (and leave alone) instead of what `up` would change.
+    #[arg(long)]
+    pub destroy: bool,
+    /// With --destroy: also preview the purge of soft-deleted copies (`down --purge`).
+    #[arg(long, requires = "destroy")]
+    pub purge: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Environment to tear down.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// Also purge what Azure and Entra keep soft-deleted (Foundry account, API Management
+    /// service, app registrations), so the names can be used again at once.
+    #[arg(long)]
+    pub purge: bool,
+    /// Needed to tear down a protected environment.
+    #[arg(long)]
+    pub force: bool,
+    /// Tear down every environment in ENV's subscription and tenant whose expiry mark
+    /// (`lifetime:`, `up --ttl`) has passed, found from the marks alone, each with --purge. ENV
+    /// only says where to look and how to sign in.
+    #[arg(long)]
+    pub expired: bool,
+    /// Do not ask (pipelines); a protected environment still needs --force.
+    #[arg(long)]
+    pub yes: bool,
+    /// Resources worked on at once.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
     #[command(flatten)]
     pub azure: AzureArgs,
 }
@@ -154,6 +189,10 @@ pub struct UpArgs {
     /// Print each resource's start and end, and the critical path.
     #[arg(long)]
     pub timings: bool,
+    /// Mark what this run creates to expire after this long (e.g. 8h), over the file's
+    /// `lifetime:`; `down --expired` tears it down then.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub ttl: Option<std::time::Duration>,
     /// Resources worked on at once.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,

@@ -156,7 +156,20 @@ impl ArmClient {
 
     /// DELETE, followed to the end. A 404 or 204 means there was nothing to delete.
     pub async fn delete(&self, id: &str) -> Result<Deleted, WireError> {
-        let request = WireRequest::new(Method::Delete, self.url(id));
+        self.delete_with(id, None).await
+    }
+
+    /// DELETE of an APIM entity, which refuses one without `If-Match`: `*` deletes whatever
+    /// version is there (apim.md §3).
+    pub async fn delete_any_version(&self, id: &str) -> Result<Deleted, WireError> {
+        self.delete_with(id, Some("*")).await
+    }
+
+    async fn delete_with(&self, id: &str, if_match: Option<&str>) -> Result<Deleted, WireError> {
+        let mut request = WireRequest::new(Method::Delete, self.url(id));
+        if let Some(etag) = if_match {
+            request = request.header("if-match", etag);
+        }
         let what = format!("{} to be deleted", describe(id));
         let initial = self
             .session

@@ -189,6 +189,12 @@ impl GraphClient {
         self.list(&path).await
     }
 
+    /// Applications narrowed by an OData `$filter` (`tags/any(t:t eq '…')`).
+    pub async fn applications(&self, filter: &str) -> Result<Vec<Value>, WireError> {
+        self.list(&format!("/applications?$filter={}", query_value(filter)))
+            .await
+    }
+
     /// Restores a soft-deleted application or service principal.
     pub async fn restore_deleted(&self, object_id: &str) -> Result<Value, WireError> {
         let request = WireRequest::new(

@@ -2,6 +2,7 @@
 
 mod call;
 mod completions;
+mod down;
 mod models;
 mod plan;
 mod policy;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Policy(args) => policy::run(&cli.global, args, printer),
         Command::Plan(args) => plan::run(&cli.global, args, printer),
         Command::Up(args) => up::run(&cli.global, args, printer),
+        Command::Down(args) => down::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
         Command::Token(args) => token::run(&cli.global, args, printer),
         Command::Call(args) => call::run(&cli.global, args, printer),
@@ -89,6 +91,29 @@ fn checked(global: &GlobalArgs, env: &str, azure: &AzureArgs) -> anyhow::Result<
     let blueprint = load_target(&global.env_dir, env)?;
     let templates = load_templates(&global.templates_dir, &blueprint)?;
     engine::check(blueprint, templates, azure.auth)
+}
+
+/// The expiry `lifetime` (or `--ttl`) gives, on the cloud's clock; a protected environment
+/// never expires.
+async fn with_lifetime(
+    checked: engine::Checked,
+    ttl: Option<std::time::Duration>,
+) -> anyhow::Result<engine::Checked> {
+    let Some(lifetime) = ttl.or(checked.blueprint.lifetime) else {
+        return Ok(checked);
+    };
+    if checked.blueprint.protected {
+        return Err(Hinted::error(
+            format!(
+                "environment {} is protected, and a protected environment never expires",
+                checked.blueprint.env
+            ),
+            "drop --ttl",
+        ));
+    }
+    let now = crate::embedded::cloud_now(&checked.blueprint).await?;
+    let expires = now + jiff::SignedDuration::try_from(lifetime)?;
+    Ok(checked.with_expiry(crate::clock::format_utc_seconds(expires)))
 }
 
 /// A runtime for one command: two workers, so an embedded sandbox answers while the command

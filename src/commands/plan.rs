@@ -1,9 +1,10 @@
 //! `provision plan --env <name>`: what `up` would change, read from Azure and Entra (no state
-//! file), with security findings, as a tree or JSON lines.
+//! file), with security findings, as a tree or JSON lines. With `--destroy`, what `down` would
+//! delete, purge and leave alone.
 
 use super::{ExitStatus, checked, runtime};
 use crate::cli::{GlobalArgs, PlanArgs};
-use crate::output::{Printer, plan as show};
+use crate::output::{Printer, down, plan as show};
 use crate::{embedded, engine};
 
 pub fn run(global: &GlobalArgs, args: PlanArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
@@ -11,10 +12,23 @@ pub fn run(global: &GlobalArgs, args: PlanArgs, printer: &Printer) -> anyhow::Re
     runtime()?.block_on(async {
         let timeout = args.azure.timeout;
         let _sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
+        let checked = super::with_lifetime(checked, None).await?;
         let connected = engine::connect(checked, timeout).await?;
-        let (_, plan) = connected.plan().await?;
-        show::print(printer, &connected.blueprint.env, &plan, true);
-        Ok(if args.detailed_exitcode && plan.has_changes() {
+        let changes = if args.destroy {
+            let survey =
+                engine::survey(&connected.azure, &connected.blueprint, &connected.resources)
+                    .await?;
+            down::preview(printer, &connected.blueprint.env, &survey, args.purge, true);
+            survey
+                .doomed
+                .iter()
+                .any(|d| d.removal.is_some() || args.purge)
+        } else {
+            let (_, plan) = connected.plan().await?;
+            show::print(printer, &connected.blueprint.env, &plan, true);
+            plan.has_changes()
+        };
+        Ok(if args.detailed_exitcode && changes {
             ExitStatus::Changes
         } else {
             ExitStatus::Success

@@ -19,6 +19,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         let started = tokio::time::Instant::now();
         let timeout = args.azure.timeout;
         let sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
+        let checked = super::with_lifetime(checked, args.ttl).await?;
         let connected = engine::connect(checked, timeout).await?;
         let (observation, plan) = connected.plan().await?;
         show::print(printer, &connected.blueprint.env, &plan, false);
@@ -43,7 +44,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
             let concurrency = usize::from(args.concurrency);
             let resources = connected.resources.clone();
             let events = progress.clone();
-            let applied = engine::apply(
+            let mut applied = engine::apply(
                 &connected.azure,
                 resources,
                 &observation,
@@ -52,6 +53,20 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
             )
             .await
             .map_err(engine::Stopped)?;
+            if !plan.orphans.is_empty() {
+                let orphans = engine::Survey {
+                    doomed: plan.orphans.clone(),
+                    ..engine::Survey::default()
+                };
+                let events = progress.clone();
+                let removed =
+                    engine::teardown(&connected.azure, &orphans, false, concurrency, move |e| {
+                        events.event(&e)
+                    })
+                    .await
+                    .map_err(engine::Stopped)?;
+                applied.writes += removed.writes;
+            }
             if args.timings {
                 let path = engine::critical_path(&connected.resources, &applied);
                 done::timings(printer, &applied, &path);

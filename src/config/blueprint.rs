@@ -53,6 +53,11 @@ pub struct Blueprint {
     pub resource_group: String,
     pub tags: BTreeMap<String, String>,
     pub protected: bool,
+    /// `lifetime:`: how long after `up` the environment expires.
+    pub lifetime: Option<std::time::Duration>,
+    /// The expiry `up` writes (RFC 3339), set by the command from `lifetime` (or `--ttl`) and
+    /// the cloud's clock; kept as first written on resources that already carry one.
+    pub expires: Option<String>,
     /// How to sign in unless `--auth` says otherwise: the file's `auth:`, else `sandbox` for the
     /// sandbox cloud and `auto` elsewhere.
     pub auth: AuthChoice,
@@ -295,6 +300,28 @@ pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Opti
         auth
     });
 
+    let lifetime = raw.lifetime.as_ref().and_then(|text| {
+        let key = root.key("lifetime");
+        match crate::clock::parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                c.error_hint(&key, "a lifetime of zero", "give e.g. 8h or 2d");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                c.error_hint(&key, e, "give e.g. 8h or 2d");
+                None
+            }
+        }
+    });
+    if lifetime.is_some() && raw.protected == Some(true) {
+        c.error_hint(
+            &root.key("lifetime"),
+            "a protected environment never expires",
+            "remove `lifetime:`, or `protected: true` for a demo environment",
+        );
+    }
+
     let entra = build_entra(c, raw.entra);
     let foundry = build_foundry(c, raw.foundry);
     let apim = build_apim(c, raw.apim);
@@ -312,6 +339,8 @@ pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Opti
         resource_group: resource_group?,
         tags: raw.tags,
         protected: raw.protected.unwrap_or(false),
+        lifetime,
+        expires: None,
         auth: auth?,
         entra: entra?,
         foundry: foundry?,

@@ -39,6 +39,10 @@ pub struct RawEnvironment {
     pub tags: BTreeMap<String, String>,
     /// Destructive commands on a protected environment need --force, and `up` asks first.
     pub protected: Option<bool>,
+    /// A demo environment's lifetime (e.g. 8h, 2d): `up` marks what it creates with the instant
+    /// it expires (tag provision-expires), and `down --expired` tears it down once that has
+    /// passed. Not with protected: protected environments never expire.
+    pub lifetime: Option<String>,
     /// How to sign in unless --auth says otherwise: auto (default), cli, workload-identity,
     /// managed-identity, client-secret, github-oidc, or sandbox (cloud: sandbox only).
     #[schemars(with = "Option<AuthName>")]

@@ -47,6 +47,18 @@ pub fn check(
     })
 }
 
+impl Checked {
+    /// Marks what `up` creates to expire at `expires` (RFC 3339).
+    pub fn with_expiry(self, expires: String) -> Checked {
+        let mut blueprint = Arc::unwrap_or_clone(self.blueprint);
+        blueprint.expires = Some(expires);
+        Checked {
+            blueprint: Arc::new(blueprint),
+            ..self
+        }
+    }
+}
+
 /// Signs in (within `timeout`, retries included) and builds the inventory.
 pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Connected> {
     let Checked {
@@ -153,8 +165,14 @@ pub fn credential_plan(
 impl Connected {
     /// Reads every resource (one GET each, concurrently) and plans what `up` would change.
     pub async fn plan(&self) -> Result<(super::Observation, super::Plan), super::EngineError> {
-        let observation = super::observe(&self.azure, &self.resources).await?;
+        let mut observation = super::observe(&self.azure, &self.resources).await?;
         let plan = super::plan(&self.resources, &observation);
-        Ok((observation, plan))
+        let (orphans, reads) =
+            super::orphans(&self.azure, &self.blueprint, &self.resources, &observation).await?;
+        observation.reads += reads;
+        Ok((
+            observation,
+            super::with_orphans(plan, orphans, &self.blueprint.file),
+        ))
     }
 }

@@ -7,8 +7,10 @@ pub mod call;
 mod catalog;
 mod connect;
 mod observe;
+mod orphans;
 mod report;
 pub mod signin;
+mod teardown;
 pub mod verify;
 mod whoami;
 
@@ -16,7 +18,9 @@ pub use apply::{Applied, Event, apply};
 pub use catalog::{Offer, location_models_path, offer, read_catalog};
 pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
+pub use orphans::orphans;
 pub use report::{Endpoint, critical_path, endpoint};
+pub use teardown::{Scope, Survey, TornDown, expired, survey, survey_marks, teardown};
 pub use whoami::{Identity, whoami};
 
 use std::borrow::Cow;
@@ -106,6 +110,8 @@ pub struct Planned {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub resources: Vec<Planned>,
+    /// What the resources marked `Delete` are, for `up` to remove after the rest.
+    pub orphans: Vec<crate::resources::ownership::Doomed>,
 }
 
 /// Counts for the summary line.
@@ -126,6 +132,7 @@ impl Plan {
                 Change::Create => s.create += 1,
                 Change::Update(_) => s.update += 1,
                 Change::Replace { .. } => s.replace += 1,
+                Change::Delete { .. } => s.delete += 1,
                 Change::NoOp => s.unchanged += 1,
             }
         }
@@ -160,7 +167,30 @@ pub fn plan(resources: &[Box<dyn Managed>], observation: &Observation) -> Plan {
             }
         })
         .collect();
-    Plan { resources }
+    Plan {
+        resources,
+        orphans: Vec::new(),
+    }
+}
+
+/// Adds the orphans to a plan, each a `delete` saying why.
+pub fn with_orphans(
+    mut plan: Plan,
+    orphans: Vec<crate::resources::ownership::Doomed>,
+    file: &str,
+) -> Plan {
+    for o in &orphans {
+        plan.resources.push(Planned {
+            address: o.address.clone(),
+            change: Change::Delete {
+                reason: format!("ours, and no longer in {file}"),
+            },
+            desired: Value::Null,
+            findings: Vec::new(),
+        });
+    }
+    plan.orphans = orphans;
+    plan
 }
 
 /// Outputs of everything observed, so dependents plan with real ids where they exist.

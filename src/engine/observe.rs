@@ -50,6 +50,16 @@ pub async fn observe(
     azure: &Azure,
     resources: &[Box<dyn Managed>],
 ) -> Result<Observation, EngineError> {
+    let mut observation = read_all(azure, resources).await?;
+    blockers(azure, resources, &mut observation).await?;
+    Ok(observation)
+}
+
+/// Reads every resource whose identity is known, in waves; nothing judged.
+pub(crate) async fn read_all(
+    azure: &Azure,
+    resources: &[Box<dyn Managed>],
+) -> Result<Observation, EngineError> {
     let mut observation = Observation::default();
     loop {
         let mut wave: JoinSet<(Address, Result<Option<Value>, WireError>)> = JoinSet::new();
@@ -86,7 +96,6 @@ pub async fn observe(
             .collect();
         observation.known = outputs_of(resources, &existing);
     }
-    blockers(azure, resources, &mut observation).await?;
     Ok(observation)
 }
 

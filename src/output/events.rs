@@ -155,6 +155,8 @@ pub enum JsonLine {
         update: usize,
         replace: usize,
         delete: usize,
+        /// Soft-deleted copies to purge (`plan --destroy --purge`, `down --purge`); 0 otherwise.
+        purge: usize,
         unchanged: usize,
         /// How many security findings the resources have.
         findings: usize,
@@ -184,6 +186,17 @@ pub enum JsonLine {
         /// What a client asks for when signing in, `api://<api app id>/<scope>`.
         scope: String,
         clients: Vec<ClientApp>,
+    },
+    /// `down`: what was torn down, last.
+    Down {
+        env: String,
+        removed: usize,
+        purged: usize,
+        writes: usize,
+        elapsed_ms: u64,
+        /// What stays soft-deleted (without `--purge`); `purge_command` frees the names.
+        soft_deleted: Vec<SoftDeleted>,
+        purge_command: Option<String>,
     },
     /// `whoami`: who the tool signs in as. From the ARM token's claims; the token itself is never
     /// printed.
@@ -362,6 +375,25 @@ pub enum Action {
     Replace,
     #[serde(rename = "no-op")]
     NoOp,
+    /// `plan --destroy`, `down`: removed (soft-deleted where Azure or Entra keep a copy).
+    #[serde(rename = "delete")]
+    Delete,
+    /// `plan --destroy --purge`, `down --purge`: a soft-deleted copy removed for good.
+    #[serde(rename = "purge")]
+    Purge,
+    /// `plan --destroy`, `down`: matched the environment by name, yet left alone (`reason` says
+    /// why: it lacks the environment's marks).
+    #[serde(rename = "skip")]
+    Skip,
+}
+
+/// A soft-deleted copy `down` left (without `--purge`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct SoftDeleted {
+    pub kind: Kind,
+    pub name: String,
+    /// Until when it holds its name (RFC 3339), when the service says.
+    pub until: Option<String>,
 }
 
 /// One field of a resource that changes.

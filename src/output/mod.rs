@@ -1,6 +1,7 @@
 //! The printer: results on stdout (human text or JSON lines), progress and notes on stderr, colour
 //! only where wanted. Commands describe what to print; this module decides how.
 
+pub mod down;
 pub mod events;
 pub mod findings;
 pub mod plan;

@@ -68,6 +68,10 @@ pub fn human(plan: &Plan) -> String {
                 out.push_str(&format!("{} {}\n", paint(REPLACE, "-/+"), r.address));
                 out.push_str(&format!("      replaced: {reason}\n"));
             }
+            Change::Delete { reason } => {
+                out.push_str(&format!("{} {}\n", paint(REPLACE, "  -"), r.address));
+                out.push_str(&format!("      deleted: {reason}\n"));
+            }
         }
     }
     // Model lifecycle findings (`model-…`) are not about security: they get their own heading.
@@ -105,6 +109,7 @@ pub fn json_lines(env: &str, plan: &Plan) -> Vec<JsonLine> {
         update: s.update,
         replace: s.replace,
         delete: s.delete,
+        purge: 0,
         unchanged: s.unchanged,
         findings: plan.findings().count(),
         changes: plan.has_changes(),
@@ -139,6 +144,7 @@ fn resource(env: &str, r: &Planned) -> JsonLine {
             None,
         ),
         Change::Replace { reason } => (Action::Replace, Vec::new(), Some(reason.clone())),
+        Change::Delete { reason } => (Action::Delete, Vec::new(), Some(reason.clone())),
         Change::NoOp => (Action::NoOp, Vec::new(), None),
     };
     JsonLine::Resource {

@@ -63,7 +63,14 @@ fn pinned_absent(key: &str, unique_name: &str, pinned: Option<&str>) -> Option<(
 
 /// `provision` and `provision-env:<env>`: how teardown finds this environment's apps.
 fn app_tags(blueprint: &Blueprint) -> Value {
-    json!(["provision", format!("provision-env:{}", blueprint.env)])
+    let mut tags = vec![
+        "provision".to_owned(),
+        format!("provision-env:{}", blueprint.env),
+    ];
+    if let Some(expires) = &blueprint.expires {
+        tags.push(format!("{}:{expires}", super::ownership::EXPIRES_TAG));
+    }
+    json!(tags)
 }
 
 /// The top-level fields of `desired` that differ, as one PATCH body (Graph replaces each
@@ -278,7 +285,8 @@ impl Managed for ApiApp {
         };
         let mut known = known.clone();
         known.merge(self.outputs(observed));
-        let desired = self.desired(&known);
+        let mut desired = self.desired(&known);
+        super::keep_first_expiry(&mut desired, observed);
         let changes = self.compare(observed, &desired);
         if changes.is_empty() {
             return None;
@@ -459,7 +467,7 @@ impl Managed for ClientApp {
     }
 
     fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
-        let desired = self.desired(known);
+        let mut desired = self.desired(known);
         let Some(observed) = observed else {
             if self.spec.app_id.is_some() {
                 return None;
@@ -469,6 +477,7 @@ impl Managed for ClientApp {
                 desired,
             ));
         };
+        super::keep_first_expiry(&mut desired, observed);
         let changes = self.compare(observed, &desired);
         if changes.is_empty() {
             return None;

@@ -21,6 +21,9 @@ pub fn tags(blueprint: &Blueprint) -> Value {
         .collect();
     tags.insert("managed-by".into(), json!("provision"));
     tags.insert("provision-env".into(), json!(blueprint.env));
+    if let Some(expires) = &blueprint.expires {
+        tags.insert(super::ownership::EXPIRES_TAG.into(), json!(expires));
+    }
     Value::Object(tags)
 }
 

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod entra;
 pub mod foundry;
 pub mod models;
+pub mod ownership;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -91,7 +92,10 @@ pub fn put_unless_converged<M: Managed + ?Sized>(
     observed: Option<&Value>,
     known: &Outputs,
 ) -> Option<WriteRequest> {
-    let desired = resource.desired(known);
+    let mut desired = resource.desired(known);
+    if let Some(observed) = observed {
+        keep_first_expiry(&mut desired, observed);
+    }
     let failed = observed
         .and_then(|o| o.pointer("/properties/provisioningState"))
         .and_then(Value::as_str)
@@ -103,6 +107,32 @@ pub fn put_unless_converged<M: Managed + ?Sized>(
             id,
             with_their_tags(desired, observed),
         )),
+    }
+}
+
+/// The expiry mark is written once, by the `up` that creates the resource: a later `up` keeps
+/// the instant the resource already carries instead of moving it (which would also make every
+/// run a change). ARM tags are an object, Graph tags a list of `name:value` strings.
+pub fn keep_first_expiry(desired: &mut Value, observed: &Value) {
+    use ownership::EXPIRES_TAG;
+    match (desired.get_mut("tags"), observed.get("tags")) {
+        (Some(Value::Object(ours)), Some(Value::Object(theirs))) => {
+            if ours.contains_key(EXPIRES_TAG)
+                && let Some(kept) = theirs.get(EXPIRES_TAG)
+            {
+                ours.insert(EXPIRES_TAG.to_owned(), kept.clone());
+            }
+        }
+        (Some(Value::Array(ours)), Some(Value::Array(theirs))) => {
+            let prefix = format!("{EXPIRES_TAG}:");
+            let is_expiry = |v: &Value| v.as_str().is_some_and(|t| t.starts_with(&prefix));
+            if let Some(kept) = theirs.iter().find(|v| is_expiry(v)).cloned()
+                && let Some(slot) = ours.iter_mut().find(|v| is_expiry(v))
+            {
+                *slot = kept;
+            }
+        }
+        _ => {}
     }
 }
 
@@ -236,6 +266,11 @@ pub enum Change {
     Replace {
         reason: String,
     },
+    /// Ours by its marks and no longer in the environment file: `up` deletes it once what the
+    /// file names has converged.
+    Delete {
+        reason: String,
+    },
     NoOp,
 }
 
@@ -311,7 +346,8 @@ pub trait Managed: Send + Sync {
         let Some(observed) = observed else {
             return Change::Create;
         };
-        let desired = self.desired(known);
+        let mut desired = self.desired(known);
+        keep_first_expiry(&mut desired, observed);
         if let Some(reason) = self.replace_reason(observed, &desired) {
             return Change::Replace { reason };
         }

@@ -13,6 +13,8 @@ mod cli_usage;
 mod client;
 mod config_inputs;
 mod contention;
+mod down_cli;
+mod down_kill;
 mod durations;
 mod gateway;
 mod gateway_sections;

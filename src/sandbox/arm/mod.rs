@@ -12,6 +12,7 @@ mod apim;
 mod authorization;
 mod call;
 mod cognitive;
+mod listing;
 mod operations;
 mod protocol;
 mod resources;
@@ -351,7 +352,7 @@ fn serve(
     };
     let now_ms = shared.now_ms();
     let mut state = shared.state();
-    settle::settle(&mut state.arm, now_ms);
+    settle::settle_state(&mut state, now_ms);
     let write = !matches!(request.method, Method::GET | Method::HEAD);
     let mut call = Call {
         shared,
@@ -414,6 +415,20 @@ fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
         .is_some_and(|s| s.eq_ignore_ascii_case("operationResults"))
     {
         return operations::handle(call);
+    }
+    if segments.len() == 3 && segments[2].eq_ignore_ascii_case("resources") {
+        let scope = format!("/subscriptions/{subscription}").to_ascii_lowercase();
+        return listing::list(call, &scope);
+    }
+    if segments.len() == 5
+        && segments[2].eq_ignore_ascii_case("resourceGroups")
+        && segments[4].eq_ignore_ascii_case("resources")
+    {
+        let group = group_id(&subscription, &segments[3]);
+        if call.state.arm.get(&group).is_none() {
+            return Err(resources::group_not_found(&segments[3]));
+        }
+        return listing::list(call, &group.to_ascii_lowercase());
     }
     if segments.len() <= 4
         && segments

@@ -77,11 +77,16 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     if let Some(c) = capture(&segments, "subscriptions/{}/resourceGroups") {
         only(&method, Method::GET)?;
         let prefix = format!("/subscriptions/{}", c[0]);
+        let tag = tag_filter(call)?;
         let value: Vec<Value> = call
             .state
             .arm
             .children(&prefix, "resourceGroups")
             .map(super::view)
+            .filter(|g| {
+                tag.as_ref()
+                    .is_none_or(|(n, v)| has_tag(g, n, v.as_deref()))
+            })
             .collect();
         return Ok(Reply::ok(json!({ "value": value })));
     }
@@ -110,6 +115,54 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
         Method::DELETE => delete_group(call, &id, &name, &subscription),
         other => Err(ArmError::method_not_allowed(&other)),
     }
+}
+
+/// The `$filter=tagName eq 'n' [and tagValue eq 'v']` of a group list (ResourceGroups_List,
+/// resources.json 2021-04-01: "You can filter by tag names and values").
+fn tag_filter(call: &Call<'_>) -> Result<Option<(String, Option<String>)>, ArmError> {
+    let Some((_, filter)) = call
+        .request
+        .query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("$filter"))
+    else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ArmError::bad_request(
+            "InvalidFilterInQueryString",
+            format!(
+                "The filter '{filter}' is not supported: use tagName eq '…' [and tagValue eq '…']."
+            ),
+        )
+    };
+    let quoted = |clause: &str, field: &str| -> Option<String> {
+        let (f, rest) = clause.trim().split_once(" eq ")?;
+        let v = rest.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+        f.trim()
+            .eq_ignore_ascii_case(field)
+            .then(|| v.replace("''", "'"))
+    };
+    let (name, value) = match filter.split_once(" and ") {
+        Some((a, b)) => (
+            quoted(a, "tagName").ok_or_else(invalid)?,
+            Some(quoted(b, "tagValue").ok_or_else(invalid)?),
+        ),
+        None => (quoted(filter, "tagName").ok_or_else(invalid)?, None),
+    };
+    Ok(Some((name, value)))
+}
+
+fn has_tag(group: &Value, name: &str, value: Option<&str>) -> bool {
+    group
+        .get("tags")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .any(|(k, v)| {
+            k.eq_ignore_ascii_case(name)
+                && value.is_none_or(|want| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(want)))
+        })
 }
 
 /// ARM normalises locations (`West US` → `westus`).

@@ -6,12 +6,12 @@
 
 use serde_json::{Value, json};
 
-use super::cognitive;
+use super::{apim, cognitive};
 use crate::sandbox::state::arm::{ArmState, Pending, PendingAction};
 
 /// Applies every pending ending that is due; soft-deletes Cognitive Services accounts that
 /// a delete removes (directly or with their resource group).
-pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
+pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) -> Vec<String> {
     let due: Vec<(String, Pending)> = arm
         .resources
         .iter()
@@ -52,6 +52,9 @@ pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
                 let id = arm.resources.get(&key).map(|r| r.id.clone());
                 if let Some(id) = id {
                     for removed in arm.remove_tree(&id) {
+                        if let Some(deleted) = apim::deleted::soft_deleted(&removed, now_ms) {
+                            arm.deleted_services.insert(deleted.key(), deleted);
+                        }
                         if let Some(deleted) = cognitive::soft_deleted(removed, now_ms) {
                             arm.deleted_accounts.insert(deleted.key(), deleted);
                         }
@@ -60,12 +63,26 @@ pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) {
             }
         }
     }
-    cognitive::purge_due(arm, now_ms);
+    let principals = cognitive::purge_due(arm, now_ms);
+    apim::deleted::purge_due(arm, now_ms);
     cognitive::upgrade_due(arm, now_ms);
     // Operation records are kept a while for late pollers, then dropped.
     const KEEP_MS: u64 = 60 * 60 * 1000;
     arm.operations
         .retain(|_, op| op.until_ms + KEEP_MS > now_ms);
+    principals
+}
+
+/// [`settle`], then the service principals of managed identities whose account was purged (by
+/// a purge or at the end of its retention) leave the directory: a system-assigned identity lives
+/// and dies with its resource.
+pub(crate) fn settle_state(state: &mut crate::sandbox::state::State, now_ms: u64) {
+    let principals = settle(&mut state.arm, now_ms);
+    if !principals.is_empty() {
+        state
+            .objects
+            .retain(|o| !principals.iter().any(|p| o.id().eq_ignore_ascii_case(p)));
+    }
 }
 
 #[cfg(test)]
@@ -89,9 +106,9 @@ mod tests {
             until_ms: 10,
             action: PendingAction::Delete,
         });
-        settle(&mut arm, 9);
+        let _ = settle(&mut arm, 9);
         assert_eq!(arm.resources.len(), 4);
-        settle(&mut arm, 10);
+        let _ = settle(&mut arm, 10);
         assert_eq!(arm.resources.keys().collect::<Vec<_>>(), ["/rg/ab"]);
     }
 }

@@ -16,6 +16,10 @@ pub struct ArmState {
     pub resources: BTreeMap<String, Resource>,
     /// Soft-deleted Cognitive Services accounts by lower-cased `deletedAccounts` id.
     pub deleted_accounts: BTreeMap<String, Resource>,
+    /// Soft-deleted API Management services by lower-cased `deletedservices` id. Absent from
+    /// states written before APIM soft delete was modelled.
+    #[serde(default)]
+    pub deleted_services: BTreeMap<String, Resource>,
     /// Async operations by id.
     pub operations: BTreeMap<String, Operation>,
     /// Bumped with every entity-tag handed out, so ETags never repeat.

@@ -5,13 +5,14 @@
 //! - Child writes while the service is still activating answer 409 `ServiceLocked` with the
 //!   message APIM records for its own transitions (an azure-sdk-for-js nock recording shows it for
 //!   DELETE and PATCH of a service "transitioning at this time").
-//! - Service DELETE is synchronous (the swagger's 200 with the deleted service); APIM's soft
-//!   delete of services (`deletedservices`) is not modelled, so a name is free again at once.
+//! - Service DELETE is synchronous (the swagger's 200 with the deleted service) and soft: the
+//!   service waits 48 hours in `deletedservices` (see [`deleted`]).
 //! - A second service with a name already used anywhere (its gateway host is a global DNS name)
 //!   is refused with 409 `ServiceAlreadyExists`; the code is our choice, not a recorded one.
 //! - Child 404s are the provider's own (`ResourceNotFound`, "Api not found."), not ARM's gateway
 //!   message; a missing service is ARM's.
 
+pub(super) mod deleted;
 mod entities;
 mod policy;
 mod service;
@@ -35,6 +36,17 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     ) {
         let prefix = format!("/subscriptions/{}/", c[0]).to_ascii_lowercase();
         return service::list(call, &prefix);
+    }
+    let at_provider = segments
+        .get(2)
+        .is_some_and(|s| s.eq_ignore_ascii_case("providers"));
+    let deleted_at = |i: usize| {
+        segments
+            .get(i)
+            .is_some_and(|s| s.eq_ignore_ascii_case("deletedservices"))
+    };
+    if at_provider && (deleted_at(4) || deleted_at(6)) {
+        return deleted::handle(call);
     }
     if capture(
         &segments,

@@ -487,6 +487,8 @@ fn put(call: &mut Call<'_>, id: &str, name: &str) -> Result<Reply, ArmError> {
             "ServiceAlreadyExists",
             format!("Api service already exists: {name}"),
         ));
+    } else if let Some(key) = super::deleted::find(&call.state.arm, subscription_of(id), name) {
+        return restore(call, id, name, &key);
     }
     let body = call.request.body_object()?;
     let location = body
@@ -688,7 +690,40 @@ fn delete(call: &mut Call<'_>, id: &str, name: &str) -> Result<Reply, ArmError> 
         remove_principal(call, &principal);
     }
     call.state.arm.remove_tree(id);
+    if let Some(deleted) = super::deleted::soft_deleted(&existing, call.now_ms) {
+        call.state
+            .arm
+            .deleted_services
+            .insert(deleted.key(), deleted);
+    }
     Ok(Reply::ok(view(&existing)))
+}
+
+fn subscription_of(id: &str) -> &str {
+    id.split('/').nth(2).unwrap_or_default()
+}
+
+/// A PUT on a soft-deleted name: refused unless `properties.restore` is true, which brings the
+/// service back as it was (its children and identity were not kept) and ignores the rest.
+fn restore(call: &mut Call<'_>, id: &str, name: &str, key: &str) -> Result<Reply, ArmError> {
+    let body = call.request.body_object()?;
+    let wanted = body
+        .get("properties")
+        .and_then(|p| p.get("restore"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !wanted {
+        return Err(super::deleted::in_soft_deleted_state(name));
+    }
+    let Some(mut service) = super::deleted::take(&mut call.state.arm, key) else {
+        return Err(super::deleted::in_soft_deleted_state(name));
+    };
+    service.remove("identity");
+    let etag = call.state.arm.next_etag();
+    let resource = Resource::new(id.to_owned(), service, etag, call.now_ms);
+    let reply = Reply::new(StatusCode::CREATED, Some(view(&resource))).etag(&resource.etag);
+    call.state.arm.insert(resource);
+    Ok(reply)
 }
 
 #[cfg(test)]

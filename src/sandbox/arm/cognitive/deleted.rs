@@ -45,7 +45,9 @@ pub(in super::super) fn soft_deleted(resource: Resource, now_ms: u64) -> Option<
 
 /// Ends the purges that are due, and the soft-deleted accounts whose retention ran out; part of
 /// `arm::settle`.
-pub(in super::super) fn purge_due(arm: &mut ArmState, now_ms: u64) {
+/// Returns the managed identities' principal ids of the accounts gone for good: their service
+/// principals leave the directory with them.
+pub(in super::super) fn purge_due(arm: &mut ArmState, now_ms: u64) -> Vec<String> {
     let mut gone = Vec::new();
     let mut failed = Vec::new();
     for (key, deleted) in &arm.deleted_accounts {
@@ -63,8 +65,17 @@ pub(in super::super) fn purge_due(arm: &mut ArmState, now_ms: u64) {
             }
         }
     }
+    let mut principals = Vec::new();
     for key in gone {
-        arm.deleted_accounts.remove(&key);
+        if let Some(account) = arm.deleted_accounts.remove(&key)
+            && let Some(principal) = account
+                .body
+                .get("identity")
+                .and_then(|i| i.get("principalId"))
+                .and_then(Value::as_str)
+        {
+            principals.push(principal.to_owned());
+        }
     }
     for key in failed {
         if let Some(deleted) = arm.deleted_accounts.get_mut(&key) {
@@ -72,6 +83,7 @@ pub(in super::super) fn purge_due(arm: &mut ArmState, now_ms: u64) {
             deleted.set_provisioning_state("Succeeded");
         }
     }
+    principals
 }
 
 pub(super) fn deleted_id(subscription: &str, location: &str, group: &str, name: &str) -> String {
@@ -197,13 +209,13 @@ mod tests {
             action: PendingAction::Delete,
         });
         arm.deleted_accounts.insert(kept.key(), kept);
-        purge_due(&mut arm, 49);
+        let _ = purge_due(&mut arm, 49);
         assert_eq!(arm.deleted_accounts.len(), 1);
-        purge_due(&mut arm, 50);
+        let _ = purge_due(&mut arm, 50);
         assert!(arm.deleted_accounts.is_empty());
         let old = soft_deleted(account(ID, json!({})), 0).unwrap();
         arm.deleted_accounts.insert(old.key(), old);
-        purge_due(&mut arm, RETENTION_MS);
+        let _ = purge_due(&mut arm, RETENTION_MS);
         assert!(arm.deleted_accounts.is_empty());
     }
 }
