@@ -126,6 +126,26 @@ impl Browser {
             .expect("the element's text")
     }
 
+    /// Waits until the element `css` reads `want`. Every page of the flow has a `#title`, so right
+    /// after a click the old page can still answer: reading once would race the navigation.
+    pub async fn expect_text(&self, css: &str, want: &str) {
+        let started = Instant::now();
+        loop {
+            let seen = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element.text().await.ok(),
+                Err(_) => None,
+            };
+            if seen.as_deref() == Some(want) {
+                return;
+            }
+            if started.elapsed() > PATIENCE {
+                panic!("`{css}` reads {seen:?}, not {want:?}");
+            }
+            // Waits for the browser's navigation, not for sandbox time.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Replaces what the field `css` holds with `text`, typed key by key.
     pub async fn type_into(&self, css: &str, text: &str) {
         let field = self.find(css).await;

@@ -560,12 +560,12 @@ async fn in_chromium_a_signed_in_device_code_token_reaches_the_model() {
     let want_scope = scope.clone();
     drive(MODULE, "in_chromium_a_signed_in_device_code_token_reaches_the_model", move |b| async move {
         b.goto(&verification_uri).await;
-        assert_eq!(b.text("#title").await, "Enter code");
+        b.expect_text("#title", "Enter code").await;
         b.type_into("#otc", &user_code).await;
         b.click("#next").await;
         b.click(&format!("button[value='{GRACE}']")).await;
         // The consent screen: the app, what it asks for, and the tenant.
-        assert_eq!(b.text("#title").await, "Permissions requested");
+        b.expect_text("#title", "Permissions requested").await;
         assert_eq!(b.text("#app strong").await, app_name);
         let scopes = b.text("#scopes").await;
         assert!(scopes.contains(&format!("{api_name} · {want_scope}")), "{scopes}");
