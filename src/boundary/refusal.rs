@@ -1,5 +1,5 @@
 //! A refusal as the caller reads it. The gateway answers its own refusals as
-//! `{"statusCode": N, "message": "…"}` (research/dataplane.md §1.2-§1.5); the model behind it as
+//! `{"statusCode": N, "message": "…"}` (docs/reference/dataplane.md §1.2-§1.5); the model behind it as
 //! Azure OpenAI does, `{"error": {"code": "…", "message": "…"}}` (§2). The hint follows the
 //! status: 401 is the token (sign in again), 403 the scope or consent, 429 the rate (wait for
 //! `Retry-After`).

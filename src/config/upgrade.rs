@@ -1,6 +1,6 @@
 //! How a model deployment follows the new versions Azure publishes: its `versionUpgradeOption`.
 //! Azure upgrades deployments on its own, so this is policy the environment states, and a version
-//! Azure moved a deployment to under it is not drift (research/dataplane.md §4.2).
+//! Azure moved a deployment to under it is not drift (docs/reference/dataplane.md §4.2).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! The model catalog of an environment's location, read once before anything is planned: which
-//! versions exist, which is the default, which retire when (research/dataplane.md §4.4). `plan`
+//! versions exist, which is the default, which retire when (docs/reference/dataplane.md §4.4). `plan`
 //! and `up` judge each deployment by it, so a retired version stops `up` before its first write
 //! instead of failing at the deployment after API Management took its 30-45 minutes.
 

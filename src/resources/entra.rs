@@ -293,7 +293,7 @@ impl Managed for ApiApp {
         }
         let id = observed.get(OBJECT_ID)?.as_str()?;
         // Entra refuses to remove an enabled scope (`CannotDeleteOrUpdateEnabledEntitlement`):
-        // the first step disables it and changes nothing else (research/dataplane.md §5).
+        // the first step disables it and changes nothing else (docs/reference/dataplane.md §5).
         if let Some(api) = self.with_old_scopes_disabled(observed) {
             return Some(WriteRequest::graph_patch(
                 format!("/applications/{id}"),

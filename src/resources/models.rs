@@ -4,7 +4,7 @@
 //! the location does not offer (errors naming what it does). Pure: the engine reads the catalog
 //! and the clock and passes them in.
 //!
-//! Facts: research/dataplane.md §4 (lifecycle words, the Models API shape, the 410 at retirement).
+//! Facts: docs/reference/dataplane.md §4 (lifecycle words, the Models API shape, the 410 at retirement).
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! The model catalog: which model versions a location offers, until when, and what a deployment
-//! of a version becomes as the sandbox's clock moves (research/dataplane.md §4).
+//! of a version becomes as the sandbox's clock moves (docs/reference/dataplane.md §4).
 //!
 //! The data is `catalog.json` beside this file: Microsoft's retirement schedule as published,
 //! with its source and the date it was taken. Nothing here reads the system time: "retired"
