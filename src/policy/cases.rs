@@ -339,6 +339,15 @@ fn token_spec(t: RawToken) -> Result<TokenSpec, String> {
 }
 
 impl TokenSpec {
+    /// The claims the case removes (`~`): a live mint must leave them out even where its
+    /// issuer would add them by default.
+    pub fn removed_claims(&self) -> impl Iterator<Item = &str> {
+        self.claims
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(k, _)| k.as_str())
+    }
+
     /// The recipe for this environment: `client` by unique name or app id (default: the first
     /// client), `audience` `api` (default), `graph` or a literal value.
     pub fn recipe(

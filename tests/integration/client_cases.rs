@@ -164,6 +164,9 @@ async fn user_cases_run_live_and_the_failing_one_is_named() {
   - name: a key nobody published
     token: { signature: unknown-kid }
     expect: { status: 401, reason: TokenSignatureKeyNotFound }
+  - name: no expiry at all
+    token: { claims: { exp: ~ } }
+    expect: { status: 401, reason: JwtInvalid }
   - name: not a token
     raw_token: not-a-jwt
     expect: { status: 401 }
@@ -188,13 +191,13 @@ async fn user_cases_run_live_and_the_failing_one_is_named() {
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let verdicts = user_verdicts(&out.stdout);
-    assert_eq!(verdicts.len(), 10);
+    assert_eq!(verdicts.len(), 11);
     for (name, _, held, _, _, drift) in &verdicts {
         assert!(*held && drift.is_null(), "{name}: {verdicts:?}");
     }
     assert_eq!(
         summary(&out.stdout),
-        json!({"type": "summary", "env": "local", "cases": 22, "held": 22, "failed": 0,
+        json!({"type": "summary", "env": "local", "cases": 23, "held": 23, "failed": 0,
                "skipped": 0, "drifted": 0})
     );
 }
