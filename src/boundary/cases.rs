@@ -9,6 +9,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::cloud::Cloud;
 use crate::policy::matrix::Signature;
 use crate::policy::simulator::{Decision, Request};
 use crate::policy::token::{encode_json, sign_hs256};
@@ -180,6 +181,16 @@ impl Case {
             .is_none_or(|r| p.reason.as_ref() == Some(r))
             && custom.decision.is_none_or(|d| p.decision == d)
     }
+}
+
+/// Why a user's case whose `token:` must be minted cannot run against `cloud`, if it cannot:
+/// only the sandbox signs tokens on request (`POST /_sandbox/tokens`); Entra issues them to a
+/// sign-in alone, so on Azure such a case is skipped, never sent with a token no tenant signed.
+pub fn mint_refusal(cloud: Cloud) -> Option<&'static str> {
+    (cloud != Cloud::Sandbox).then_some(
+        "the case's `token:` must be minted, and Entra issues tokens only to a sign-in: run it \
+         against the sandbox, or give `good_token: true`, `raw_token:` or an `authorization` header",
+    )
 }
 
 /// A token signed by the tenant turned into the case's broken variant, as `policy test` mints
@@ -479,5 +490,18 @@ mod tests {
         let unknown = forge(Signature::UnknownKid, &signed, &claims, None).unwrap();
         assert!(!unknown.starts_with(&header) && unknown.ends_with(".c2ln"));
         assert_eq!(forge(Signature::Tampered, "not-a-jwt", &claims, None), None);
+    }
+
+    #[test]
+    fn only_the_sandbox_mints_a_cases_token() {
+        assert_eq!(mint_refusal(Cloud::Sandbox), None);
+        for cloud in [Cloud::Public, Cloud::Usgov, Cloud::China] {
+            assert!(
+                mint_refusal(cloud).unwrap().starts_with(
+                    "the case's `token:` must be minted, and Entra issues tokens only to a sign-in"
+                ),
+                "{cloud:?}"
+            );
+        }
     }
 }

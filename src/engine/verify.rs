@@ -606,13 +606,8 @@ async fn minted(
     now: i64,
 ) -> Result<String, String> {
     let blueprint = &connected.blueprint;
-    if blueprint.cloud != Cloud::Sandbox {
-        return Err(
-            "the case's `token:` must be minted, and Entra issues tokens only to a \
-                    sign-in: run it against the sandbox, or give `good_token: true`, \
-                    `raw_token:` or an `authorization` header"
-                .to_owned(),
-        );
+    if let Some(why) = cases::mint_refusal(blueprint.cloud) {
+        return Err(why.to_owned());
     }
     let address = blueprint.sandbox_address.as_str();
     let base = format!("http://{address}");
