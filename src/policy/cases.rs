@@ -143,24 +143,42 @@ pub struct CaseSpec {
 /// Reads and checks a case file whole: every error names the file (and for YAML errors the line
 /// and column), before any case is run.
 pub fn load(file: &str, text: &str, api_path: &str) -> Result<Vec<CaseSpec>, String> {
-    let raw: CaseFile = crate::config::parse_yaml_document(file, text).map_err(|e| {
-        if e.contains("\nhint: ") {
-            e
-        } else {
-            format!("{e}\n{FORMAT_HINT}")
-        }
-    })?;
-    if raw.cases.len() > MAX_CASES {
+    let mut located: crate::config::LocatedYaml<CaseFile> =
+        crate::config::parse_yaml_located(file, text).map_err(|e| {
+            if e.contains("\nhint: ") {
+                e
+            } else {
+                format!("{e}\n{FORMAT_HINT}")
+            }
+        })?;
+    let cases = std::mem::take(&mut located.value.cases);
+    let at = |path: &str| {
+        located
+            .position(path)
+            .map(|p| format!("{p}:"))
+            .unwrap_or_default()
+    };
+    if cases.len() > MAX_CASES {
         return Err(format!(
-            "{file}: cases: {} cases; at most {MAX_CASES} in one file\nhint: split the cases into several files",
-            raw.cases.len()
+            "{file}:{} cases: {} cases; at most {MAX_CASES} in one file\nhint: split the cases into several files",
+            at("cases"),
+            cases.len()
         ));
     }
-    raw.cases
+    cases
         .into_iter()
         .enumerate()
         .map(|(i, c)| {
-            spec(c, api_path).map_err(|e| format!("{file}: cases[{i}]: {e}\n{FORMAT_HINT}"))
+            spec(c, api_path).map_err(|e| {
+                // `key: what is wrong` points at that key of the case; other errors at the case.
+                let (path, message) = match e.split_once(": ") {
+                    Some((key, rest)) if !key.contains([' ', '`', '/']) => {
+                        (format!("cases[{i}].{key}"), rest.to_owned())
+                    }
+                    _ => (format!("cases[{i}]"), e),
+                };
+                format!("{file}:{} {path}: {message}\n{FORMAT_HINT}", at(&path))
+            })
         })
         .collect()
 }

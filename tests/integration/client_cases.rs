@@ -228,7 +228,13 @@ async fn a_bad_cases_file_stops_verify_before_any_request() {
     .await;
     assert_eq!(
         text,
-        "error: bad.yaml: cases[0]: path: `https://example.com/llm/x` is not a path under the API: start it with `/llm/` (no host, query or `..`; query parameters go in `query:`)\nhint: the case file format is in docs/policy.md (\"Case files\")\n"
+        "error: bad.yaml:3:5: cases[0].path: `https://example.com/llm/x` is not a path under the API: start it with `/llm/` (no host, query or `..`; query parameters go in `query:`)\nhint: the case file format is in docs/policy.md (\"Case files\")\n"
+    );
+    let text =
+        run("cases:\n  - name: v3\n    token: { version: 3 }\n    expect: { status: 401 }\n").await;
+    assert_eq!(
+        text,
+        "error: bad.yaml:3:14: cases[0].token.version: 3 is not 1 or 2\nhint: the case file format is in docs/policy.md (\"Case files\")\n"
     );
     let text = run(
         "cases:\n  - name: out of the API\n    path: /llm/%2e%2e/admin\n    expect: { status: 401 }\n",
