@@ -280,6 +280,9 @@ pub struct VerifyArgs {
     /// An expired token, for the expired case on Azure.
     #[arg(long, value_name = "FILE")]
     pub expired_token_file: Option<PathBuf>,
+    /// A YAML file of your own gateway cases, in `policy test`'s format (repeatable).
+    #[arg(long = "cases", value_name = "FILE")]
+    pub cases: Vec<PathBuf>,
 }
 
 /// Names on the command line are short and printable: they end up in file names and messages.

@@ -7,6 +7,12 @@
 //! around it, with a key or with anyone's own token.
 
 use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cloud::Cloud;
+use crate::policy::matrix::Signature;
+use crate::policy::simulator::{Decision, Request};
+use crate::policy::token::{encode_json, sign_hs256};
 
 /// Where a case's request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -29,6 +35,8 @@ pub enum Expect {
     Status(u16),
     /// Anything but success: a 3xx redirect or a 4xx refusal (never the model's answer).
     Refused,
+    /// Any status: a user's case that expects only a reason or a decision.
+    Any,
 }
 
 impl Expect {
@@ -36,6 +44,7 @@ impl Expect {
         match self {
             Expect::Status(s) => s == status,
             Expect::Refused => (300..500).contains(&status),
+            Expect::Any => true,
         }
     }
 
@@ -43,6 +52,7 @@ impl Expect {
         match self {
             Expect::Status(s) => s.to_string(),
             Expect::Refused => "refused".to_owned(),
+            Expect::Any => "any".to_owned(),
         }
     }
 }
@@ -105,12 +115,127 @@ pub struct Materials {
 /// One case of the matrix.
 #[derive(Debug, Clone)]
 pub struct Case {
-    pub name: &'static str,
+    pub name: String,
     pub target: Target,
     pub credential: Credential,
     pub expect: Expect,
     /// Why it was not run, when a token could not be had.
     pub skipped: Option<String>,
+    /// A user's case (`--cases`): its own request and what else it expects.
+    pub custom: Option<Custom>,
+}
+
+/// What a user's case adds to a gateway case: its request as the case file gives it (without
+/// the credential), and the reason and decision it expects, which only the simulator can tell
+/// (the gateway says neither).
+#[derive(Debug, Clone)]
+pub struct Custom {
+    /// The case file.
+    pub source: String,
+    pub request: Request,
+    pub body: Option<String>,
+    pub reason: Option<String>,
+    pub decision: Option<Decision>,
+}
+
+impl Case {
+    /// What must come back, in words: the status, then the reason and decision a user's case
+    /// expects.
+    pub fn expected(&self) -> String {
+        let mut words = vec![self.expect.describe()];
+        if let Some(c) = &self.custom {
+            words.extend(c.reason.clone());
+            if let Some(d) = c.decision {
+                words.extend(
+                    serde_json::to_value(d)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned)),
+                );
+            }
+        }
+        words.join(" ")
+    }
+
+    /// Whether it held: the status as expected, and for a user's case the reason and decision
+    /// the simulator predicts as expected too (the prediction stands for the gateway's reason
+    /// only when the two agree on the status: a drift fails a case that expects a reason).
+    pub fn held(&self, status: Option<u16>, prediction: Option<&Prediction>) -> bool {
+        let Some(status) = status else {
+            return false;
+        };
+        if !self.expect.holds(status) {
+            return false;
+        }
+        let Some(custom) = &self.custom else {
+            return true;
+        };
+        if custom.reason.is_none() && custom.decision.is_none() {
+            return true;
+        }
+        let Some(p) = prediction.filter(|p| p.status == status) else {
+            return false;
+        };
+        custom
+            .reason
+            .as_ref()
+            .is_none_or(|r| p.reason.as_ref() == Some(r))
+            && custom.decision.is_none_or(|d| p.decision == d)
+    }
+}
+
+/// Why a user's case whose `token:` must be minted cannot run against `cloud`, if it cannot:
+/// only the sandbox signs tokens on request (`POST /_sandbox/tokens`); Entra issues them to a
+/// sign-in alone, so on Azure such a case is skipped, never sent with a token no tenant signed.
+pub fn mint_refusal(cloud: Cloud) -> Option<&'static str> {
+    (cloud != Cloud::Sandbox).then_some(
+        "the case's `token:` must be minted, and Entra issues tokens only to a sign-in: run it \
+         against the sandbox, or give `good_token: true`, `raw_token:` or an `authorization` header",
+    )
+}
+
+/// A token signed by the tenant turned into the case's broken variant, as `policy test` mints
+/// them offline (`TokenRecipe::mint`): the payload swapped after signing, no signature, HS256
+/// keyed with the tenant's public modulus, or a `kid` nobody published (the gateway finds no key
+/// to try, so which key signed does not matter). `None` for a valid token, and for HS256 without
+/// the modulus.
+pub fn forge(
+    signature: Signature,
+    signed: &str,
+    claims: &Value,
+    modulus: Option<&[u8]>,
+) -> Option<String> {
+    let parts: Vec<&str> = signed.split('.').collect();
+    let [header, payload, sig] = parts[..] else {
+        return None;
+    };
+    let kid = crate::policy::token::Jwt::parse(signed)
+        .ok()
+        .and_then(|j| j.kid)
+        .map_or(Value::Null, Value::String);
+    match signature {
+        Signature::Valid => None,
+        Signature::Tampered => {
+            let mut forged = claims.clone();
+            forged["oid"] = json!("someone-else");
+            Some(format!("{header}.{}.{sig}", encode_json(&forged)))
+        }
+        Signature::Unsigned => Some(format!(
+            "{}.{}.",
+            encode_json(&json!({"alg": "none", "typ": "JWT"})),
+            encode_json(claims)
+        )),
+        Signature::HmacWithPublicKey => modulus.map(|n| {
+            sign_hs256(
+                n,
+                &json!({"alg": "HS256", "typ": "JWT", "kid": kid}),
+                claims,
+            )
+        }),
+        Signature::UnknownKid => Some(format!(
+            "{}.{payload}.{sig}",
+            encode_json(&json!({"alg": "RS256", "typ": "JWT", "kid": "kid-nobody-published"}))
+        )),
+    }
 }
 
 /// The good token with one character of its signature changed: still a well-formed JWT, no
@@ -131,14 +256,15 @@ pub fn tampered(token: &str) -> String {
 
 /// The matrix, in the order it is printed.
 pub fn matrix(m: &Materials) -> Vec<Case> {
-    let case = |name, target, credential, expect| Case {
-        name,
+    let case = |name: &str, target, credential, expect| Case {
+        name: name.to_owned(),
         target,
         credential,
         expect,
         skipped: None,
+        custom: None,
     };
-    let from = |name, target, material: &Material, expect| match material {
+    let from = |name: &str, target, material: &Material, expect| match material {
         Material::Token(t) => case(name, target, Credential::Bearer(t.clone()), expect),
         Material::Skipped(why) => Case {
             skipped: Some(why.clone()),
@@ -225,6 +351,7 @@ pub fn matrix(m: &Materials) -> Vec<Case> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prediction {
     pub status: u16,
+    pub decision: Decision,
     pub reason: Option<String>,
     pub message: Option<String>,
 }
@@ -271,6 +398,7 @@ mod tests {
     fn drift_is_a_different_status_or_message() {
         let p = Prediction {
             status: 401,
+            decision: Decision::Deny,
             reason: Some("TokenExpired".into()),
             message: Some("Unauthorized".into()),
         };
@@ -301,5 +429,79 @@ mod tests {
             Some("pass --foreign-token-file")
         );
         assert!(!format!("{cases:?}").contains("g.g.g"));
+    }
+
+    fn user_case(status: Option<u16>, reason: Option<&str>) -> Case {
+        Case {
+            name: "mine".into(),
+            target: Target::Gateway,
+            credential: Credential::None,
+            expect: status.map_or(Expect::Any, Expect::Status),
+            skipped: None,
+            custom: Some(Custom {
+                source: "cases.yaml".into(),
+                request: Request::new("POST", "/llm/x"),
+                body: None,
+                reason: reason.map(str::to_owned),
+                decision: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_user_case_holds_on_its_status_and_on_the_reason_the_agreeing_simulator_gives() {
+        let p = Prediction {
+            status: 401,
+            decision: Decision::Deny,
+            reason: Some("TokenExpired".into()),
+            message: None,
+        };
+        let case = user_case(Some(401), Some("TokenExpired"));
+        assert_eq!(case.expected(), "401 TokenExpired");
+        assert!(case.held(Some(401), Some(&p)));
+        assert!(!case.held(Some(403), Some(&p)), "another status");
+        assert!(!case.held(None, Some(&p)), "no answer");
+        assert!(!user_case(Some(401), Some("TokenExpired")).held(Some(401), None));
+        assert!(!user_case(None, Some("TokenIssuerNotAllowed")).held(Some(401), Some(&p)));
+        // The simulator's reason stands for the gateway's only when their statuses agree.
+        assert!(!user_case(None, Some("TokenExpired")).held(Some(200), Some(&p)));
+        assert!(user_case(None, Some("TokenExpired")).held(Some(401), Some(&p)));
+    }
+
+    #[test]
+    fn forged_tokens_break_the_signed_one_as_policy_test_mints_them() {
+        let claims = json!({"oid": "me", "tid": "t"});
+        let header = encode_json(&json!({"alg": "RS256", "kid": "k1"}));
+        let signed = format!("{header}.{}.c2ln", encode_json(&claims));
+        assert_eq!(forge(Signature::Valid, &signed, &claims, None), None);
+        let tampered = forge(Signature::Tampered, &signed, &claims, None).unwrap();
+        assert!(tampered.starts_with(&format!("{header}.")) && tampered.ends_with(".c2ln"));
+        assert_ne!(tampered, signed);
+        assert!(
+            forge(Signature::Unsigned, &signed, &claims, None)
+                .unwrap()
+                .ends_with('.')
+        );
+        assert_eq!(
+            forge(Signature::HmacWithPublicKey, &signed, &claims, None),
+            None
+        );
+        assert!(forge(Signature::HmacWithPublicKey, &signed, &claims, Some(b"n")).is_some());
+        let unknown = forge(Signature::UnknownKid, &signed, &claims, None).unwrap();
+        assert!(!unknown.starts_with(&header) && unknown.ends_with(".c2ln"));
+        assert_eq!(forge(Signature::Tampered, "not-a-jwt", &claims, None), None);
+    }
+
+    #[test]
+    fn only_the_sandbox_mints_a_cases_token() {
+        assert_eq!(mint_refusal(Cloud::Sandbox), None);
+        for cloud in [Cloud::Public, Cloud::Usgov, Cloud::China] {
+            assert!(
+                mint_refusal(cloud).unwrap().starts_with(
+                    "the case's `token:` must be minted, and Entra issues tokens only to a sign-in"
+                ),
+                "{cloud:?}"
+            );
+        }
     }
 }

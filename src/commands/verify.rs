@@ -8,21 +8,37 @@ use crate::cli::{GlobalArgs, VerifyArgs};
 use crate::embedded;
 use crate::engine::signin;
 use crate::engine::verify::{self, CaseResult, VerifyOptions};
+use crate::hint::Hinted;
 use crate::input::read_token_file;
 use crate::oauth::cache::TokenCache;
 use crate::output::Printer;
 use crate::output::events::JsonLine;
+use crate::policy::cases;
 
 pub fn run(global: &GlobalArgs, args: VerifyArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let read = |path: &Option<std::path::PathBuf>| path.as_deref().map(read_token_file).transpose();
-    let verify_options = VerifyOptions {
+    let mut verify_options = VerifyOptions {
         sign_in: options(&args.sign_in, Vec::new()),
         token: read(&args.token_file)?,
         foreign_token: read(&args.foreign_token_file)?,
         expired_token: read(&args.expired_token_file)?,
+        cases: Vec::new(),
     };
     let cache = TokenCache::for_user()?;
     let checked = checked(global, &args.sign_in.env, &args.sign_in.azure)?;
+    // The whole of every case file is checked before the first request.
+    for file in &args.cases {
+        let text = crate::config::read_yaml_file(file).map_err(|e| {
+            Hinted::error(
+                format!("cannot read {}: {e}", file.display()),
+                "--cases takes a YAML file of cases as `policy test` reads them (docs/policy.md)",
+            )
+        })?;
+        let name = file.display().to_string();
+        let specs =
+            cases::load(&name, &text, &checked.blueprint.api.path).map_err(anyhow::Error::msg)?;
+        verify_options.cases.push((name, specs));
+    }
     let blueprint = checked.blueprint.clone();
     runtime()?.block_on(async {
         let timeout = verify_options.sign_in.timeout;
@@ -45,9 +61,9 @@ fn print(printer: &Printer, env: &str, results: &[CaseResult]) -> ExitStatus {
         if printer.json() {
             printer.emit(&JsonLine::BoundaryCase {
                 env: env.to_owned(),
-                case: r.case.name.to_owned(),
+                case: r.case.name.clone(),
                 target: r.case.target,
-                expected: r.case.expect.describe(),
+                expected: r.case.expected(),
                 status: r.status,
                 message: r.message.clone(),
                 held: r.held,
@@ -69,7 +85,7 @@ fn print(printer: &Printer, env: &str, results: &[CaseResult]) -> ExitStatus {
         let mut line = format!(
             "{verdict:<5} {:<20} expected {:<8} got {got}",
             r.case.name,
-            r.case.expect.describe()
+            r.case.expected()
         );
         if let Some(why) = &r.case.skipped {
             line = format!("{verdict:<5} {:<20} skipped: {why}", r.case.name);

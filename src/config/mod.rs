@@ -41,6 +41,30 @@ pub fn parse_yaml_document<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, String> {
+    parse_yaml_located(file, text).map(|l| l.value)
+}
+
+/// A YAML document parsed as [`parse_yaml_document`] does, its tree kept, so that a check made
+/// after parsing can still say at which line and column the key it is about is.
+pub struct LocatedYaml<T> {
+    pub value: T,
+    node: Node,
+}
+
+impl<T> LocatedYaml<T> {
+    /// `line:col` of the key at `path` (`cases[2].token.version`), or of its nearest ancestor
+    /// in the document.
+    pub fn position(&self, path: &str) -> Option<String> {
+        tree::locate(&self.node, &tree::KeyPath::parse(path))
+            .map(|m| format!("{}:{}", m.line(), m.column()))
+    }
+}
+
+/// [`parse_yaml_document`], keeping the tree for [`LocatedYaml::position`].
+pub fn parse_yaml_located<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<LocatedYaml<T>, String> {
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
@@ -55,7 +79,7 @@ pub fn parse_yaml_document<T: serde::de::DeserializeOwned>(
         }
         message
     })?;
-    marked_yaml::from_node(&node).map_err(|e| {
+    let value = marked_yaml::from_node(&node).map_err(|e| {
         let at = e
             .start_mark()
             .map(|m| format!("{}:{}:", m.line(), m.column()))
@@ -65,7 +89,8 @@ pub fn parse_yaml_document<T: serde::de::DeserializeOwned>(
             e.path().unwrap_or("(document)"),
             serde_message(&e)
         )
-    })
+    })?;
+    Ok(LocatedYaml { value, node })
 }
 
 /// Reads a YAML input from disk, refusing one over [`MAX_YAML_BYTES`] before reading it: the

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::azure::retry::Replay;
 use crate::azure::transport::{Method, ReqwestTransport, Transport, WireRequest};
 use crate::boundary::cases::{
-    self, Case, Credential, Material, Materials, Prediction, Target, drift,
+    self, Case, Credential, Custom, Expect, Material, Materials, Prediction, Target, drift, forge,
 };
 use crate::clock::Clock;
 use crate::cloud::Cloud;
@@ -21,6 +21,8 @@ use crate::dataplane::{Call, DataPlane};
 use crate::oauth::cache::TokenCache;
 use crate::oauth::device::DeviceAuthorization;
 use crate::policy::Document;
+use crate::policy::cases::{CaseSpec, CaseToken, ChatTarget, METHODS, TokenSpec};
+use crate::policy::matrix::Signature;
 use crate::policy::model::PolicyDocument;
 use crate::policy::simulator::{Request as SimRequest, Simulator};
 use crate::policy::token::{Jwt, KeySet};
@@ -39,6 +41,8 @@ pub struct VerifyOptions {
     pub token: Option<String>,
     pub foreign_token: Option<String>,
     pub expired_token: Option<String>,
+    /// The user's cases (`--cases`), by file, checked before anything was sent.
+    pub cases: Vec<(String, Vec<CaseSpec>)>,
 }
 
 /// One case and what happened.
@@ -64,6 +68,8 @@ struct Facts {
     account_id: String,
     api_protocols: Vec<String>,
     policy: Option<PolicyDocument>,
+    /// The client apps (unique name, app id), for the clients a user's case names.
+    clients: Vec<(String, String)>,
 }
 
 pub async fn verify(
@@ -90,7 +96,8 @@ pub async fn verify(
     let connected = super::connect(checked, options.sign_in.timeout).await?;
     let facts = facts(&connected).await?;
     let materials = materials(&connected, &facts, good, options, &*clock).await;
-    let cases = cases::matrix(&materials);
+    let mut cases = cases::matrix(&materials);
+    cases.extend(user_cases(&connected, &facts, &materials.good, options, &*clock).await);
     let mut simulator = simulator(&connected, &cases).await;
     let plane = DataPlane::new()?;
     let mut results = Vec::new();
@@ -113,6 +120,7 @@ pub async fn verify(
                     simulator.evaluate(policy, &sim_request(&facts, &case), clock.now_seconds());
                 Some(Prediction {
                     status: outcome.status,
+                    decision: outcome.decision,
                     reason: outcome.reason.clone(),
                     message: outcome.message.clone(),
                 })
@@ -126,7 +134,7 @@ pub async fn verify(
             _ => None,
         };
         results.push(CaseResult {
-            held: status.is_some_and(|s| case.expect.holds(s)),
+            held: case.held(status, prediction.as_ref()),
             case,
             status,
             message,
@@ -165,6 +173,7 @@ async fn facts(connected: &Connected) -> anyhow::Result<Facts> {
         .and_then(|p| serde_json::from_value(p).ok())
         .unwrap_or_default();
     Ok(Facts {
+        clients: endpoint.clients.clone(),
         api_url: endpoint.api_url,
         api_app_id: endpoint.api_app_id,
         api_path: blueprint.api.path.clone(),
@@ -336,6 +345,9 @@ async fn send(
     facts: &Facts,
     case: &Case,
 ) -> (Option<u16>, Option<String>) {
+    if let (Target::Gateway, Some(custom)) = (case.target, &case.custom) {
+        return send_custom(plane, facts, case, custom).await;
+    }
     let url = match case.target {
         Target::Gateway => chat_url(&facts.api_url, &facts.deployment),
         Target::Foundry => format!(
@@ -391,7 +403,61 @@ async fn send(
         headers,
         body: Some(chat_body()),
     };
-    match plane.send(&call, None).await {
+    answer(plane.send(&call, None).await)
+}
+
+/// A user's case as its file gives it, at the gateway that serves the API: the path was
+/// checked to lie under the API's (`policy::cases::load`), so it never names another host.
+async fn send_custom(
+    plane: &DataPlane,
+    facts: &Facts,
+    case: &Case,
+    custom: &Custom,
+) -> (Option<u16>, Option<String>) {
+    let suffix = format!("/{}", facts.api_path);
+    let root = facts
+        .api_url
+        .strip_suffix(&suffix)
+        .unwrap_or(&facts.api_url);
+    let mut url = match reqwest::Url::parse(&format!("{root}{}", custom.request.path)) {
+        Ok(url) => url,
+        Err(e) => return (None, Some(format!("not a URL: {e}"))),
+    };
+    if !custom.request.query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (name, value) in &custom.request.query {
+            pairs.append_pair(name, value);
+        }
+    }
+    let method = METHODS
+        .iter()
+        .copied()
+        .find(|m| *m == custom.request.method)
+        .unwrap_or("POST");
+    let mut headers = custom.request.headers.clone();
+    if let Some((name, value)) = case.credential.header() {
+        headers.insert(0, (name.to_owned(), value));
+    }
+    let body = match &custom.body {
+        Some(text) => Some(text.clone().into_bytes()),
+        None if method == "POST" => Some(chat_body()),
+        None => None,
+    };
+    let call = Call {
+        method,
+        url: url.to_string(),
+        headers,
+        body,
+    };
+    answer(plane.send(&call, None).await)
+}
+
+/// The status and what the answer says: the gateway's message, Azure's error, the model's
+/// answer or where it redirects.
+fn answer(
+    result: Result<crate::dataplane::Answer, crate::dataplane::DataPlaneError>,
+) -> (Option<u16>, Option<String>) {
+    match result {
         Ok(answer) => {
             let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
             let message = body
@@ -412,6 +478,13 @@ async fn send(
 }
 
 fn sim_request(facts: &Facts, case: &Case) -> SimRequest {
+    if let Some(custom) = &case.custom {
+        let mut request = custom.request.clone();
+        if let Some((name, value)) = case.credential.header() {
+            request.headers.insert(0, (name.to_owned(), value));
+        }
+        return request;
+    }
     let mut request = SimRequest::new(
         "POST",
         &format!(
@@ -439,7 +512,9 @@ async fn simulator(connected: &Connected, cases: &[Case]) -> Simulator {
     let mut tenants: BTreeSet<String> = BTreeSet::new();
     tenants.insert(blueprint.tenant_id.as_str().to_ascii_lowercase());
     for case in cases {
-        if let Credential::Bearer(token) = &case.credential
+        // `Bearer <token>`, or a user's case's `<scheme> <token>`.
+        if let Some((_, value)) = case.credential.header()
+            && let Some(token) = value.split_whitespace().last()
             && let Some(tid) = Jwt::parse(token)
                 .ok()
                 .and_then(|j| j.claim_str("tid").map(str::to_ascii_lowercase))
@@ -470,4 +545,165 @@ async fn simulator(connected: &Connected, cases: &[Case]) -> Simulator {
         }
     }
     simulator
+}
+
+/// The user's cases as gateway cases. A case whose token must be minted runs on the sandbox,
+/// which signs it with the tenant's own key (`POST /_sandbox/tokens`); on Azure it is skipped
+/// with the reason, since Entra issues tokens only to a sign-in.
+async fn user_cases(
+    connected: &Connected,
+    facts: &Facts,
+    good: &str,
+    options: &VerifyOptions,
+    clock: &dyn Clock,
+) -> Vec<Case> {
+    let target = ChatTarget {
+        api_path: &facts.api_path,
+        deployment: &facts.deployment,
+    };
+    let mut out = Vec::new();
+    for (source, specs) in &options.cases {
+        for spec in specs {
+            let mut case = Case {
+                name: spec.name.clone(),
+                target: Target::Gateway,
+                credential: Credential::None,
+                expect: spec.expect.status.map_or(Expect::Any, Expect::Status),
+                skipped: None,
+                custom: Some(Custom {
+                    source: source.clone(),
+                    request: spec.request(&target),
+                    body: spec.body.clone(),
+                    reason: spec.expect.reason.clone(),
+                    decision: spec.expect.decision,
+                }),
+            };
+            match &spec.token {
+                None => {}
+                Some(CaseToken::Raw(token)) => {
+                    case.credential = Credential::Authorization(format!("Bearer {token}"));
+                }
+                Some(CaseToken::Good) => case.credential = Credential::Bearer(good.to_owned()),
+                Some(CaseToken::Minted(token)) => {
+                    match minted(connected, facts, token, clock.now_seconds()).await {
+                        Ok(value) => case.credential = Credential::Authorization(value),
+                        Err(why) => case.skipped = Some(why),
+                    }
+                }
+            }
+            out.push(case);
+        }
+    }
+    out
+}
+
+/// The `Authorization` value of a case's `token:`, signed by the sandbox tenant's key and then
+/// broken as the case asks ([`forge`]).
+async fn minted(
+    connected: &Connected,
+    facts: &Facts,
+    token: &TokenSpec,
+    now: i64,
+) -> Result<String, String> {
+    let blueprint = &connected.blueprint;
+    if let Some(why) = cases::mint_refusal(blueprint.cloud) {
+        return Err(why.to_owned());
+    }
+    let address = blueprint.sandbox_address.as_str();
+    let base = format!("http://{address}");
+    let transport = ReqwestTransport::new().map_err(|e| e.to_string())?;
+    let own = blueprint.tenant_id.as_str();
+    let tenant = if token.foreign_tenant {
+        foreign_tenant(&transport, &base, own)
+            .await
+            .ok_or("the sandbox has no second tenant")?
+    } else {
+        own.to_owned()
+    };
+    let recipe = token.recipe(&facts.api_app_id, &facts.clients)?;
+    let claims = recipe.claims_in(Cloud::Sandbox, address, &tenant, now);
+    let mut asked = claims.clone();
+    for removed in token.removed_claims() {
+        asked[removed] = Value::Null;
+    }
+    let Material::Token(signed) = mint(&transport, &base, &tenant, &asked).await else {
+        return Err("the sandbox minted no token".to_owned());
+    };
+    let modulus = match token.signature {
+        Signature::HmacWithPublicKey => {
+            public_modulus(blueprint, &transport, &tenant, &signed).await
+        }
+        _ => None,
+    };
+    let value = match token.signature {
+        Signature::Valid => signed,
+        other => forge(other, &signed, &claims, modulus.as_deref())
+            .ok_or("the tenant's public key could not be read")?,
+    };
+    Ok(format!("{} {value}", token.scheme))
+}
+
+/// Another tenant of the sandbox than `own`, as `/_sandbox/info` lists them.
+async fn foreign_tenant(transport: &ReqwestTransport, base: &str, own: &str) -> Option<String> {
+    let info = transport
+        .send(&WireRequest::new(
+            Method::Get,
+            format!("{base}/_sandbox/info"),
+        ))
+        .await
+        .ok()
+        .and_then(|r| r.body_json().ok())
+        .unwrap_or(Value::Null);
+    info["tenants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["id"].as_str())
+        .find(|id| !id.eq_ignore_ascii_case(own))
+        .map(str::to_owned)
+}
+
+/// A token with `claims` signed by `tenant`'s current key (`POST /_sandbox/tokens`).
+async fn mint(transport: &ReqwestTransport, base: &str, tenant: &str, claims: &Value) -> Material {
+    let request = WireRequest::new(Method::Post, format!("{base}/_sandbox/tokens"))
+        .json(&json!({"tenant": tenant, "claims": claims}));
+    match transport
+        .send(&request)
+        .await
+        .ok()
+        .and_then(|r| r.body_json().ok())
+    {
+        Some(body) if body["access_token"].is_string() => {
+            Material::Token(body["access_token"].as_str().unwrap_or_default().to_owned())
+        }
+        other => Material::Skipped(format!("the sandbox minted no token: {other:?}")),
+    }
+}
+
+/// The modulus of the key that signed `signed`, from the tenant's published keys: what an
+/// algorithm-confusion token is keyed with.
+async fn public_modulus(
+    blueprint: &crate::config::Blueprint,
+    transport: &ReqwestTransport,
+    tenant: &str,
+    signed: &str,
+) -> Option<Vec<u8>> {
+    let kid = Jwt::parse(signed).ok()?.kid?;
+    let login = blueprint.cloud.endpoints(&blueprint.sandbox_address).login;
+    let keys = transport
+        .send(&WireRequest::new(
+            Method::Get,
+            format!("{login}/{tenant}/discovery/v2.0/keys"),
+        ))
+        .await
+        .ok()?
+        .body_json()
+        .ok()?;
+    let n = keys["keys"]
+        .as_array()?
+        .iter()
+        .find(|k| k["kid"].as_str() == Some(kid.as_str()))?["n"]
+        .as_str()?
+        .to_owned();
+    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, n).ok()
 }

@@ -283,10 +283,12 @@ pub enum JsonLine {
     /// `verify`: one case of the boundary matrix, against the live endpoints.
     BoundaryCase {
         env: String,
-        /// The case, e.g. `good-token`, `foreign-tenant`, `foundry-with-key`.
+        /// The case, e.g. `good-token`, `foreign-tenant`, `foundry-with-key`, or the name a
+        /// `--cases` file gives it.
         case: String,
         target: crate::boundary::cases::Target,
-        /// The status the case must get, or `refused` (a 3xx or 4xx).
+        /// The status the case must get, `refused` (a 3xx or 4xx) or `any`; for a `--cases`
+        /// case, then the reason and decision it expects (`401 TokenExpired`).
         expected: String,
         /// The status it got; null when skipped or when no answer came.
         status: Option<u16>,

@@ -100,15 +100,18 @@ pub fn run<R: rsa::rand_core::TryCryptoRng + ?Sized>(
         .zip(&ids.clients)
         .map(|(c, id)| (c.unique_name.clone(), id.to_string()))
         .collect();
-    let path = &blueprint.api.path;
+    let target = cases::ChatTarget {
+        api_path: &blueprint.api.path,
+        deployment: first_deployment(blueprint),
+    };
     let mut suites: Vec<(String, Vec<Case>)> = vec![(
         "matrix".to_owned(),
-        matrix::builtin(&world, model, path, &clients),
+        matrix::builtin(&world, model, &target, &clients),
     )];
     for (name, text) in case_files {
         suites.push((
             name.clone(),
-            cases::parse(name, text, &world, path, &clients)?,
+            cases::parse(name, text, &world, &target, &clients)?,
         ));
     }
     let simulator = || {
@@ -135,6 +138,15 @@ pub fn run<R: rsa::rand_core::TryCryptoRng + ?Sized>(
         }
     }
     Ok(runs)
+}
+
+/// The deployment the matrix's requests name: the environment's first (`up` creates it).
+pub fn first_deployment(blueprint: &Blueprint) -> &str {
+    blueprint
+        .foundry
+        .deployments
+        .first()
+        .map_or("", |d| d.name.as_str())
 }
 
 fn matches(case: &Case, outcome: &Outcome) -> bool {

@@ -8,6 +8,7 @@ use super::model::{Policy, PolicyDocument};
 use super::simulator::{Decision, Request};
 use super::token::{TokenSigner, encode_json, sign_hs256};
 use crate::cloud::Cloud;
+use crate::render::snippet::CHAT_API_VERSION;
 
 /// Microsoft Graph's app id: the audience of a token for another API.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
@@ -74,13 +75,18 @@ impl TokenRecipe {
         } else {
             world.tenant
         };
-        let issuers = world.cloud.issuers(world.sandbox_address, tenant);
+        self.claims_in(world.cloud, world.sandbox_address, tenant, world.now)
+    }
+
+    /// The claims as `tenant` issues them at `now`: what `verify` has a live tenant sign.
+    pub fn claims_in(&self, cloud: Cloud, sandbox_address: &str, tenant: &str, now: i64) -> Json {
+        let issuers = cloud.issuers(sandbox_address, tenant);
         let mut claims = json!({
             "aud": self.audience,
             "iss": if self.version == 1 { issuers.v1 } else { issuers.v2 },
-            "iat": world.now + self.not_before_in,
-            "nbf": world.now + self.not_before_in,
-            "exp": world.now + self.expires_in,
+            "iat": now + self.not_before_in,
+            "nbf": now + self.not_before_in,
+            "exp": now + self.expires_in,
             "name": "Sandbox User",
             "oid": "5e7a0000-0000-4000-8000-000000005e01",
             "scp": "llm.invoke",
@@ -155,14 +161,31 @@ pub struct Case {
     pub llm_tokens: u64,
 }
 
-/// The request path the matrix uses: a chat completion through the API.
-pub fn chat_request(api_path: &str, authorization: Option<String>) -> Request {
+/// Where the default request goes: the API's chat completions operation for a deployment.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatTarget<'a> {
+    pub api_path: &'a str,
+    pub deployment: &'a str,
+}
+
+/// The request the matrix sends: a chat completion through the API's operation as `up` defines
+/// it (`POST /deployments/{deployment-id}/chat/completions`, resources/apim.rs), for the
+/// environment's first deployment, so that `policy test` offline and `verify` live send the same.
+pub fn chat_request(api_path: &str, deployment: &str, authorization: Option<String>) -> Request {
     let mut request = Request::new(
         "POST",
-        &format!("/{api_path}/openai/deployments/gpt-4o-mini/chat/completions"),
+        &format!("/{api_path}/deployments/{deployment}/chat/completions"),
     );
+    request
+        .headers
+        .push(("content-type".to_owned(), "application/json".to_owned()));
+    request
+        .query
+        .push(("api-version".to_owned(), CHAT_API_VERSION.to_owned()));
     if let Some(value) = authorization {
-        request.headers.push(("Authorization".to_owned(), value));
+        request
+            .headers
+            .insert(0, ("Authorization".to_owned(), value));
     }
     request
 }
@@ -171,7 +194,7 @@ pub fn chat_request(api_path: &str, authorization: Option<String>) -> Request {
 pub fn builtin(
     world: &TokenWorld<'_>,
     policy: &PolicyDocument,
-    api_path: &str,
+    target: &ChatTarget<'_>,
     clients: &[(String, String)],
 ) -> Vec<Case> {
     let check = policy.inbound.iter().find_map(|s| match &s.policy {
@@ -222,7 +245,7 @@ pub fn builtin(
     let bearer = |r: &TokenRecipe| Some(format!("Bearer {}", r.mint(world)));
     let case = |name: String, authorization: Option<String>, expect: Expectation| Case {
         name,
-        request: chat_request(api_path, authorization),
+        request: chat_request(target.api_path, target.deployment, authorization),
         expect,
         llm_tokens: 0,
     };

@@ -49,6 +49,9 @@ pub(crate) fn mint(
     full.insert("tid".into(), json!(tenant));
     full.insert("uti".into(), json!(new_guid().replace('-', "")));
     full.extend(claims);
+    // A claim given as `null` is one the caller wants absent, defaults included: a test token
+    // without `exp` is a token Entra never issues, and the gateway must refuse it.
+    full.retain(|_, v| !v.is_null());
     // v1 tokens carry `x5t` next to `kid`; v2 tokens only `kid` (entra.md §4).
     let v1 = full.get("ver").and_then(Value::as_str) != Some("2.0");
     let header = if v1 {

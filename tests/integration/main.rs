@@ -11,6 +11,7 @@ mod boundary;
 mod browser;
 mod cli_usage;
 mod client;
+mod client_cases;
 mod config_inputs;
 mod contention;
 mod down_cli;

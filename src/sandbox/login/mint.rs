@@ -1,5 +1,6 @@
 //! `POST /_sandbox/tokens`: a token signed with a sandbox tenant's current key, with the claims
-//! the caller gives over the sign-in defaults (`iat`, `nbf`, `exp` one hour on, `tid`, `uti`).
+//! the caller gives over the sign-in defaults (`iat`, `nbf`, `exp` one hour on, `tid`, `uti`); a
+//! claim given as `null` is left out, defaults included.
 //! `provision verify` uses it for the tokens Entra would never issue to it on demand (another
 //! tenant's, an expired one), so the boundary can be shown to refuse them; on Azure those come
 //! from files the user passes. The sandbox already hands out its operator's secret on loopback,
