@@ -6,10 +6,11 @@
 use std::process::Output;
 
 use provision::clock::SignedDuration;
-use provision::sandbox::{Sandbox, SandboxConfig};
+use provision::sandbox::{DEFAULT_TENANT, LatencyProfile, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
 
 use crate::project::Project;
-use crate::sandbox_support::start;
+use crate::sandbox_support::{Arm, client, default_sandbox, group_path, operator, start};
 
 /// A `--tls` sandbox with its certificate in a state directory, and a project whose `local`
 /// environment points at it with `extra` as the rest of its `sandbox:` mapping (`{ca}` there
@@ -156,4 +157,172 @@ async fn tls_settings_are_checked_before_the_network() {
         "{err}"
     );
     assert!(err.contains("\nhint: point `sandbox.ca_file` at"), "{err}");
+}
+
+/// `GET` `url` with `client`, as status and JSON body (`Null` when there is none).
+async fn get_json(client: &reqwest::Client, url: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut request = client.get(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The client-credentials form MSAL posts for `az login --service-principal`: the resource as
+/// a `.default` scope (azure-cli `core/auth/util.py` `resource_to_scopes`: the resource, a `/`
+/// unless it ends with one, then `.default`).
+async fn client_credentials(sandbox: &Sandbox, resource: &str) -> (u16, Value) {
+    let (id, secret) = operator(sandbox).await;
+    let scope = format!("{}/.default", resource.trim_end_matches('/'));
+    let response = client()
+        .post(format!(
+            "{}/{DEFAULT_TENANT}/oauth2/v2.0/token",
+            sandbox.base_url()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("scope", scope.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Item 1: `az cloud register --endpoint-resource-manager URL` GETs
+/// `URL + '/metadata/endpoints?api-version=2022-09-01'` and indexes the answer as one cloud.
+#[tokio::test]
+async fn cloud_metadata_is_one_cloud_at_the_version_az_asks_for_with_or_without_a_slash() {
+    let sandbox = default_sandbox().await;
+    let base = sandbox.base_url();
+    let http = client();
+    for arm_endpoint in [base.to_owned(), format!("{base}/")] {
+        let url = format!("{arm_endpoint}/metadata/endpoints?api-version=2022-09-01");
+        let (status, cloud) = get_json(&http, &url, None).await;
+        assert_eq!(status, 200, "{url}");
+        assert!(cloud.is_object(), "{url}: {cloud}");
+        assert_eq!(cloud["name"], "Sandbox");
+        assert_eq!(cloud["resourceManager"], format!("{base}/"));
+        assert_eq!(cloud["authentication"]["loginEndpoint"], base);
+        assert_eq!(
+            cloud["authentication"]["audiences"][0],
+            "https://management.core.windows.net/"
+        );
+        assert_eq!(cloud["microsoftGraphResourceId"], format!("{base}/"));
+        assert_eq!(
+            cloud["suffixes"]["sqlServerHostname"],
+            "database.windows.net"
+        );
+    }
+    // Only 2020-06-01 lists every cloud.
+    let (status, all) = get_json(
+        &http,
+        &format!("{base}/metadata/endpoints?api-version=2020-06-01"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    // Two slashes elsewhere are not folded: only the cloud register's own request is.
+    let (status, _) = get_json(
+        &http,
+        &format!("{base}//metadata//endpoints?api-version=2022-09-01"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+/// Item 2: az asks for a Graph token for the advertised `microsoftGraphResourceId` and calls
+/// `microsoftGraphResourceId + 'v1.0'` with it (azure-cli `role/_msgrpah/_graph_client.py`).
+#[tokio::test]
+async fn the_advertised_graph_resource_gets_a_token_graph_accepts() {
+    let sandbox = default_sandbox().await;
+    let base = sandbox.base_url();
+    let http = client();
+    let (_, cloud) = get_json(
+        &http,
+        &format!("{base}/metadata/endpoints?api-version=2022-09-01"),
+        None,
+    )
+    .await;
+    let resource = cloud["microsoftGraphResourceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, token) = client_credentials(&sandbox, &resource).await;
+    assert_eq!(status, 200, "{token}");
+    let access = token["access_token"].as_str().unwrap();
+    let jwt = provision::policy::token::Jwt::parse(access).unwrap();
+    assert_eq!(jwt.claim_str("aud"), Some("https://graph.microsoft.com"));
+    let (status, apps) =
+        get_json(&http, &format!("{resource}v1.0/applications"), Some(access)).await;
+    assert_eq!(status, 200, "{apps}");
+    assert_eq!(apps["value"], json!([]));
+    // Another loopback origin is not the sandbox's Graph: refused as Entra refuses an unknown
+    // resource.
+    let (status, refused) = client_credentials(&sandbox, "https://127.0.0.2:1/").await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error_description"].as_str().unwrap().starts_with(
+            "AADSTS500011: The resource principal named https://127.0.0.2:1 was not found"
+        ),
+        "{refused}"
+    );
+}
+
+/// Item 3: `az apim create` (azure-cli `apim/custom.py` `apim_create`, through the SDK's
+/// `begin_create_or_update` poller) follows `Location` when no `Azure-AsyncOperation` is given.
+#[tokio::test]
+async fn apim_service_creation_is_polled_by_location_only() {
+    // Realistic operation times (the service activates for minutes), requests without delay.
+    let sandbox = start(SandboxConfig {
+        latency: LatencyProfile::Realistic,
+        time_scale: 1000.0,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let arm = Arm::new(&sandbox);
+    arm.group("rg1").await;
+    let path = format!(
+        "{}/providers/Microsoft.ApiManagement/service/apim-cli?api-version=2024-05-01",
+        group_path("rg1")
+    );
+    let created = arm
+        .put(
+            &path,
+            &json!({
+                "location": "westus",
+                "sku": {"name": "Developer", "capacity": 1},
+                "properties": {
+                    "publisherEmail": "ops@example.com",
+                    "publisherName": "ops",
+                    "virtualNetworkType": "None",
+                },
+            }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.header("azure-asyncoperation"), None);
+    let location = created.header("location").unwrap().to_owned();
+    assert!(
+        location.contains("/service/apim-cli/operationresults/"),
+        "{location}"
+    );
+    let running = arm.get(&location).await;
+    assert_eq!((running.status, &running.body), (202, &Value::Null));
+    sandbox.advance(SignedDuration::from_mins(50)).unwrap();
+    let done = arm.get(&location).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.body["name"], "apim-cli");
+    assert_eq!(done.body["properties"]["provisioningState"], "Succeeded");
 }

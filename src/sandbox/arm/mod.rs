@@ -53,6 +53,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/subscriptions", any(handle))
         .route("/subscriptions/{*rest}", any(handle))
         .route("/metadata/endpoints", get(resources::metadata_endpoints))
+        // `az cloud register --endpoint-resource-manager https://host:port/` appends
+        // `/metadata/endpoints` to the URL as typed (azure-cli `cloud/custom.py`,
+        // `_populate_from_metadata_endpoint`), and ARM's front door folds the empty segment.
+        .route("//metadata/endpoints", get(resources::metadata_endpoints))
 }
 
 /// The `api-version`s each provider accepts: the pinned one, the stable ones around it, and the
