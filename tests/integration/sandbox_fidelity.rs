@@ -6,9 +6,12 @@
 use std::process::Output;
 
 use provision::clock::SignedDuration;
-use provision::sandbox::{DEFAULT_TENANT, LatencyProfile, Sandbox, SandboxConfig};
+use provision::sandbox::{
+    DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, LatencyProfile, Sandbox, SandboxConfig,
+};
 use serde_json::{Value, json};
 
+use crate::arm_fixtures::Example;
 use crate::project::Project;
 use crate::sandbox_support::{Arm, client, default_sandbox, group_path, operator, start};
 
@@ -325,4 +328,141 @@ async fn apim_service_creation_is_polled_by_location_only() {
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.body["name"], "apim-cli");
     assert_eq!(done.body["properties"]["provisioningState"], "Succeeded");
+}
+
+const OPENAI_USER: &str = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd";
+
+fn role_definitions(scope: &str, query: &str) -> String {
+    format!("{scope}/providers/Microsoft.Authorization/roleDefinitions{query}")
+}
+
+/// Item 5: `az role assignment create --role "Cognitive Services OpenAI User" --scope RG`
+/// resolves the name by `$filter=roleName eq '…'` at the scope, assigns the id it finds, and
+/// `az role assignment list --scope RG` maps ids back to names from the unfiltered list
+/// (azure-cli `command_modules/role/custom.py`, `_resolve_role_id`, `list_role_assignments`).
+#[tokio::test]
+async fn role_definitions_resolve_names_and_ids_at_any_scope() {
+    let sandbox = default_sandbox().await;
+    let arm = Arm::new(&sandbox);
+    arm.group("rg").await;
+    let subscription = format!("/subscriptions/{DEFAULT_SUBSCRIPTION}");
+    let by_name = Example::load(
+        "authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/examples/GetRoleDefinitionByName.json",
+    );
+    let by_id = Example::load(
+        "authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/examples/GetRoleDefinitionById.json",
+    );
+
+    let found = arm
+        .get(&role_definitions(
+            &group_path("rg"),
+            "?$filter=roleName%20eq%20%27Cognitive%20Services%20OpenAI%20User%27&api-version=2022-04-01",
+        ))
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    let roles = found.body["value"].as_array().unwrap();
+    assert_eq!(roles.len(), 1, "{}", found.body);
+    let role_id =
+        format!("{subscription}/providers/Microsoft.Authorization/roleDefinitions/{OPENAI_USER}");
+    assert_eq!(roles[0]["id"], role_id.as_str());
+    assert_eq!(
+        roles[0]["properties"]["roleName"],
+        "Cognitive Services OpenAI User"
+    );
+    assert_eq!(roles[0]["properties"]["type"], "BuiltInRole");
+    assert_eq!(roles[0]["properties"]["assignableScopes"], json!(["/"]));
+    by_name.assert_matches(200, &roles[0]);
+
+    let one = arm.get(&format!("{role_id}?api-version=2022-04-01")).await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.body, roles[0]);
+    by_id.assert_matches(200, &one.body);
+
+    // The assignment az then makes, and the list az maps names from.
+    let assignment = arm
+        .put(
+            &format!(
+                "{}/providers/Microsoft.Authorization/roleAssignments/33333333-3333-4333-8333-333333333333?api-version=2022-04-01",
+                group_path("rg")
+            ),
+            &json!({"properties": {
+                "roleDefinitionId": role_id,
+                "principalId": crate::sandbox_support::info(&sandbox).await["tenants"][0]["users"][0]["id"],
+                "principalType": "User",
+            }}),
+        )
+        .await;
+    assert_eq!(assignment.status, 201, "{}", assignment.body);
+    let all = arm
+        .get(&role_definitions(
+            &group_path("rg"),
+            "?api-version=2022-05-01-preview",
+        ))
+        .await;
+    assert_eq!(all.status, 200);
+    let names: Vec<&str> = all.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["properties"]["roleName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Owner",
+            "Contributor",
+            "Reader",
+            "User Access Administrator",
+            "Cognitive Services OpenAI User",
+            "Cognitive Services OpenAI Contributor",
+            "Cognitive Services User"
+        ]
+    );
+
+    // The other side: unknown names and ids, filters ARM would not take, writes, absent scopes.
+    let none = arm
+        .get(&role_definitions(
+            &subscription,
+            "?$filter=roleName%20eq%20%27Nobody%27&api-version=2022-04-01",
+        ))
+        .await;
+    assert_eq!((none.status, &none.body), (200, &json!({"value": []})));
+    let missing = arm
+        .get(&role_definitions(
+            &subscription,
+            "/00000000-0000-4000-8000-000000000000?api-version=2022-04-01",
+        ))
+        .await;
+    assert_eq!(
+        (missing.status, missing.code(), missing.message()),
+        (
+            404,
+            "RoleDefinitionDoesNotExist",
+            "The specified role definition with ID '00000000-0000-4000-8000-000000000000' does not exist."
+        )
+    );
+    let odd = arm
+        .get(&role_definitions(
+            &subscription,
+            "?$filter=startswith(roleName,%27C%27)&api-version=2022-04-01",
+        ))
+        .await;
+    assert_eq!((odd.status, odd.code()), (400, "UnsupportedQuery"));
+    let write = arm
+        .put(
+            &format!("{role_id}?api-version=2022-04-01"),
+            &json!({"properties": {"roleName": "mine"}}),
+        )
+        .await;
+    assert_eq!((write.status, write.code()), (405, "MethodNotAllowed"));
+    let absent = arm
+        .get(&role_definitions(
+            &group_path("nowhere"),
+            "?api-version=2022-04-01",
+        ))
+        .await;
+    assert_eq!(
+        (absent.status, absent.code()),
+        (404, "ResourceGroupNotFound")
+    );
 }

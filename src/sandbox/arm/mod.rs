@@ -15,6 +15,7 @@ mod cognitive;
 mod operations;
 mod protocol;
 mod resources;
+mod roles;
 mod settle;
 
 use std::sync::Arc;
@@ -410,6 +411,13 @@ fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
             && w[2].eq_ignore_ascii_case("roleAssignments")
     }) {
         return authorization::handle(call, at);
+    }
+    if let Some(at) = segments.windows(3).position(|w| {
+        w[0].eq_ignore_ascii_case("providers")
+            && w[1].eq_ignore_ascii_case("Microsoft.Authorization")
+            && w[2].eq_ignore_ascii_case("roleDefinitions")
+    }) {
+        return roles::handle(call, at);
     }
     if segments
         .iter()
