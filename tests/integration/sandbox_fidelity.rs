@@ -466,3 +466,137 @@ async fn role_definitions_resolve_names_and_ids_at_any_scope() {
         (404, "ResourceGroupNotFound")
     );
 }
+
+const CS_API: &str = "2025-06-01";
+
+fn account(group: &str, name: &str) -> String {
+    format!(
+        "{}/providers/Microsoft.CognitiveServices/accounts/{name}",
+        group_path(group)
+    )
+}
+
+/// An AIServices account `name` in `rg`, created and settled.
+async fn new_account(arm: &Arm, name: &str) -> Value {
+    let path = format!("{}?api-version={CS_API}", account("rg", name));
+    let put = arm
+        .put(
+            &path,
+            &json!({
+                "location": "westus",
+                "kind": "AIServices",
+                "sku": {"name": "S0"},
+                "identity": {"type": "SystemAssigned"},
+                "tags": {"team": "ml"},
+                "properties": {"customSubDomainName": name},
+            }),
+        )
+        .await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    arm.wait_async(put.header("azure-asyncoperation").unwrap())
+        .await;
+    arm.get(&path).await.body
+}
+
+/// Item 7: `az cognitiveservices account deployment create --sku-capacity 10` sends the
+/// capacity as the string `"10"`; ARM takes it as the integer. The official PutDeployment
+/// example, replayed with its capacity as az sends it.
+#[tokio::test]
+async fn deployment_capacity_is_taken_as_text_of_digits_as_arm_takes_it() {
+    let sandbox = default_sandbox().await;
+    let arm = Arm::new(&sandbox);
+    arm.group("rg").await;
+    new_account(&arm, "capacity").await;
+    let example = Example::load(
+        "cognitiveservices/resource-manager/Microsoft.CognitiveServices/CognitiveServices/stable/2025-06-01/examples/PutDeployment.json",
+    );
+    let mut body = example.body();
+    let capacity = body["sku"]["capacity"].as_u64().unwrap();
+    body["sku"]["capacity"] = json!(capacity.to_string());
+    let path = format!(
+        "{}/deployments/{}?api-version={CS_API}",
+        account("rg", "capacity"),
+        example.str("deploymentName")
+    );
+    let created = arm.put(&path, &body).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    example.assert_matches(201, &created.body);
+    assert_eq!(created.body["sku"]["capacity"], json!(capacity));
+    arm.wait_async(created.header("azure-asyncoperation").unwrap())
+        .await;
+    let got = arm.get(&path).await;
+    assert_eq!(got.body["sku"]["capacity"], json!(capacity));
+    assert_eq!(got.body["properties"]["currentCapacity"], json!(capacity));
+
+    // Not a positive whole number, as text or not: refused as before.
+    for bad in [
+        json!("0"),
+        json!("ten"),
+        json!("1.5"),
+        json!(""),
+        json!(-3),
+        json!(true),
+    ] {
+        let mut body = example.body();
+        body["sku"]["capacity"] = bad.clone();
+        let refused = arm.put(&path, &body).await;
+        assert_eq!(
+            (refused.status, refused.code(), refused.message()),
+            (
+                400,
+                "InvalidRequestContent",
+                "The request content was invalid: 'sku.capacity' must be a positive integer."
+            ),
+            "{bad}"
+        );
+    }
+}
+
+/// Item 8: `az cognitiveservices account recover` PUTs only `location` and
+/// `properties.restore: true` (azure-cli `command_modules/cognitiveservices/custom.py`,
+/// `recover`); the account comes back as it was, kind, sku, tags and identity included.
+#[tokio::test]
+async fn recover_restores_from_location_and_the_restore_flag_alone() {
+    let sandbox = default_sandbox().await;
+    let arm = Arm::new(&sandbox);
+    arm.group("rg").await;
+    let before = new_account(&arm, "phoenix").await;
+    let path = format!("{}?api-version={CS_API}", account("rg", "phoenix"));
+    let recover = json!({"location": "westus", "properties": {"restore": true}});
+
+    let gone = arm.delete(&path).await;
+    assert_eq!(gone.status, 202);
+    arm.wait_location(gone.header("location").unwrap()).await;
+
+    let restored = arm.put(&path, &recover).await;
+    assert_eq!(restored.status, 201, "{}", restored.body);
+    assert_eq!(restored.body["kind"], "AIServices");
+    assert_eq!(restored.body["sku"], json!({"name": "S0"}));
+    assert_eq!(restored.body["tags"], json!({"team": "ml"}));
+    assert_eq!(
+        restored.body["properties"]["provisioningState"],
+        "Succeeded"
+    );
+    assert_eq!(
+        restored.body["properties"]["internalId"],
+        before["properties"]["internalId"]
+    );
+    assert_eq!(
+        restored.body["identity"]["principalId"],
+        before["identity"]["principalId"]
+    );
+
+    // With nothing soft-deleted there is nothing to take `kind` from: refused as a create is.
+    let fresh = format!("{}?api-version={CS_API}", account("rg", "never-was"));
+    let refused = arm.put(&fresh, &recover).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (400, "InvalidRequestContent"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.message(),
+        "The request content was invalid: 'kind' is required."
+    );
+}
