@@ -600,3 +600,67 @@ async fn recover_restores_from_location_and_the_restore_flag_alone() {
         "The request content was invalid: 'kind' is required."
     );
 }
+
+/// Item 9: `/_sandbox/info` of a `--tls` sandbox gives what to trust (the PEM and the file it
+/// is kept in); over plain HTTP there is nothing to trust (`tls: null`).
+#[tokio::test]
+async fn info_gives_a_tls_sandboxs_certificate() {
+    let (sandbox, _project, state) = tls_world("").await;
+    let pem = sandbox.certificate_pem().unwrap();
+    let trusting = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let (status, info) = get_json(
+        &trusting,
+        &format!("{}/_sandbox/info", sandbox.base_url()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let file = state.path().join("sandbox-cert.pem");
+    assert_eq!(info["tls"]["ca_pem"], pem.as_str());
+    assert_eq!(info["tls"]["ca_file"], file.display().to_string());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), pem);
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+
+    let plain = default_sandbox().await;
+    let info = crate::sandbox_support::info(&plain).await;
+    assert_eq!(info["tls"], Value::Null);
+}
+
+/// Item 9: the operator secret never starts with `-` (`az login --service-principal -u ID -p
+/// SECRET` reads such a secret as an option), also when a saved state had one.
+#[tokio::test]
+async fn the_operator_secret_never_starts_with_a_dash() {
+    for _ in 0..64 {
+        let sandbox = default_sandbox().await;
+        let (_, secret) = operator(&sandbox).await;
+        assert!(
+            secret.starts_with(|c: char| c.is_ascii_alphanumeric()),
+            "{secret}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = || SandboxConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..SandboxConfig::default()
+    };
+    let first = start(config()).await;
+    Arm::new(&first).group("saved").await;
+    drop(first);
+    let file = dir.path().join("state.json");
+    let mut saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    saved["operator"]["client_secret"] = json!("-dashed-secret");
+    std::fs::write(&file, saved.to_string()).unwrap();
+    let again = start(config()).await;
+    let (_, secret) = operator(&again).await;
+    assert_ne!(secret, "-dashed-secret");
+    assert!(
+        secret.starts_with(|c: char| c.is_ascii_alphanumeric()),
+        "{secret}"
+    );
+    let (status, token) = client_credentials(&again, "https://management.azure.com/").await;
+    assert_eq!(status, 200, "{token}");
+}
