@@ -664,3 +664,78 @@ async fn the_operator_secret_never_starts_with_a_dash() {
     let (status, token) = client_credentials(&again, "https://management.azure.com/").await;
     assert_eq!(status, 200, "{token}");
 }
+
+/// `GET …/service/{name}/policyDescriptions?scope=Api`, as recorded SDK sessions send it: the
+/// official example replayed, the policies the gateway enforces listed.
+#[tokio::test]
+async fn policy_descriptions_list_what_the_gateway_enforces() {
+    let sandbox = default_sandbox().await;
+    let arm = Arm::new(&sandbox);
+    let example = Example::load(
+        "apimanagement/resource-manager/Microsoft.ApiManagement/stable/2024-05-01/examples/ApiManagementListPolicyDescriptions.json",
+    );
+    arm.group(example.str("resourceGroupName")).await;
+    let service = format!(
+        "{}/providers/Microsoft.ApiManagement/service/{}",
+        group_path(example.str("resourceGroupName")),
+        example.str("serviceName")
+    );
+    let created = arm
+        .put(
+            &format!("{service}?api-version=2024-05-01"),
+            &json!({"location": "westus", "sku": {"name": "Developer", "capacity": 1},
+                    "properties": {"publisherEmail": "ops@example.com", "publisherName": "ops"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let url = |scope: &str| {
+        format!(
+            "{service}/policyDescriptions?api-version={}&scope={scope}",
+            example.str("api-version")
+        )
+    };
+
+    let listed = arm.get(&url(example.str("scope"))).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    example.assert_matches(200, &listed.body);
+    let names: Vec<&str> = listed.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.body["count"], json!(names.len()));
+    assert!(names.contains(&"validate-azure-ad-token"), "{names:?}");
+    assert!(names.contains(&"llm-token-limit"), "{names:?}");
+    let first = &listed.body["value"][0];
+    assert_eq!(
+        first["id"],
+        format!("{service}/policyDescriptions/authentication-managed-identity")
+    );
+    assert_eq!(first["properties"]["scope"], 268_435_471);
+    let all = arm
+        .get(&format!(
+            "{service}/policyDescriptions?api-version=2024-05-01"
+        ))
+        .await;
+    assert_eq!(all.body, listed.body);
+
+    let odd = arm.get(&url("Galaxy")).await;
+    assert_eq!(
+        (odd.status, odd.code(), odd.message()),
+        (
+            400,
+            "ValidationError",
+            "Invalid scope 'Galaxy'. Supported values are Tenant, Product, Api, Operation, All."
+        )
+    );
+    let missing = arm
+        .get(&format!(
+            "{}/providers/Microsoft.ApiManagement/service/nothing/policyDescriptions?api-version=2024-05-01",
+            group_path(example.str("resourceGroupName"))
+        ))
+        .await;
+    assert_eq!((missing.status, missing.code()), (404, "ResourceNotFound"));
+    let write = arm.put(&url("Api"), &json!({"properties": {}})).await;
+    assert_eq!((write.status, write.code()), (405, "MethodNotAllowed"));
+}
