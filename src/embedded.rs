@@ -79,12 +79,15 @@ pub async fn sandbox_for(
     if blueprint.cloud != Cloud::Sandbox {
         return Ok(None);
     }
-    let addr: SocketAddr = blueprint.sandbox_address.parse().map_err(|e| {
+    // A `--tls` sandbox (`sandbox.tls: true`) is served on its own, from the state directory its
+    // certificate lives in: one started here would serve plain HTTP under another certificate.
+    let (address, tls) = match blueprint.sandbox_address.strip_prefix("https://") {
+        Some(address) => (address, true),
+        None => (blueprint.sandbox_address.as_str(), false),
+    };
+    let addr: SocketAddr = address.parse().map_err(|e| {
         Hinted::error(
-            format!(
-                "{}: sandbox.address {}: {e}",
-                blueprint.file, blueprint.sandbox_address
-            ),
+            format!("{}: sandbox.address {address}: {e}", blueprint.file),
             "write a loopback HOST:PORT, e.g. 127.0.0.1:7171",
         )
     })?;
@@ -96,6 +99,19 @@ pub async fn sandbox_for(
     .is_ok_and(|r| r.is_ok());
     if listening {
         return Ok(None);
+    }
+    if tls {
+        return Err(Hinted::error(
+            format!(
+                "{}: no sandbox listens on {addr}, and `sandbox.tls: true` names one served \
+                 separately",
+                blueprint.file
+            ),
+            format!(
+                "start it with `provision sandbox serve --tls --addr {addr} --state DIR` (its \
+                 certificate is DIR/sandbox-cert.pem, the `sandbox.ca_file`)"
+            ),
+        ));
     }
     let started = Sandbox::start(SandboxConfig {
         addr,

@@ -45,8 +45,13 @@ pub struct Blueprint {
     /// The environment's own file, for messages.
     pub file: String,
     pub cloud: Cloud,
-    /// Loopback `host:port` of the sandbox; only meaningful for `cloud: sandbox`.
+    /// Loopback `host:port` of the sandbox, or its whole `https://host:port` origin with
+    /// `sandbox.tls: true` (what [`crate::cloud::sandbox_origin`] reads); only meaningful for
+    /// `cloud: sandbox`.
     pub sandbox_address: String,
+    /// The certificate a `--tls` sandbox serves, to trust explicitly (`sandbox.ca_file`): never
+    /// by turning verification off.
+    pub sandbox_ca_file: Option<std::path::PathBuf>,
     pub tenant_id: Guid,
     pub subscription_id: Guid,
     pub location: String,
@@ -244,6 +249,79 @@ impl Checker<'_> {
     }
 }
 
+/// `sandbox:`: the address (loopback only), and for a `--tls` sandbox its `https://` origin and
+/// the certificate to trust. `tls` and `ca_file` come together: HTTPS without a trusted
+/// certificate could only work by not verifying it, and a certificate for plain HTTP is a typo.
+fn build_sandbox(
+    c: &mut Checker<'_>,
+    sandbox: Option<&RawSandbox>,
+    cloud: Option<Cloud>,
+) -> (String, Option<std::path::PathBuf>) {
+    let root = KeyPath::default();
+    let address = match (sandbox, cloud) {
+        (Some(_), Some(cloud)) if cloud != Cloud::Sandbox => {
+            c.error(
+                &root.key("sandbox"),
+                format!(
+                    "`sandbox:` only applies to `cloud: sandbox` (this environment is `{cloud}`)"
+                ),
+            );
+            DEFAULT_SANDBOX_ADDRESS.to_owned()
+        }
+        (
+            Some(RawSandbox {
+                address: Some(address),
+                ..
+            }),
+            _,
+        ) => {
+            let here = root.key("sandbox").key("address");
+            if !limits::length(c, &here, "the address", address, limits::TEXT) {
+            } else if let Err(message) = naming::loopback_address(address) {
+                c.error_hint(
+                        &root.key("sandbox").key("address"),
+                        message,
+                        "the sandbox holds test credentials and listens on loopback only, e.g. 127.0.0.1:7171",
+                    );
+            }
+            address.clone()
+        }
+        _ => DEFAULT_SANDBOX_ADDRESS.to_owned(),
+    };
+    let Some(sandbox) = sandbox.filter(|_| cloud == Some(Cloud::Sandbox)) else {
+        return (address, None);
+    };
+    match (sandbox.tls.unwrap_or(false), &sandbox.ca_file) {
+        (true, Some(ca)) => {
+            let here = root.key("sandbox").key("ca_file");
+            limits::length(c, &here, "the path", ca, limits::TEXT);
+            (
+                format!("https://{address}"),
+                Some(std::path::PathBuf::from(ca)),
+            )
+        }
+        (true, None) => {
+            c.error_hint(
+                &root.key("sandbox").key("tls"),
+                "`tls: true` needs `ca_file:`, the certificate the sandbox serves".to_owned(),
+                "add `ca_file: DIR/sandbox-cert.pem`, where DIR is the sandbox's `--state` \
+                 directory (or save the `tls.ca_pem` of its /_sandbox/info)",
+            );
+            (address, None)
+        }
+        (false, Some(_)) => {
+            c.error_hint(
+                &root.key("sandbox").key("ca_file"),
+                "`ca_file:` applies to a sandbox that serves HTTPS".to_owned(),
+                "add `tls: true` for a sandbox started with `provision sandbox serve --tls`, or \
+                 remove `ca_file:`",
+            );
+            (address, None)
+        }
+        (false, None) => (address, None),
+    }
+}
+
 /// Validates a deserialised environment into a Blueprint, or returns every problem found.
 pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Option<Blueprint> {
     let root = KeyPath::default();
@@ -262,35 +340,7 @@ pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Opti
     }
     limits::tags(c, &raw.tags);
 
-    let sandbox_address = match (&raw.sandbox, cloud) {
-        (Some(_), Some(cloud)) if cloud != Cloud::Sandbox => {
-            c.error(
-                &root.key("sandbox"),
-                format!(
-                    "`sandbox:` only applies to `cloud: sandbox` (this environment is `{cloud}`)"
-                ),
-            );
-            DEFAULT_SANDBOX_ADDRESS.to_owned()
-        }
-        (
-            Some(RawSandbox {
-                address: Some(address),
-            }),
-            _,
-        ) => {
-            let here = root.key("sandbox").key("address");
-            if !limits::length(c, &here, "the address", address, limits::TEXT) {
-            } else if let Err(message) = naming::loopback_address(address) {
-                c.error_hint(
-                    &root.key("sandbox").key("address"),
-                    message,
-                    "the sandbox holds test credentials and listens on loopback only, e.g. 127.0.0.1:7171",
-                );
-            }
-            address.clone()
-        }
-        _ => DEFAULT_SANDBOX_ADDRESS.to_owned(),
-    };
+    let (sandbox_address, sandbox_ca_file) = build_sandbox(c, raw.sandbox.as_ref(), cloud);
 
     let auth = cloud.map(|cloud| {
         let auth = raw.auth.unwrap_or(default_auth(cloud));
@@ -333,6 +383,7 @@ pub(super) fn build(env: &str, raw: RawEnvironment, c: &mut Checker<'_>) -> Opti
         file: c.leaf_file.to_owned(),
         cloud: cloud?,
         sandbox_address,
+        sandbox_ca_file,
         tenant_id: tenant_id?,
         subscription_id: subscription_id?,
         location: location?,

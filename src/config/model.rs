@@ -67,6 +67,13 @@ pub struct RawEnvironment {
 pub struct RawSandbox {
     /// Loopback host:port the sandbox listens on (default 127.0.0.1:7171).
     pub address: Option<String>,
+    /// The sandbox at `address` serves HTTPS (`provision sandbox serve --tls`); `ca_file` says
+    /// which certificate to trust. Default false: plain HTTP.
+    pub tls: Option<bool>,
+    /// With `tls: true`: the PEM certificate the sandbox serves (`sandbox-cert.pem` in its
+    /// `--state` directory), trusted for this sandbox besides the platform's roots. A relative
+    /// path is read from the current directory, as `--state` is.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -99,7 +99,7 @@ pub fn sign_in(
     deadline: Deadline,
 ) -> anyhow::Result<Azure> {
     let endpoints = blueprint.cloud.endpoints(&blueprint.sandbox_address);
-    let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new()?);
+    let transport: Arc<dyn Transport> = Arc::new(transport(blueprint)?);
     Ok(Azure::connect(
         blueprint.cloud,
         &endpoints,
@@ -107,6 +107,41 @@ pub fn sign_in(
         transport,
         deadline,
     )?)
+}
+
+/// The HTTP client for the environment's cloud: the platform's roots, and for a `--tls` sandbox
+/// also the certificate its `sandbox.ca_file` names. Verification is never turned off: a
+/// sandbox that serves another certificate is refused like any other host would be.
+pub fn transport(blueprint: &Blueprint) -> anyhow::Result<ReqwestTransport> {
+    let Some(ca_file) = &blueprint.sandbox_ca_file else {
+        return Ok(ReqwestTransport::new()?);
+    };
+    let hint = "point `sandbox.ca_file` at the `sandbox-cert.pem` in the `--state` directory of \
+                the `provision sandbox serve --tls` that listens at `sandbox.address`";
+    let pem = std::fs::read(ca_file).map_err(|e| {
+        Hinted::error(
+            format!(
+                "{}: sandbox.ca_file {}: {e}",
+                blueprint.file,
+                ca_file.display()
+            ),
+            hint,
+        )
+    })?;
+    // reqwest takes a file without a certificate as an empty set of roots; saying so here beats
+    // a TLS failure on the first request.
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Hinted::error(
+            format!(
+                "{}: sandbox.ca_file {}: no PEM certificate in the file",
+                blueprint.file,
+                ca_file.display()
+            ),
+            hint,
+        ));
+    }
+    ReqwestTransport::with_extra_root(&pem)
+        .map_err(|e| Hinted::error(format!("{}: sandbox.ca_file: {e}", blueprint.file), hint))
 }
 
 /// Apps registered in the wrong tenant would refuse every token at the gateway (the policy pins

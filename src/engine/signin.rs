@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::azure::transport::{ReqwestTransport, Transport};
+use crate::azure::transport::Transport;
 use crate::clock::{Clock, OffsetClock, SignedDuration, SystemClock};
 use crate::cloud::Cloud;
 use crate::config::{Blueprint, ClientApp};
@@ -109,8 +109,11 @@ pub async fn clock_for(blueprint: &Blueprint) -> anyhow::Result<Arc<dyn Clock>> 
     if blueprint.cloud != Cloud::Sandbox {
         return Ok(Arc::new(SystemClock));
     }
-    let url = format!("http://{}/_sandbox/clock", blueprint.sandbox_address);
-    let transport = ReqwestTransport::new()?;
+    let url = format!(
+        "{}/_sandbox/clock",
+        crate::cloud::sandbox_origin(&blueprint.sandbox_address)
+    );
+    let transport = super::connect::transport(blueprint)?;
     let request =
         crate::azure::transport::WireRequest::new(crate::azure::transport::Method::Get, &url);
     let unreachable = |reason: String| {
@@ -182,7 +185,7 @@ pub async fn user_sign_in(
 ) -> anyhow::Result<UserSignIn> {
     let blueprint = checked.blueprint.clone();
     let client = client_of(&blueprint, options.client.as_deref())?;
-    let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new()?);
+    let transport: Arc<dyn Transport> = Arc::new(super::connect::transport(&blueprint)?);
     if let Some(saved) = usable_saved(&blueprint, client, options, cache)? {
         if saved.is_fresh(clock.now(), FRESH_MARGIN_S) {
             tracing::debug!(client = %saved.client, "the saved token is good");

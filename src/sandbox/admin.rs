@@ -62,6 +62,14 @@ pub(crate) fn info(shared: &Shared) -> Value {
             "client_id": state.operator.client_id,
             "client_secret": state.operator.client_secret,
         },
+        // What a client must trust to reach a `--tls` sandbox, so nobody hunts for it on disk:
+        // the PEM itself, and the file it is kept in (with `--state`; the `sandbox.ca_file` of
+        // an environment). Null over plain HTTP.
+        "tls": shared.config.tls.then(|| json!({
+            "ca_pem": super::tls::certificate_pem(shared),
+            "ca_file": super::tls::certificate_file(shared)
+                .map(|p| std::path::absolute(&p).unwrap_or(p).display().to_string()),
+        })),
         "config": {
             "faults": format!("{:?}", shared.config.faults).to_ascii_lowercase(),
             "latency": format!("{:?}", shared.config.latency).to_ascii_lowercase(),

@@ -258,11 +258,18 @@ fn new_key() -> Option<TokenSigner> {
 
 /// The operator's client secret. Without the system's randomness there is no secret worth the
 /// name: an all-zero one would be guessable, so the sandbox does not start.
+/// URL-safe base64 that never starts with `-` or `_`: a secret starting with `-` is read as an
+/// option by command lines (`az login --service-principal -p SECRET` fails on it).
 fn new_secret() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 30];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for the operator secret: {e}"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    loop {
+        let mut bytes = [0u8; 30];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("no randomness for the operator secret: {e}"))?;
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if secret.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Ok(secret);
+        }
+    }
 }
 
 /// A fresh sandbox world: the default and the foreign tenant, each with a key and users, and the
@@ -354,7 +361,7 @@ impl Sandbox {
         if let Some(dir) = &config.state_dir {
             files::prepare_dir(dir)?;
         }
-        let state = match config.state_file() {
+        let mut state: State = match config.state_file() {
             Some(file) if file.exists() => {
                 let text = std::fs::read_to_string(&file)?;
                 serde_json::from_str(&text).map_err(|e| {
@@ -363,6 +370,15 @@ impl Sandbox {
             }
             _ => initial_state()?,
         };
+        // A state saved before secrets were kept from starting with `-` gets a usable one; its
+        // clients read the secret from `/_sandbox/info` anyway.
+        if !state
+            .operator
+            .client_secret
+            .starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            state.operator.client_secret = new_secret()?;
+        }
         let clock_offset = SignedDuration::from_millis(state.clock_offset_ms);
         let tcp = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = tcp.local_addr()?;
@@ -651,4 +667,20 @@ fn record(
         gateway: extra.gateway,
         devicelogin: extra.devicelogin,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    /// One secret in 32 would start with `-` or `_` unchecked; among 4,096 none may.
+    #[test]
+    fn operator_secrets_start_with_a_letter_or_digit() {
+        for _ in 0..4096 {
+            let secret = super::new_secret().unwrap();
+            assert!(
+                secret.starts_with(|c: char| c.is_ascii_alphanumeric()),
+                "{secret}"
+            );
+            assert_eq!(secret.len(), 40);
+        }
+    }
 }

@@ -38,6 +38,16 @@ pub(crate) fn certificate_pem(shared: &Shared) -> Option<String> {
     certificate(shared).ok().map(|(cert, _)| cert)
 }
 
+/// Where the certificate is kept, when serving TLS from a state directory.
+pub(crate) fn certificate_file(shared: &Shared) -> Option<std::path::PathBuf> {
+    shared
+        .config
+        .state_dir
+        .as_ref()
+        .filter(|_| shared.config.tls)
+        .map(|dir| dir.join(CERT_FILE))
+}
+
 fn certificate(shared: &Shared) -> anyhow::Result<(String, String)> {
     if let Some(dir) = &shared.config.state_dir {
         let (cert, key) = (dir.join(CERT_FILE), dir.join(KEY_FILE));

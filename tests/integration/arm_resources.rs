@@ -404,7 +404,16 @@ async fn subscriptions_and_cloud_metadata_serve_azure_clients() {
         .json()
         .await
         .unwrap();
-    assert_eq!(new, json!([old]));
+    assert_eq!(new, old);
+    let all: Value = http
+        .get(format!("{base}/metadata/endpoints?api-version=2020-06-01"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all, json!([old]));
 }
 
 #[tokio::test]

@@ -34,6 +34,7 @@ mod render_check;
 mod repository;
 mod sandbox_admin;
 mod sandbox_clock;
+mod sandbox_fidelity;
 mod sandbox_graph;
 mod sandbox_login;
 mod sandbox_security;

@@ -93,7 +93,7 @@ pub(super) fn handle(call: &mut Call<'_>, at: usize) -> Result<Reply, ArmError> 
 }
 
 /// A scope is the subscription, a resource group, or a resource the sandbox holds.
-fn check_scope(call: &Call<'_>, scope: &str) -> Result<(), ArmError> {
+pub(super) fn check_scope(call: &Call<'_>, scope: &str) -> Result<(), ArmError> {
     let parts: Vec<&str> = scope.split('/').filter(|s| !s.is_empty()).collect();
     if parts.len() <= 2 {
         return Ok(());

@@ -16,6 +16,7 @@ mod listing;
 mod operations;
 mod protocol;
 mod resources;
+mod roles;
 mod settle;
 
 use std::sync::Arc;
@@ -54,6 +55,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/subscriptions", any(handle))
         .route("/subscriptions/{*rest}", any(handle))
         .route("/metadata/endpoints", get(resources::metadata_endpoints))
+        // `az cloud register --endpoint-resource-manager https://host:port/` appends
+        // `/metadata/endpoints` to the URL as typed (azure-cli `cloud/custom.py`,
+        // `_populate_from_metadata_endpoint`), and ARM's front door folds the empty segment.
+        .route("//metadata/endpoints", get(resources::metadata_endpoints))
 }
 
 /// The `api-version`s each provider accepts: the pinned one, the stable ones around it, and the
@@ -407,6 +412,13 @@ fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
             && w[2].eq_ignore_ascii_case("roleAssignments")
     }) {
         return authorization::handle(call, at);
+    }
+    if let Some(at) = segments.windows(3).position(|w| {
+        w[0].eq_ignore_ascii_case("providers")
+            && w[1].eq_ignore_ascii_case("Microsoft.Authorization")
+            && w[2].eq_ignore_ascii_case("roleDefinitions")
+    }) {
+        return roles::handle(call, at);
     }
     if segments
         .iter()

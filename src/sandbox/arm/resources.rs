@@ -312,7 +312,16 @@ pub(super) struct MetadataQuery {
 }
 
 /// `GET /metadata/endpoints`: the cloud description `az cloud register --endpoint-resource-manager`
-/// and the SDKs read. From 2022-09-01 it is a list of clouds; before, one object.
+/// and the SDKs read. Only 2020-06-01 answers the list of every cloud (msrestazure PR #165,
+/// "populate from 2020-06-01 metadata"); every other version answers the one cloud the endpoint
+/// belongs to, and clients index it as an object: azure-cli 2.91 asks for 2022-09-01
+/// (`command_modules/cloud/custom.py`, `_populate_from_metadata_endpoint`, azure-cli PR #30682)
+/// and reads `arm_dict['name']` in `core/cloud.py` `_arm_to_cli_mapper`, which crashes on a list
+/// (azure-cli issue #31547).
+///
+/// `microsoftGraphResourceId` is the sandbox's origin: azure-cli uses it both as Graph's base URL
+/// (`+ 'v1.0'`) and as the token resource (`role/_msgrpah/_graph_client.py`, `GraphClient`), so
+/// the token endpoint takes that origin as Graph's resource (`login::token::app_only_audience`).
 pub(super) async fn metadata_endpoints(
     AxumState(shared): AxumState<Arc<Shared>>,
     Query(query): Query<MetadataQuery>,
@@ -363,7 +372,7 @@ pub(super) async fn metadata_endpoints(
             "attestationEndpoint": "attest.azure.net"
         }
     });
-    if version.as_str() >= "2022-09-01" {
+    if version == "2020-06-01" {
         axum::Json(json!([cloud])).into_response()
     } else {
         axum::Json(cloud).into_response()

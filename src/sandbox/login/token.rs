@@ -131,8 +131,12 @@ pub(super) fn app_only_audience(
     if trimmed.eq_ignore_ascii_case("https://cognitiveservices.azure.com") {
         return Ok(("https://cognitiveservices.azure.com".to_owned(), false));
     }
+    // The sandbox's own origin is where it serves Graph, and what its cloud metadata advertises
+    // as `microsoftGraphResourceId`; clients configured from that metadata ask for it as the
+    // resource (`arm::resources::metadata_endpoints`). The token names Graph as Entra's do.
     if trimmed.eq_ignore_ascii_case("https://graph.microsoft.com")
         || trimmed.eq_ignore_ascii_case(GRAPH_APP_ID)
+        || trimmed.eq_ignore_ascii_case(shared.base_url.trim_end_matches('/'))
     {
         return Ok(("https://graph.microsoft.com".to_owned(), false));
     }

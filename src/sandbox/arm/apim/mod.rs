@@ -13,6 +13,7 @@
 //!   message; a missing service is ARM's.
 
 pub(super) mod deleted;
+mod descriptions;
 mod entities;
 mod policy;
 mod service;
@@ -87,6 +88,11 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
         service.id.clone(),
         service.provisioning_state().map(str::to_owned),
     );
+    if let [only] = &segments[8..]
+        && only.eq_ignore_ascii_case("policyDescriptions")
+    {
+        return descriptions::list(call, &service_id);
+    }
     let write = !matches!(call.request.method, Method::GET | Method::HEAD);
     if write && service_state.as_deref() != Some("Succeeded") {
         return Err(service::locked(&name));

@@ -568,8 +568,9 @@ fn put(call: &mut Call<'_>, id: &str, name: &str) -> Result<Reply, ArmError> {
 }
 
 /// A new service answers 201 `Created`/`Activating` and is polled on its `operationresults` URL,
-/// which answers as a Location (202, then 200 with the service) under both header names, as the
-/// recordings show.
+/// which answers as a Location (202, then 200 with the service). Only under `Location`, as the
+/// recordings of real service creation show: a client that finds `Azure-AsyncOperation` reads
+/// the poll for a `status` and fails (`az apim create`: "No status found in body").
 fn start_create(
     call: &mut Call<'_>,
     mut resource: Resource,
@@ -598,8 +599,7 @@ fn start_create(
     ));
     let reply = Reply::new(status, Some(view(&resource)))
         .etag(&resource.etag)
-        .header("location", url.clone())
-        .header("azure-asyncoperation", url)
+        .header("location", url)
         .poll_hint(operation.until_ms, call.now_ms);
     call.state.arm.insert(resource);
     Ok(reply)

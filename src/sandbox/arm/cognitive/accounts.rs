@@ -315,8 +315,12 @@ fn write_account(
 /// soft-deleted account back with its internal id, keys and identity), or update (200).
 pub(super) fn put_account(call: &mut Call<'_>, path: &AccountPath) -> Result<Reply, ArmError> {
     check_name(&path.name, "account")?;
-    let spec = AccountSpec::parse(&call.request.body_object()?)?;
     let existing = call.state.arm.get(&path.id()).cloned();
+    let mut body = call.request.body_object()?;
+    if existing.is_none() {
+        restore_defaults(call, path, &mut body);
+    }
+    let spec = AccountSpec::parse(&body)?;
     check_if_match(
         call.request,
         existing.as_ref().map(|e| e.etag.as_str()),
@@ -371,6 +375,32 @@ pub(super) fn put_account(call: &mut Call<'_>, path: &AccountPath) -> Result<Rep
             Write::Done,
         ),
     })
+}
+
+/// A restore PUT may carry no more than `location` and `properties.restore: true`: that is what
+/// `az cognitiveservices account recover` sends (azure-cli `command_modules/cognitiveservices/
+/// custom.py`, `recover`: a `CognitiveServicesAccount` with only `location` and
+/// `properties.restore` set). The soft-deleted account's `kind`, `sku`, `tags` and `identity`
+/// stand in for the ones left out, as the account comes back as it was.
+fn restore_defaults(call: &Call<'_>, path: &AccountPath, body: &mut Map<String, Value>) {
+    let restoring = body
+        .get("properties")
+        .and_then(|p| p.get("restore"))
+        .is_some_and(|r| r == &Value::Bool(true));
+    let Some(deleted) = restoring
+        .then(|| find_deleted(&call.state.arm, path))
+        .flatten()
+        .and_then(|key| call.state.arm.deleted_accounts.get(&key))
+    else {
+        return;
+    };
+    for key in ["kind", "sku", "tags", "identity"] {
+        if body.get(key).is_none_or(Value::is_null)
+            && let Some(value) = deleted.body.get(key)
+        {
+            body.insert(key.into(), value.clone());
+        }
+    }
 }
 
 /// A restore answers 201 `Succeeded` at once, as recorded (foundry-arm.md §1.6). Properties the

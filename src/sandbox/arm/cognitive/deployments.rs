@@ -50,10 +50,19 @@ impl DeploymentSpec {
             .and_then(Value::as_object)
             .filter(|s| s.get("name").and_then(Value::as_str).is_some())
             .ok_or_else(|| invalid_content("'sku.name' is required."))?;
+        // ARM's JSON reader converts a string of digits to the integer the schema asks for, and
+        // `az cognitiveservices account deployment create --sku-capacity 10` (az 2.91) sends
+        // `"capacity": "10"`, which Azure accepts (seen on the wire, issue 17 item 7). Stored
+        // and answered as the integer, as Azure answers it.
         let capacity = match sku.get("capacity") {
             None | Some(Value::Null) => 1,
             Some(c) => c
                 .as_u64()
+                .or_else(|| {
+                    c.as_str()
+                        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|t| t.parse().ok())
+                })
                 .filter(|c| *c > 0)
                 .ok_or_else(|| invalid_content("'sku.capacity' must be a positive integer."))?,
         };
