@@ -7,6 +7,7 @@ pub mod call;
 mod catalog;
 mod connect;
 mod observe;
+mod preflight;
 mod report;
 pub mod signin;
 pub mod verify;
@@ -16,6 +17,7 @@ pub use apply::{Applied, Event, apply};
 pub use catalog::{Offer, location_models_path, offer, read_catalog};
 pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
 pub use observe::{Observation, observe};
+pub use preflight::{Existing, doctor, first_failure, preflight};
 pub use report::{Endpoint, critical_path, endpoint};
 pub use whoami::{Identity, whoami};
 

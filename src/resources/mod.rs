@@ -13,6 +13,7 @@ pub mod diff;
 pub mod entra;
 pub mod foundry;
 pub mod models;
+pub mod preflight;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -13,6 +13,7 @@ mod cli_usage;
 mod client;
 mod config_inputs;
 mod contention;
+mod doctor_cli;
 mod durations;
 mod gateway;
 mod gateway_sections;

@@ -418,7 +418,9 @@ async fn a_second_up_only_reads() {
         .collect();
     assert!(writes.is_empty(), "the second run wrote: {writes:?}");
     // The binary's look at the sandbox, a token for ARM and one for Graph, the location's model
-    // catalog, and one read per resource, none twice.
+    // catalog, one read per resource, none twice, and the preflight's four: the two providers'
+    // registrations, the permissions at the resource group and the location's usages (the name
+    // checks are for names not yet this environment's).
     let count = |wanted: &str| second.iter().filter(|r| *r == wanted).count();
     assert_eq!(count("GET /_sandbox/info"), 1, "{second:#?}");
     assert_eq!(count(&token), 2, "{second:#?}");
@@ -426,8 +428,8 @@ async fn a_second_up_only_reads() {
         .iter()
         .filter(|r| r.starts_with("GET /v1.0/") || r.starts_with("GET /subscriptions/"))
         .collect();
-    assert_eq!(reads.len(), RESOURCES + 1, "{second:#?}");
-    assert_eq!(second.len(), RESOURCES + 4, "{second:#?}");
+    assert_eq!(reads.len(), RESOURCES + 1 + 4, "{second:#?}");
+    assert_eq!(second.len(), RESOURCES + 4 + 4, "{second:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -857,7 +859,11 @@ async fn a_protected_environment_changes_only_with_yes() {
             .sandbox
             .requests()
             .iter()
-            .all(|r| r.method == "GET" || r.path.contains("/oauth2/v2.0/token")),
+            // The preflight's name checks are POSTs that only read.
+            .all(|r| r.method == "GET"
+                || r.path.contains("/oauth2/v2.0/token")
+                || r.path.contains("/checkDomainAvailability")
+                || r.path.contains("/checkNameAvailability")),
         "a refused up wrote something"
     );
     let out = world
