@@ -366,7 +366,7 @@ pub fn apim_name(
             Check::fail(
                 "apim-name",
                 format!("the API Management service name {name} is taken: {message}"),
-                "set `apim.service.name` to another name: it is the host <name>.azure-api.net, \
+                "set `apim.create.name` to another name: it is the host <name>.azure-api.net, \
                  unique across all of Azure",
             )
         }

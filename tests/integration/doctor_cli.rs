@@ -125,16 +125,18 @@ async fn a_clean_sandbox_passes_every_check_reading_only() {
         )
     );
     assert_eq!(world.writes(from), Vec::<String>::new());
-    let checks: Vec<String> = world.sandbox.requests()[from..]
+    // Sent concurrently: in either order.
+    let mut checks: Vec<String> = world.sandbox.requests()[from..]
         .iter()
         .filter(|r| r.path.contains("/check"))
         .map(|r| format!("{} {}", r.method, r.path.split('?').next().unwrap()))
         .collect();
+    checks.sort();
     assert_eq!(
         checks,
         [
-            format!("POST {SUB}/providers/Microsoft.CognitiveServices/checkDomainAvailability"),
             format!("POST {SUB}/providers/Microsoft.ApiManagement/checkNameAvailability"),
+            format!("POST {SUB}/providers/Microsoft.CognitiveServices/checkDomainAvailability"),
         ]
     );
 
@@ -257,6 +259,29 @@ async fn a_subdomain_taken_by_someone_else_fails() {
              not been purged.\n        hint: set `foundry.account` to another name: it is the \
              subdomain <name>.openai.azure.com, unique across all of Azure"
         )
+    );
+
+    // The same for the API Management service name, held by a service in another group.
+    let path = format!(
+        "{}/providers/Microsoft.ApiManagement/service/apim-llmgw-local?api-version=2024-05-01",
+        group_path("someone-else")
+    );
+    let service = json!({"location": "swedencentral", "sku": {"name": "Developer", "capacity": 1},
+        "properties": {"publisherEmail": "a@example.com", "publisherName": "them"}});
+    let put = arm.put(&path, &service).await;
+    assert!(put.status < 300, "{}", put.body);
+    let (code, stdout, _) = world.doctor().await;
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        line_of(&stdout, "apim-name"),
+        "error   apim-name: the API Management service name apim-llmgw-local is taken: \
+         apim-llmgw-local is already in use. Please select a different name.\n        hint: set \
+         `apim.create.name` to another name: it is the host <name>.azure-api.net, unique across \
+         all of Azure"
+    );
+    assert!(
+        stdout.ends_with("local: 7 passed, 0 warning(s), 2 failed\n"),
+        "{stdout}"
     );
 }
 
@@ -468,5 +493,61 @@ async fn the_sandbox_answers_providers_permissions_and_unknown_types_as_arm() {
         put.message(),
         "The subscription is not registered to use namespace 'Microsoft.CognitiveServices'. See \
          https://aka.ms/rps-not-found for how to register subscriptions."
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_name_checks_answer_in_the_shapes_of_the_official_examples() {
+    use crate::arm_fixtures::Example;
+    let world = World::new().await;
+    let arm = Arm::new(&world.sandbox);
+
+    // The example answers for a subdomain that is not available: one that is taken here.
+    let domain = Example::load(
+        "cognitiveservices/resource-manager/Microsoft.CognitiveServices/stable/2025-06-01/\
+         examples/CheckDomainAvailability.json",
+    );
+    arm.group("rg").await;
+    let taken = domain.body()["subdomainName"].as_str().unwrap().to_owned();
+    let path = format!(
+        "{}/providers/Microsoft.CognitiveServices/accounts/taken?api-version=2025-06-01",
+        group_path("rg")
+    );
+    assert!(arm.put(&path, &account(&taken)).await.status < 300);
+    let answer = arm
+        .send(
+            "POST",
+            &format!(
+                "{SUB}/providers/Microsoft.CognitiveServices/checkDomainAvailability?api-version={}",
+                domain.str("api-version")
+            ),
+            Some(&domain.body()),
+            &[],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    domain.assert_matches(200, &answer.body);
+    assert_eq!(answer.body["isSubdomainAvailable"], false);
+
+    let name = Example::load(
+        "apimanagement/resource-manager/Microsoft.ApiManagement/stable/2024-05-01/examples/\
+         ApiManagementServiceCheckNameAvailability.json",
+    );
+    let answer = arm
+        .send(
+            "POST",
+            &format!(
+                "{SUB}/providers/Microsoft.ApiManagement/checkNameAvailability?api-version={}",
+                name.str("api-version")
+            ),
+            Some(&name.body()),
+            &[],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    name.assert_matches(200, &answer.body);
+    assert_eq!(
+        answer.body,
+        json!({"nameAvailable": true, "reason": "Valid", "message": ""})
     );
 }
