@@ -113,6 +113,12 @@ pub async fn preflight(
         "{subscription}/providers/Microsoft.ApiManagement/locations/{}/deletedservices/{name}",
         blueprint.location
     );
+    // A service the environment only uses (`mode: existing`) is someone's by design.
+    let service_named = existing.service
+        || matches!(
+            blueprint.apim.service,
+            crate::config::ApimService::Existing { .. }
+        );
     let apim_provider = judge::provider_path(blueprint, judge::PROVIDERS[0]);
     let cog_provider = judge::provider_path(blueprint, judge::PROVIDERS[1]);
     let (
@@ -144,7 +150,7 @@ pub async fn preflight(
                 .map(Some)
         },
         async {
-            if existing.service {
+            if service_named {
                 return Ok(None);
             }
             let path =
@@ -163,7 +169,7 @@ pub async fn preflight(
             }
         },
         async {
-            if existing.service {
+            if service_named {
                 Ok(None)
             } else {
                 azure.arm.get(&apim_deleted).await

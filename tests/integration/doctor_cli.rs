@@ -175,6 +175,19 @@ async fn a_principal_that_may_not_write_role_assignments_fails_and_a_granted_one
              --role \"<role>\" --scope {SUB}`"
         )
     );
+    let (code, json_out, _) = world
+        .run(&["doctor", "--env", "local", "--output", "json"])
+        .await;
+    assert_eq!(code, Some(1));
+    let lines = crate::output_contract::lines(&json_out);
+    assert_eq!(lines[3]["status"], "fail");
+    assert_eq!(
+        lines[3]["hint"],
+        format!(
+            "ask for Role Based Access Control Administrator (or Owner) on {SUB}: `az role \
+             assignment create --assignee <object id> --role \"<role>\" --scope {SUB}`"
+        )
+    );
     assert!(
         stdout.ends_with("local: 8 passed, 0 warning(s), 1 failed\n"),
         "{stdout}"
