@@ -133,7 +133,8 @@ pub async fn preflight(
     ) = tokio::join!(
         azure.arm.get(&apim_provider),
         azure.arm.get(&cog_provider),
-        azure.arm.get(&permissions_path),
+        // Paged like every ARM list (`nextLink`), though one page is the rule.
+        azure.arm.list(&permissions_path),
         azure.arm.get(&usages),
         async {
             if existing.account {
@@ -184,7 +185,7 @@ pub async fn preflight(
         });
     }
     checks.push(match permissions {
-        Ok(body) => judge::permissions(&scope, &body.unwrap_or(Value::Null)),
+        Ok(items) => judge::permissions(&scope, &json!({ "value": items })),
         Err(e) => unreadable("permissions", &format!("the permissions at {scope}"), &e),
     });
     let quota = usages.ok().flatten().map(|b| parse_usages(&b));
