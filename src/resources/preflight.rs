@@ -382,6 +382,74 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn local() -> Blueprint {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        match crate::config::load(&root.join("environments"), "local").unwrap() {
+            crate::config::Environment::Target(b) => *b,
+            crate::config::Environment::Abstract { .. } => unreachable!("local is a target"),
+        }
+    }
+
+    /// The local environment's model (capacity 10), offered in its location.
+    fn offered() -> Catalog {
+        Catalog::parse(&json!({"value": [{"model": {
+            "format": "OpenAI", "name": "gpt-5.6-luna", "version": "2026-07-09",
+            "isDefaultVersion": true, "lifecycleStatus": "GenerallyAvailable",
+            "skus": [{"name": "GlobalStandard", "usageName": "OpenAI.GlobalStandard.gpt-5.6-luna"}]
+        }}]}))
+    }
+
+    fn now() -> Timestamp {
+        "2026-12-03T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn quota_counts_what_an_existing_deployment_holds_and_warns_when_unread() {
+        let b = local();
+        let quota: Quota = [("OpenAI.GlobalStandard.gpt-5.6-luna".to_owned(), (995, 1000))]
+            .into_iter()
+            .collect();
+        let outcomes = |held: &Held, quota: Option<&Quota>| -> Vec<(Outcome, String)> {
+            models(&b, &offered(), quota, held, now())
+                .into_iter()
+                .map(|c| (c.outcome, c.message))
+                .collect()
+        };
+        // 5 free, 10 asked: fails.
+        let fresh = outcomes(&Held::new(), Some(&quota));
+        assert_eq!(fresh[1].0, Outcome::Fail);
+        assert_eq!(
+            fresh[1].1,
+            "deployment gpt-5.6-luna: quota OpenAI.GlobalStandard.gpt-5.6-luna in swedencentral: \
+             limit 1000, 995 in use, 5 free; 10 asked"
+        );
+        // The deployment exists with 8 of those 995: 2 more asked, which fit.
+        let held: Held = [("gpt-5.6-luna".to_owned(), 8)].into_iter().collect();
+        let existing = outcomes(&held, Some(&quota));
+        assert_eq!(
+            existing,
+            [
+                (
+                    Outcome::Pass,
+                    "deployment gpt-5.6-luna exists; `plan` judges its model version".to_owned()
+                ),
+                (
+                    Outcome::Pass,
+                    "deployment gpt-5.6-luna: quota OpenAI.GlobalStandard.gpt-5.6-luna in \
+                     swedencentral: limit 1000, 995 in use, 5 free; 2 asked"
+                        .to_owned()
+                ),
+            ]
+        );
+        // No usages read: a warning, not a failure.
+        let unread = outcomes(&Held::new(), None);
+        assert_eq!(unread[1].0, Outcome::Warn);
+        assert_eq!(
+            unread[1].1,
+            "deployment gpt-5.6-luna: no quota for OpenAI.GlobalStandard.gpt-5.6-luna could be read"
+        );
+    }
+
     #[test]
     fn wildcards_cover_actions_ignoring_case() {
         assert!(covers("*", "Microsoft.Authorization/roleAssignments/write"));
