@@ -294,3 +294,51 @@ fn identity_check(blueprint: &Blueprint, identity: &Identity) -> Check {
     }
     Check::pass("identity", message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(tenant: &str, state: &str) -> Identity {
+        Identity {
+            credential: "sandbox client credentials".to_owned(),
+            tenant_id: Some(tenant.to_owned()),
+            object_id: Some("o".to_owned()),
+            app_id: None,
+            subscription_name: "Sandbox".to_owned(),
+            subscription_state: state.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_identity_fails_in_another_tenant_or_a_disabled_subscription() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let crate::config::Environment::Target(b) =
+            crate::config::load(&root.join("environments"), "local").unwrap()
+        else {
+            unreachable!("local is a target")
+        };
+        let tenant = b.tenant_id.as_str().to_owned();
+        assert_eq!(
+            identity_check(&b, &identity(&tenant, "Enabled")).outcome,
+            Outcome::Pass
+        );
+        let other = identity_check(
+            &b,
+            &identity("f0f0f0f0-0000-4000-8000-00000000f0f0", "Enabled"),
+        );
+        assert_eq!(other.outcome, Outcome::Fail);
+        assert_eq!(
+            other.hint.as_deref(),
+            Some(format!("{} names tenant {tenant}: sign in to that tenant", b.file).as_str())
+        );
+        let disabled = identity_check(&b, &identity(&tenant, "Disabled"));
+        assert_eq!(
+            (disabled.outcome, disabled.hint.as_deref()),
+            (
+                Outcome::Fail,
+                Some("the subscription must be Enabled for `up` to create anything")
+            )
+        );
+    }
+}
