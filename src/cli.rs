@@ -85,6 +85,12 @@ pub enum Command {
         .help("Give up after this long, sign-in and the subscription read included (e.g. 30s, 2m)")
         .default_value("2m")))]
     Whoami(WhoamiArgs),
+    /// Check, read-only and in seconds, what `up` needs: sign-in, providers, permissions, model,
+    /// quota and names; says what to do for each.
+    #[command(mut_arg("timeout", |arg| arg
+        .help("Give up after this long, sign-in and every read included (e.g. 30s, 2m)")
+        .default_value("2m")))]
+    Doctor(DoctorArgs),
     /// Sign in as the environment's client app (device code flow) and show or print the token.
     #[command(mut_arg("timeout", |arg| arg.default_value("15m")))]
     Token(TokenArgs),
@@ -196,6 +202,18 @@ pub struct UpArgs {
     /// Resources worked on at once.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Apply without running `doctor`'s checks first.
+    #[arg(long)]
+    pub skip_preflight: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Environment to check before `up`.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
     #[command(flatten)]
     pub azure: AzureArgs,
 }

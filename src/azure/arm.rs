@@ -35,6 +35,11 @@ pub mod api_version {
 /// subscription or resource group.
 pub fn api_version_for(resource_id: &str) -> &'static str {
     let lower = resource_id.to_ascii_lowercase();
+    // `/subscriptions/{s}/providers/{namespace}`: a provider's registration, Microsoft.Resources'.
+    let segments: Vec<&str> = lower.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.len() == 4 && segments[2] == "providers" {
+        return api_version::RESOURCES;
+    }
     let namespace = lower
         .rsplit_once("/providers/")
         .map(|(_, rest)| rest.split('/').next().unwrap_or_default());

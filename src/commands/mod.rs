@@ -2,6 +2,7 @@
 
 mod call;
 mod completions;
+mod doctor;
 mod down;
 mod models;
 mod plan;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Up(args) => up::run(&cli.global, args, printer),
         Command::Down(args) => down::run(&cli.global, args, printer),
         Command::Whoami(args) => whoami::run(&cli.global, args, printer),
+        Command::Doctor(args) => doctor::run(&cli.global, args, printer),
         Command::Token(args) => token::run(&cli.global, args, printer),
         Command::Call(args) => call::run(&cli.global, args, printer),
         Command::Verify(args) => verify::run(&cli.global, args, printer),

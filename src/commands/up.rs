@@ -22,6 +22,14 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         let checked = super::with_lifetime(checked, args.ttl).await?;
         let connected = engine::connect(checked, timeout).await?;
         let (observation, plan) = connected.plan().await?;
+        if !args.skip_preflight {
+            let existing = engine::Existing::observed(&observation);
+            let (azure, blueprint) = (&connected.azure, &connected.blueprint);
+            let checks = engine::preflight(azure, blueprint, connected.catalog.as_ref(), &existing);
+            if let Some(failed) = engine::first_failure(&checks.await) {
+                return Err(failed);
+            }
+        }
         show::print(printer, &connected.blueprint.env, &plan, false);
         let applied = if !plan.has_changes() {
             if args.timings {

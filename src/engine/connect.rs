@@ -30,6 +30,8 @@ pub struct Connected {
     pub blueprint: Arc<Blueprint>,
     pub azure: Azure,
     pub resources: Arc<Vec<Box<dyn Managed>>>,
+    /// The location's model catalog, as read for the plan (`None`: refused), for the preflight.
+    pub catalog: Option<resources::models::Catalog>,
 }
 
 /// Everything that can be checked before the network; `auth` overrides the environment's.
@@ -73,8 +75,9 @@ pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Conn
         .endpoints(&blueprint.sandbox_address)
         .arm_scope();
     same_tenant(&azure, &blueprint, &scope).await?;
-    let models = match super::read_catalog(&azure, &blueprint).await? {
-        Some(catalog) => resources::models::judge(&blueprint, &catalog, SystemClock.now()),
+    let catalog = super::read_catalog(&azure, &blueprint).await?;
+    let models = match &catalog {
+        Some(catalog) => resources::models::judge(&blueprint, catalog, SystemClock.now()),
         None => {
             tracing::warn!(
                 location = %blueprint.location,
@@ -89,6 +92,7 @@ pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Conn
         blueprint,
         azure,
         resources,
+        catalog,
     })
 }
 

@@ -133,39 +133,7 @@ async fn blockers(
 }
 
 fn soft_deleted(address: &Address, deleted: &Value) -> EngineError {
-    let at = deleted
-        .pointer("/properties/deletionDate")
-        .and_then(Value::as_str)
-        .map(|d| format!(" on {d}"))
-        .unwrap_or_default();
-    let location = deleted
-        .get("location")
-        .and_then(Value::as_str)
-        .unwrap_or("<location>");
-    // …/locations/{l}/resourceGroups/{group}/deletedAccounts/{name}
-    let group = deleted
-        .get("id")
-        .and_then(Value::as_str)
-        .and_then(|id| {
-            let segments: Vec<&str> = id.split('/').collect();
-            let at = segments
-                .iter()
-                .position(|s| s.eq_ignore_ascii_case("resourceGroups"))?;
-            segments.get(at + 1).copied()
-        })
-        .unwrap_or("<resource-group>");
-    let name = &address.name;
     debug_assert_eq!(address.kind, Kind::Account);
-    EngineError::Blocked {
-        message: format!(
-            "{address} was deleted{at} and is soft-deleted: Azure keeps its name for 48 hours, and \
-             creating it again fails with FlagMustBeSetForRestore"
-        ),
-        hint: format!(
-            "purge it to free the name (`az cognitiveservices account purge --name {name} \
-             --resource-group {group} --location {location}`), or restore it (`az \
-             cognitiveservices account recover --name {name} --resource-group {group} --location \
-             {location}`) and run again"
-        ),
-    }
+    let (message, hint) = crate::resources::foundry::soft_deleted(&address.to_string(), deleted);
+    EngineError::Blocked { message, hint }
 }

@@ -28,6 +28,14 @@ pub async fn whoami(
     timeout: Duration,
 ) -> anyhow::Result<Identity> {
     let azure = super::sign_in(blueprint, credential, Deadline::after(timeout, "sign-in"))?;
+    identify(&azure, blueprint).await
+}
+
+/// Who `azure` signed in as, and the subscription as it sees it.
+pub(super) async fn identify(
+    azure: &crate::azure::Azure,
+    blueprint: &Blueprint,
+) -> anyhow::Result<Identity> {
     let scope = blueprint
         .cloud
         .endpoints(&blueprint.sandbox_address)

@@ -11,6 +11,7 @@ use crate::cloud::Cloud;
 use crate::policy::Severity;
 use crate::policy::simulator::{Decision, NotSimulated};
 use crate::resources::Kind;
+use crate::resources::preflight::Outcome;
 
 /// One line of `--output json`: a JSON object whose `type` says what it is. Several lines share a
 /// `type` (a `summary` of `plan`, of `validate`, of `policy test`); the command that printed them
@@ -132,6 +133,26 @@ pub enum JsonLine {
     TestSummary {
         env: String,
         passed: usize,
+        failed: usize,
+    },
+    /// `doctor`: one preflight check.
+    #[serde(rename = "check")]
+    PreflightCheck {
+        env: String,
+        /// `identity`, `provider`, `permissions`, `model`, `quota`, `foundry-name`, `apim-name`
+        /// or `graph`.
+        check: String,
+        status: Outcome,
+        message: String,
+        /// What to do, for a failure or warning.
+        hint: Option<String>,
+    },
+    /// `doctor`: the totals, last.
+    #[serde(rename = "summary")]
+    DoctorSummary {
+        env: String,
+        passed: usize,
+        warnings: usize,
         failed: usize,
     },
     /// `plan`, `up`: one resource and what `up` changes about it.

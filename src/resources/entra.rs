@@ -43,7 +43,7 @@ fn app_outputs(address: &Address, observed: &Value) -> Outputs {
 
 /// Where an app is read: by its pinned `appId` when the environment names one (an app that
 /// exists already, perhaps made outside provision), else by `uniqueName`.
-fn app_path(unique_name: &str, pinned: Option<&str>) -> String {
+pub fn app_path(unique_name: &str, pinned: Option<&str>) -> String {
     match pinned {
         Some(app_id) => format!("/applications(appId='{}')", odata_key(app_id)),
         None => by_unique_name(unique_name),

@@ -53,6 +53,44 @@ pub fn deleted_account_id(blueprint: &Blueprint) -> String {
     )
 }
 
+/// What to say of a soft-deleted account holding the name `what` names (`foundry account x`, or
+/// the name alone), with the purge and recover commands: message and hint.
+pub fn soft_deleted(what: &str, deleted: &Value) -> (String, String) {
+    let at = deleted
+        .pointer("/properties/deletionDate")
+        .and_then(Value::as_str)
+        .map(|d| format!(" on {d}"))
+        .unwrap_or_default();
+    let location = deleted
+        .get("location")
+        .and_then(Value::as_str)
+        .unwrap_or("<location>");
+    let id = deleted
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // …/locations/{l}/resourceGroups/{group}/deletedAccounts/{name}
+    let segments: Vec<&str> = id.split('/').collect();
+    let after = |key: &str| {
+        let at = segments.iter().position(|s| s.eq_ignore_ascii_case(key))?;
+        segments.get(at + 1).copied()
+    };
+    let group = after("resourceGroups").unwrap_or("<resource-group>");
+    let name = after("deletedAccounts").unwrap_or(what);
+    (
+        format!(
+            "{what} was deleted{at} and is soft-deleted: Azure keeps its name for 48 hours, and \
+             creating it again fails with FlagMustBeSetForRestore"
+        ),
+        format!(
+            "purge it to free the name (`az cognitiveservices account purge --name {name} \
+             --resource-group {group} --location {location}`), or restore it (`az \
+             cognitiveservices account recover --name {name} --resource-group {group} --location \
+             {location}`) and run again"
+        ),
+    )
+}
+
 /// ARM writes locations lower-case without spaces ("Sweden Central" → "swedencentral").
 fn same_location(a: &str, b: &str) -> bool {
     let norm = |s: &str| s.replace(' ', "").to_ascii_lowercase();

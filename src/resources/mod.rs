@@ -14,6 +14,7 @@ pub mod entra;
 pub mod foundry;
 pub mod models;
 pub mod ownership;
+pub mod preflight;
 
 use std::collections::BTreeMap;
 use std::fmt;

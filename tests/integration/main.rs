@@ -14,6 +14,7 @@ mod client;
 mod client_cases;
 mod config_inputs;
 mod contention;
+mod doctor_cli;
 mod down_cli;
 mod down_kill;
 mod durations;

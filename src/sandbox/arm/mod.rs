@@ -15,6 +15,7 @@ mod cognitive;
 mod listing;
 mod operations;
 mod protocol;
+mod providers;
 mod resources;
 mod roles;
 mod settle;
@@ -121,6 +122,18 @@ fn accepted_versions(namespace: &str) -> &'static [&'static str] {
 /// The provider namespace a path is served by (`Microsoft.Resources` for subscriptions and
 /// groups); role assignments win over the resource they are scoped to.
 fn namespace_of(segments: &[String]) -> String {
+    // `/subscriptions/{s}/providers/{namespace}[/register]` is Microsoft.Resources' own API.
+    let registration = segments
+        .get(2)
+        .is_some_and(|s| s.eq_ignore_ascii_case("providers"))
+        && (segments.len() == 4
+            || (segments.len() == 5
+                && ["register", "unregister"]
+                    .iter()
+                    .any(|v| segments[4].eq_ignore_ascii_case(v))));
+    if registration {
+        return "Microsoft.Resources".to_owned();
+    }
     let mut namespace = "Microsoft.Resources".to_owned();
     for pair in segments.windows(2) {
         if pair[0].eq_ignore_ascii_case("providers") {
@@ -420,6 +433,18 @@ fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     }) {
         return roles::handle(call, at);
     }
+    if let Some(at) = segments.windows(3).position(|w| {
+        w[0].eq_ignore_ascii_case("providers")
+            && w[1].eq_ignore_ascii_case("Microsoft.Authorization")
+            && w[2].eq_ignore_ascii_case("permissions")
+    }) && at + 3 == segments.len()
+    {
+        let scope = format!("/{}", segments[..at].join("/"));
+        return providers::permissions(call, &scope);
+    }
+    if let Some(reply) = providers::handle(call) {
+        return reply;
+    }
     if segments
         .iter()
         .rev()
@@ -462,6 +487,18 @@ fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
         }
     }
     let namespace = namespace_of(segments);
+    let write = !matches!(call.request.method, Method::GET | Method::HEAD);
+    if write && !providers::registered(&call.state.arm, &subscription, &namespace) {
+        // The words of learn.microsoft.com/azure/azure-resource-manager/troubleshooting/
+        // error-register-resource-provider.
+        return Err(ArmError::conflict(
+            "MissingSubscriptionRegistration",
+            format!(
+                "The subscription is not registered to use namespace '{namespace}'. See \
+                 https://aka.ms/rps-not-found for how to register subscriptions."
+            ),
+        ));
+    }
     match namespace.to_ascii_lowercase().as_str() {
         "microsoft.cognitiveservices" => cognitive::handle(call),
         "microsoft.apimanagement" => apim::handle(call),

@@ -28,6 +28,14 @@ pub struct ArmState {
     /// how a test makes a new default version appear.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub catalog_additions: Vec<Value>,
+    /// Resource providers unregistered from a subscription, as `{subscription}/{namespace}`
+    /// lower-cased; every other provider is registered (a new subscription has the common ones).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub unregistered: std::collections::BTreeSet<String>,
+    /// The built-in role the operator holds on every subscription, by name (`Owner` when unset):
+    /// how a test makes the operator a principal that may not write role assignments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_role: Option<String>,
 }
 
 /// One ARM resource: the JSON a GET returns, plus what the sandbox tracks about it.

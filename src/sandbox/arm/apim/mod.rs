@@ -61,7 +61,10 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
         .get(..7)
         .and_then(|s| capture(s, "subscriptions/{}/resourceGroups/{}/providers/{}/service"))
     else {
-        return Err(ArmError::bad_request(
+        // ARM answers a type its provider does not have with 404 `InvalidResourceType` (its
+        // words, as clients quote them); a 400 would read as a bad request, not as "no such route".
+        return Err(ArmError::new(
+            axum::http::StatusCode::NOT_FOUND,
             "InvalidResourceType",
             format!(
                 "The resource type could not be found in the namespace '{NAMESPACE}' for api version '{}'.",

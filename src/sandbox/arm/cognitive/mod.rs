@@ -110,7 +110,10 @@ pub(super) fn handle(call: &mut Call<'_>) -> Result<Reply, ArmError> {
             other => Err(ArmError::method_not_allowed(&other)),
         };
     }
-    Err(ArmError::bad_request(
+    // ARM answers a type its provider does not have with 404 `InvalidResourceType` (its
+    // words, as clients quote them); a 400 would read as a bad request, not as "no such route".
+    Err(ArmError::new(
+        axum::http::StatusCode::NOT_FOUND,
         "InvalidResourceType",
         format!("The resource type could not be found in the namespace '{PROVIDER}'."),
     ))
