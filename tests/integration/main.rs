@@ -15,6 +15,7 @@ mod config_inputs;
 mod contention;
 mod down_cli;
 mod down_kill;
+mod down_marks;
 mod durations;
 mod gateway;
 mod gateway_sections;
