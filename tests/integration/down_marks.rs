@@ -96,3 +96,65 @@ async fn a_group_that_up_created_carries_the_marks_and_down_deletes_it() {
     );
     assert_eq!(group_body(&world), None);
 }
+
+/// Service principals in the directory's deleted items (Graph soft-deletes them for 30 days),
+/// by `appId`, of the apps carrying the environment's Graph tag (live or deleted).
+fn deleted_principals(world: &World, env: &str) -> Vec<String> {
+    let state = world.sandbox.state();
+    let tag = json!(format!("provision-env:{env}"));
+    let app_ids: Vec<String> = state
+        .objects
+        .iter()
+        .filter(|o| {
+            o.body
+                .get("tags")
+                .and_then(Value::as_array)
+                .is_some_and(|t| t.contains(&tag))
+        })
+        .filter_map(|o| o.str("appId").map(str::to_owned))
+        .collect();
+    state
+        .objects
+        .iter()
+        .filter(|o| o.deleted_ms.is_some() && o.body.get("servicePrincipalType").is_some())
+        .filter_map(|o| o.str("appId").map(str::to_owned))
+        .filter(|a| app_ids.contains(a))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_principals_stay_soft_deleted_after_down_and_a_purge_removes_them() {
+    let world = World::with(Default::default()).await;
+    world.ok(&["up", "--env", "local"]).await;
+    assert_eq!(deleted_principals(&world, "local").len(), 0);
+    let out = world.ok(&["down", "--env", "local"]).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(
+        deleted_principals(&world, "local").len(),
+        2,
+        "the API's and the client's, in deleted items: {stdout}"
+    );
+    assert!(
+        stdout.contains("entra client service principal llm-gateway-notebooks-local until "),
+        "{stdout}"
+    );
+    let out = world.ok(&["down", "--env", "local", "--purge"]).await;
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.starts_with("environment local torn down: 0 removed, 6 purged"),
+        "two apps, their two service principals, the account and the service: {stdout}"
+    );
+    assert_eq!(deleted_principals(&world, "local"), Vec::<String>::new());
+    let purges: Vec<String> = world
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/directory/deletedItems/"))
+        .map(|r| r.status.to_string())
+        .collect();
+    assert_eq!(
+        purges,
+        ["204", "204", "204", "204"],
+        "each purge found its item"
+    );
+}

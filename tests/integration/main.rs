@@ -37,6 +37,7 @@ mod sandbox_clock;
 mod sandbox_graph;
 mod sandbox_login;
 mod sandbox_security;
+mod sandbox_settle;
 mod sandbox_support;
 mod schema_cli;
 mod template_vars;
