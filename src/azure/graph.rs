@@ -189,6 +189,17 @@ impl GraphClient {
         self.list(&path).await
     }
 
+    /// Soft-deleted service principals narrowed by an OData `$filter` (`appId eq '…' or …`): a
+    /// service principal carries no tags of the application's, so its application's `appId` is
+    /// how it is found.
+    pub async fn deleted_service_principals(&self, filter: &str) -> Result<Vec<Value>, WireError> {
+        self.list(&format!(
+            "/directory/deletedItems/microsoft.graph.servicePrincipal?$filter={}",
+            query_value(filter)
+        ))
+        .await
+    }
+
     /// Applications narrowed by an OData `$filter` (`tags/any(t:t eq '…')`).
     pub async fn applications(&self, filter: &str) -> Result<Vec<Value>, WireError> {
         self.list(&format!("/applications?$filter={}", query_value(filter)))

@@ -298,7 +298,9 @@ async fn marked_elsewhere(
 
 /// Soft-deleted copies an earlier `down` (or a crash) left: deleted accounts carrying the tags,
 /// the deleted APIM service the file names (deleted services keep no tags), deleted apps
-/// carrying the Graph tags.
+/// carrying the Graph tags, and the deleted service principals of those apps. The three lists
+/// are independent, so they are read at once: the survey is on the critical path of every
+/// `down`.
 async fn leftovers(
     azure: &Azure,
     scope: &Scope,
@@ -308,27 +310,43 @@ async fn leftovers(
     let env = scope.env.as_str();
     let subscription = format!("/subscriptions/{}", scope.subscription);
     let account = scope.label(Kind::Account);
-    let deleted_accounts = azure
-        .arm
-        .list(&format!(
-            "{subscription}/providers/Microsoft.CognitiveServices/deletedAccounts"
-        ))
-        .await
-        .map_err(wire(&account))?;
     let service = scope.label(Kind::ApimService);
-    let deleted_services = azure
-        .arm
-        .list(&format!(
-            "{subscription}/providers/Microsoft.ApiManagement/deletedservices"
-        ))
-        .await
-        .map_err(wire(&service))?;
-    let deleted_apps = azure
-        .graph
-        .deleted_applications(Some(&ownership::graph_filter(env)))
-        .await
-        .map_err(wire(&scope.label(Kind::ClientApp)))?;
+    let client = scope.label(Kind::ClientApp);
+    let accounts_path =
+        format!("{subscription}/providers/Microsoft.CognitiveServices/deletedAccounts");
+    let services_path = format!("{subscription}/providers/Microsoft.ApiManagement/deletedservices");
+    let app_filter = ownership::graph_filter(env);
+    let (deleted_accounts, deleted_services, deleted_apps) = tokio::try_join!(
+        async { azure.arm.list(&accounts_path).await.map_err(wire(&account)) },
+        async { azure.arm.list(&services_path).await.map_err(wire(&service)) },
+        async {
+            azure
+                .graph
+                .deleted_applications(Some(&app_filter))
+                .await
+                .map_err(wire(&client))
+        },
+    )?;
     survey.reads += 3;
+    let deleted_apps: Vec<Value> = deleted_apps
+        .into_iter()
+        .filter(|d| app_is_ours(d, env).is_ok())
+        .collect();
+    let app_ids: Vec<&str> = deleted_apps
+        .iter()
+        .filter_map(|d| d.get("appId").and_then(Value::as_str))
+        .collect();
+    let deleted_principals = match ownership::app_id_filter(&app_ids) {
+        Some(filter) => {
+            survey.reads += 1;
+            azure
+                .graph
+                .deleted_service_principals(&filter)
+                .await
+                .map_err(wire(&client))?
+        }
+        None => Vec::new(),
+    };
     let already: BTreeSet<String> = survey
         .doomed
         .iter()
@@ -385,29 +403,42 @@ async fn leftovers(
             );
         }
     }
-    for d in deleted_apps {
+    for d in &deleted_apps {
         let Some(id) = d.get("id").and_then(Value::as_str) else {
             continue;
         };
-        if app_is_ours(&d, env).is_err() {
-            continue;
-        }
         let name = d
             .get("uniqueName")
             .or_else(|| d.get("displayName"))
             .and_then(Value::as_str)
             .unwrap_or(id);
-        let until = directory_until(&d);
-        let kind = if scope.api_app.as_deref() == Some(name) {
-            Kind::ApiApp
-        } else {
-            Kind::ClientApp
-        };
+        let until = directory_until(d);
+        let api = scope.api_app.as_deref() == Some(name);
+        let kind = if api { Kind::ApiApp } else { Kind::ClientApp };
         add(
             Address::new(kind, name),
             Purge::Directory(id.to_owned()),
             until,
         );
+        let app_id = d.get("appId").and_then(Value::as_str);
+        for p in deleted_principals
+            .iter()
+            .filter(|p| app_id.is_some_and(|a| p.get("appId").and_then(Value::as_str) == Some(a)))
+        {
+            let Some(sp_id) = p.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let kind = if api {
+                Kind::ApiServicePrincipal
+            } else {
+                Kind::ClientServicePrincipal
+            };
+            add(
+                Address::new(kind, name),
+                Purge::Directory(sp_id.to_owned()),
+                directory_until(p),
+            );
+        }
     }
     Ok(())
 }
@@ -603,10 +634,6 @@ where
                 if d.removal.is_some() {
                     done.removed += 1;
                 }
-                let principal = matches!(
-                    d.address.kind,
-                    Kind::ApiServicePrincipal | Kind::ClientServicePrincipal
-                );
                 match (&d.purge, purge) {
                     // The purge is a step of its own: what waited for the removal (the
                     // resource group for its account) starts now, beside the purge.
@@ -620,8 +647,8 @@ where
                             },
                         ));
                     }
-                    (Some(_), true) if !principal => done.purged += 1,
-                    (Some(p), false) if !principal => {
+                    (Some(_), true) => done.purged += 1,
+                    (Some(p), false) => {
                         let until = held_until.or(d.held_until.clone());
                         done.left.push((d.address.clone(), p.clone(), until));
                     }

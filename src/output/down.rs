@@ -21,25 +21,11 @@ fn paint(style: Style, text: &str) -> String {
 fn counts(survey: &Survey, purge: bool) -> (usize, usize, usize) {
     let delete = survey.doomed.iter().filter(|d| d.removal.is_some()).count();
     let purges = if purge {
-        survey
-            .doomed
-            .iter()
-            .filter(|d| d.purge.is_some() && !is_principal(d))
-            .count()
+        survey.doomed.iter().filter(|d| d.purge.is_some()).count()
     } else {
         0
     };
     (delete, purges, survey.skipped.len())
-}
-
-/// Service principals are listed for a purge only in case Entra kept them; they are not counted
-/// as soft-deleted copies.
-fn is_principal(d: &crate::resources::ownership::Doomed) -> bool {
-    use crate::resources::Kind;
-    matches!(
-        d.address.kind,
-        Kind::ApiServicePrincipal | Kind::ClientServicePrincipal
-    )
 }
 
 /// Prints the preview: on stdout for `plan --destroy` (`on_stdout`), on stderr for `down`.
@@ -55,7 +41,7 @@ pub fn preview(printer: &Printer, env: &str, survey: &Survey, purge: bool, on_st
         if d.removal.is_some() {
             out.push_str(&format!("{} {}\n", paint(DELETE, "  -"), d.address));
         }
-        if purge && d.purge.is_some() && !is_principal(d) {
+        if purge && d.purge.is_some() {
             out.push_str(&format!(
                 "{} {} (soft-deleted copy)\n",
                 paint(DELETE, "  x"),
@@ -103,7 +89,7 @@ pub fn json_lines(env: &str, survey: &Survey, purge: bool) -> Vec<JsonLine> {
         if d.removal.is_some() {
             lines.push(line(&d.address, Action::Delete, None));
         }
-        if purge && d.purge.is_some() && !is_principal(d) {
+        if purge && d.purge.is_some() {
             lines.push(line(&d.address, Action::Purge, d.held_until.clone()));
         }
     }

@@ -115,10 +115,14 @@ fn arm_read(path: String) -> Option<Read> {
     })
 }
 
-/// The environment's resource group.
+/// The environment's resource group. A group that exists without the environment's marks was
+/// not made by `up` (a platform team's landing zone, say): it is used as is and never written,
+/// so its tags stay theirs and `down` leaves it, as the issue asks ("deletes the resource group
+/// only if `provision` created it").
 pub struct ResourceGroup {
     id: String,
     name: String,
+    env: String,
     location: String,
     tags: Value,
 }
@@ -128,6 +132,7 @@ impl ResourceGroup {
         ResourceGroup {
             id: group_id(blueprint),
             name: blueprint.resource_group.clone(),
+            env: blueprint.env.clone(),
             location: blueprint.location.clone(),
             tags: tags(blueprint),
         }
@@ -135,6 +140,11 @@ impl ResourceGroup {
 
     pub fn address_of(blueprint: &Blueprint) -> Address {
         Address::new(Kind::ResourceGroup, blueprint.resource_group.clone())
+    }
+
+    /// Someone else's group: present and without this environment's marks.
+    fn is_theirs(&self, observed: &Value) -> bool {
+        super::ownership::arm_is_ours(observed, &self.env).is_err()
     }
 }
 
@@ -156,6 +166,9 @@ impl Managed for ResourceGroup {
     }
 
     fn compare(&self, observed: &Value, desired: &Value) -> Vec<FieldChange> {
+        if self.is_theirs(observed) {
+            return Vec::new();
+        }
         without_location_spelling(super::subset_diff(desired, observed))
     }
 
@@ -175,6 +188,9 @@ impl Managed for ResourceGroup {
     }
 
     fn next_write(&self, observed: Option<&Value>, known: &Outputs) -> Option<WriteRequest> {
+        if observed.is_some_and(|o| self.is_theirs(o)) {
+            return None;
+        }
         put_unless_converged(self, &self.id, observed, known)
     }
 

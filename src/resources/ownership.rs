@@ -108,6 +108,18 @@ pub fn graph_filter(env: &str) -> String {
     format!("tags/any(t:t eq {})", literal(&app_tag(env)))
 }
 
+/// The Graph `$filter` that finds the service principals of these applications (by `appId`),
+/// or `None` when there are none to find.
+pub fn app_id_filter(app_ids: &[&str]) -> Option<String> {
+    (!app_ids.is_empty()).then(|| {
+        app_ids
+            .iter()
+            .map(|id| format!("appId eq {}", literal(id)))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    })
+}
+
 /// `Ok` when an ARM resource (or group) carries both of the environment's tags; else why not.
 pub fn arm_is_ours(observed: &Value, env: &str) -> Result<(), String> {
     let tags = observed.get("tags").and_then(Value::as_object);

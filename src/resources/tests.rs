@@ -541,8 +541,9 @@ fn another_enabled_scope_is_replaced_in_steps_on_our_app_and_stops_the_plan_on_a
 fn a_put_keeps_the_tags_someone_else_set() {
     let b = blueprint();
     let group = foundry::ResourceGroup::new(&b);
-    let observed =
-        json!({"location": "swedencentral", "tags": {"owner": "platform", "workload": "old"}});
+    let observed = json!({"location": "swedencentral", "tags": {
+        "managed-by": "provision", "provision-env": "local", "owner": "platform", "workload": "old"
+    }});
     let write = group
         .next_write(Some(&observed), &Outputs::default())
         .unwrap();
@@ -550,4 +551,34 @@ fn a_put_keeps_the_tags_someone_else_set() {
     assert_eq!(tags["owner"], "platform", "theirs kept");
     assert_eq!(tags["workload"], "llm-gateway", "the environment's win");
     assert_eq!(tags["managed-by"], "provision");
+}
+
+#[test]
+fn a_group_that_exists_without_the_marks_is_used_as_is_and_never_written() {
+    let b = blueprint();
+    let group = foundry::ResourceGroup::new(&b);
+    let known = Outputs::default();
+    let theirs = json!({"location": "swedencentral", "tags": {"owner": "platform"}});
+    assert_eq!(group.next_write(Some(&theirs), &known), None);
+    assert_eq!(group.change(Some(&theirs), &known), Change::NoOp);
+    let untagged = json!({"location": "swedencentral"});
+    assert_eq!(group.change(Some(&untagged), &known), Change::NoOp);
+    let elsewhere = json!({"location": "westeurope"});
+    assert!(
+        group.conflict(&elsewhere).is_some(),
+        "a group can still not move"
+    );
+    let another_env = json!({"location": "swedencentral", "tags": {"managed-by": "provision", "provision-env": "prod"}});
+    assert_eq!(group.next_write(Some(&another_env), &known), None);
+    // The group `up` creates carries the marks, and a group carrying them is kept converged.
+    let first = group.next_write(None, &known).unwrap();
+    assert_eq!(
+        first.body.as_ref().unwrap()["tags"]["provision-env"],
+        "local"
+    );
+    let ours = json!({"location": "swedencentral", "tags": {"managed-by": "provision", "provision-env": "local"}});
+    assert!(matches!(
+        group.change(Some(&ours), &known),
+        Change::Update(_)
+    ));
 }

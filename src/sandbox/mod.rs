@@ -166,6 +166,22 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state with every ending due on the sandbox's clock applied: operations, purges,
+    /// retention, and the directory objects that go with them (the managed identity of a purged
+    /// account, deleted items past their 30 days). Every data-plane and control-plane handler
+    /// reads through this, so what a request sees never depends on which kind of request came
+    /// first after the clock moved.
+    pub(crate) fn settled_state(&self) -> MutexGuard<'_, State> {
+        let now_ms = self.now_ms();
+        let mut state = self.state();
+        let principals = arm::settle_state(&mut state, now_ms);
+        let expired = graph::purge_expired(&mut state, now_ms);
+        if principals || expired {
+            self.persist(&state);
+        }
+        state
+    }
+
     /// The `/devicelogin` page's open sign-ins. Hold the guard briefly.
     pub(crate) fn login_flows(&self) -> MutexGuard<'_, login::Flows> {
         self.login_flows.lock().unwrap_or_else(|e| e.into_inner())

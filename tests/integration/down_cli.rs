@@ -176,7 +176,7 @@ async fn down_purge_leaves_nothing_of_the_environment_and_writes_nothing_else() 
     );
     let (stdout, _) = text(&out);
     assert!(
-        stdout.starts_with("environment local torn down: 15 removed, 4 purged, in "),
+        stdout.starts_with("environment local torn down: 15 removed, 6 purged, in "),
         "{stdout}"
     );
     assert!(world.arm_of("local").is_empty());
@@ -235,7 +235,7 @@ async fn down_without_purge_says_what_stays_soft_deleted_and_a_purge_finishes_it
     assert!(
         text(&out)
             .0
-            .starts_with("environment local torn down: 0 removed, 4 purged")
+            .starts_with("environment local torn down: 0 removed, 6 purged")
     );
     assert_eq!(world.leftovers("local"), (0, 0, 0));
     world.ok(&["up", "--env", "local"]).await;
@@ -244,14 +244,9 @@ async fn down_without_purge_says_what_stays_soft_deleted_and_a_purge_finishes_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_that_holds_something_not_ours_survives_with_it() {
     let world = World::new().await;
+    // `up` creates the group (so it carries the marks); someone then puts their own account in it.
+    world.ok(&["up", "--env", "local"]).await;
     let arm = Arm::new(&world.sandbox);
-    let group = arm
-        .put(
-            &format!("/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{GROUP}?api-version=2025-04-01"),
-            &json!({"location": "swedencentral"}),
-        )
-        .await;
-    assert_eq!(group.status, 201, "{:?}", group.body);
     let stranger = format!(
         "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.CognitiveServices/accounts/stranger"
     );
@@ -262,7 +257,6 @@ async fn a_group_that_holds_something_not_ours_survives_with_it() {
         )
         .await;
     assert!((200..300).contains(&made.status), "{:?}", made.body);
-    world.ok(&["up", "--env", "local"]).await;
     let out = world.ok(&["down", "--env", "local", "--purge"]).await;
     let (_, stderr) = text(&out);
     assert!(
@@ -379,13 +373,20 @@ async fn plan_destroy_json_lines_follow_the_schema() {
             .filter(|(_, a)| *a == "purge")
             .map(|(k, _)| *k)
             .collect::<Vec<_>>(),
-        ["api_app", "client_app", "account", "apim_service"]
+        [
+            "api_app",
+            "api_service_principal",
+            "client_app",
+            "client_service_principal",
+            "account",
+            "apim_service"
+        ]
     );
     let summary = all.last().unwrap();
     assert_eq!(summary["type"], "summary");
     assert_eq!(
         (summary["delete"].clone(), summary["purge"].clone()),
-        (json!(15), json!(4))
+        (json!(15), json!(6))
     );
     let down = world
         .ok(&["down", "--env", "local", "--purge", "--output", "json"])
@@ -395,7 +396,7 @@ async fn plan_destroy_json_lines_follow_the_schema() {
     assert_eq!(last["type"], "down");
     assert_eq!(
         (last["removed"].clone(), last["purged"].clone()),
-        (json!(15), json!(4))
+        (json!(15), json!(6))
     );
 }
 

@@ -950,6 +950,14 @@ async fn service_principals_follow_their_application() {
             .error(),
         (404, "Request_ResourceNotFound", not_found(sp_id).as_str())
     );
+    // Deleted, not gone: service principals wait in deleted items like applications.
+    let deleted = graph.get(&format!("/directory/deletedItems/{sp_id}")).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(
+        deleted.body["@odata.type"],
+        "#microsoft.graph.servicePrincipal"
+    );
+    assert!(deleted.body["deletedDateTime"].is_string());
     assert_eq!(graph.patch(&by_app_id, json!({})).await.error().0, 404);
     let upserted = graph.upsert(&by_app_id, json!({})).await;
     assert_eq!(upserted.status, 201);

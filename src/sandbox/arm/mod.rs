@@ -41,7 +41,7 @@ pub(crate) use cognitive::account_keys;
 /// …and whether a deployment's model is retired (inference answers 410 then).
 pub(crate) use cognitive::retired_deployment;
 pub(crate) use protocol::{ArmError, ArmRequest, Reply, capture, check_if_match, only, tags};
-pub(crate) use settle::settle;
+pub(crate) use settle::settle_state;
 
 /// Audiences ARM accepts (the list its own 401 message quotes).
 const ARM_AUDIENCES: [&str; 4] = [
@@ -369,8 +369,7 @@ fn serve(
         caller,
     };
     let now_ms = shared.now_ms();
-    let mut state = shared.state();
-    settle::settle_state(&mut state, now_ms);
+    let mut state = shared.settled_state();
     let write = !matches!(request.method, Method::GET | Method::HEAD);
     let mut call = Call {
         shared,

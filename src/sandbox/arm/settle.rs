@@ -11,7 +11,7 @@ use crate::sandbox::state::arm::{ArmState, Pending, PendingAction};
 
 /// Applies every pending ending that is due; soft-deletes Cognitive Services accounts that
 /// a delete removes (directly or with their resource group).
-pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) -> Vec<String> {
+pub(super) fn settle(arm: &mut ArmState, now_ms: u64) -> Vec<String> {
     let due: Vec<(String, Pending)> = arm
         .resources
         .iter()
@@ -76,13 +76,17 @@ pub(crate) fn settle(arm: &mut ArmState, now_ms: u64) -> Vec<String> {
 /// [`settle`], then the service principals of managed identities whose account was purged (by
 /// a purge or at the end of its retention) leave the directory: a system-assigned identity lives
 /// and dies with its resource.
-pub(crate) fn settle_state(state: &mut crate::sandbox::state::State, now_ms: u64) {
+/// `true` when a principal left. The only way in: the ARM-only [`settle`] would drop the
+/// principal ids it returns.
+pub(crate) fn settle_state(state: &mut crate::sandbox::state::State, now_ms: u64) -> bool {
     let principals = settle(&mut state.arm, now_ms);
-    if !principals.is_empty() {
-        state
-            .objects
-            .retain(|o| !principals.iter().any(|p| o.id().eq_ignore_ascii_case(p)));
+    if principals.is_empty() {
+        return false;
     }
+    state
+        .objects
+        .retain(|o| !principals.iter().any(|p| o.id().eq_ignore_ascii_case(p)));
+    true
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ async fn handle(
         service: name.clone(),
         ..GatewayRecord::default()
     };
-    let loaded = Service::load(&shared.state(), &name);
+    let loaded = Service::load(&shared.settled_state(), &name);
     let Some(service) = loaded else {
         // No such gateway: its host name would not resolve; the nearest answer is APIM's 404.
         record.decision = "no-route".into();

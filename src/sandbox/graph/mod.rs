@@ -16,6 +16,8 @@ mod filter;
 mod objects;
 mod rules;
 
+pub(crate) use objects::purge_expired;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -161,10 +163,7 @@ fn serve(
         )
     })?;
     let tenant = {
-        let mut state = shared.state();
-        if objects::purge_expired(&mut state, exchange.now_ms) {
-            shared.persist(&state);
-        }
+        let state = shared.settled_state();
         state
             .tenant(&caller.tenant)
             .map_or(caller.tenant, |t| t.id.clone())

@@ -20,7 +20,7 @@ pub(super) const DELETED_RETENTION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 /// Purges the deleted items whose retention ran out by `now_ms`, freeing their identifier URIs;
 /// `true` when anything went. Checked on every request instead of on a timer, so moving the
 /// sandbox's clock past the retention is exactly as if the 30 days had passed.
-pub(super) fn purge_expired(state: &mut State, now_ms: u64) -> bool {
+pub(crate) fn purge_expired(state: &mut State, now_ms: u64) -> bool {
     let before = state.objects.len();
     state.objects.retain(|o| {
         o.deleted_ms
@@ -372,26 +372,24 @@ impl Call<'_> {
         }
     }
 
-    /// Apps go to the deleted-items bin for 30 days; SPs are simply removed.
+    /// Applications and service principals alike go to the deleted-items bin for 30 days, where
+    /// they can be restored or purged ("Restore a recently deleted application, group,
+    /// servicePrincipal, administrative unit, or user object from deleted items … A recently
+    /// deleted item remains available for up to 30 days":
+    /// learn.microsoft.com/graph/api/directory-deleteditems-restore). A managed identity's
+    /// principal is not deleted here: it leaves with its resource (`arm::settle_state`).
     pub(super) fn delete(&self, kind: ObjectKind, key: &Key) -> Result<Response, Failure> {
         Self::check_object_id(key)?;
         let mut state = self.shared.state();
         let index = self
             .find(&state, kind, key, false)
             .ok_or_else(|| Failure::not_found(key.value()))?;
-        match kind {
-            ObjectKind::Application => {
-                let now = self.shared.now_ms();
-                let object = &mut state.objects[index];
-                object.deleted_ms = Some(now);
-                object
-                    .body
-                    .insert("deletedDateTime".into(), json!(timestamp(now)));
-            }
-            ObjectKind::ServicePrincipal => {
-                state.objects.remove(index);
-            }
-        }
+        let now = self.shared.now_ms();
+        let object = &mut state.objects[index];
+        object.deleted_ms = Some(now);
+        object
+            .body
+            .insert("deletedDateTime".into(), json!(timestamp(now)));
         self.shared.persist(&state);
         Ok(self.exchange.answer(StatusCode::NO_CONTENT, None))
     }

@@ -24,7 +24,7 @@ use super::caller::{Credentials, admit};
 use super::limits::{Exceeded, Limits, Remaining, Rule, Verdict};
 use super::model::{InvalidRequest, complete, parse_request};
 use super::reply::{self, Refusal, azure_error, not_found};
-use crate::sandbox::arm::{retired_deployment, settle};
+use crate::sandbox::arm::retired_deployment;
 use crate::sandbox::state::State;
 use crate::sandbox::state::arm::Resource;
 use crate::sandbox::{Shared, new_guid};
@@ -141,8 +141,7 @@ impl Call<'_> {
         let credentials = Credentials::read(self.shared, self.headers);
         let now_ms = self.shared.now_ms();
         let (route, target) = {
-            let mut state = self.shared.state();
-            settle(&mut state.arm, now_ms);
+            let state = self.shared.settled_state();
             let account = account(&state, self.subdomain).ok_or_else(not_found)?;
             let route = Route::parse(self.method, self.rest, self.query).ok_or_else(not_found)?;
             admit(self.shared, &state, credentials, account, route.template())?;
