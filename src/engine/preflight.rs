@@ -210,22 +210,37 @@ pub async fn preflight(
         (Err(e), _) | (_, Err(e)) => {
             unreadable("foundry-name", "the Foundry name's availability", &e)
         }
-        (Ok(domain), Ok(deleted)) => judge::foundry_name(
-            blueprint,
-            existing.account,
-            deleted.as_ref(),
-            domain.as_ref(),
-        ),
+        (Ok(domain), Ok(deleted)) => {
+            let taken = unavailable(domain.as_ref(), "isSubdomainAvailable");
+            let ours = existing.account
+                || (taken && created_since(azure, &foundry::account_id(blueprint)).await);
+            judge::foundry_name(blueprint, ours, deleted.as_ref(), domain.as_ref())
+        }
     });
     checks.push(match (apim_free, apim_gone) {
         (Err(e), _) | (_, Err(e)) => {
             unreadable("apim-name", "the API Management name's availability", &e)
         }
         (Ok(free), Ok(gone)) => {
-            judge::apim_name(blueprint, existing.service, gone.as_ref(), free.as_ref())
+            let taken = unavailable(free.as_ref(), "nameAvailable");
+            let ours = existing.service
+                || (taken && created_since(azure, &apim::service_id(blueprint)).await);
+            judge::apim_name(blueprint, ours, gone.as_ref(), free.as_ref())
         }
     });
     checks
+}
+
+/// Whether a name-availability answer says the name is taken.
+fn unavailable(answer: Option<&Value>, field: &str) -> bool {
+    answer.and_then(|a| a.get(field)).and_then(Value::as_bool) == Some(false)
+}
+
+/// A name found taken may have been taken by this environment itself since `up` looked (another
+/// run of `up` for the same environment, started at the same moment): the resource at this
+/// environment's own id is then ours, not someone else's.
+async fn created_since(azure: &Azure, id: &str) -> bool {
+    matches!(azure.arm.get(id).await, Ok(Some(_)))
 }
 
 /// The first failing check, as the error `up` stops with.
