@@ -3,7 +3,8 @@
 //!
 //! The marks (no state file anywhere):
 //! - ARM resources and resource groups carry the tags `managed-by: provision` and
-//!   `provision-env: <env>` (see [`super::foundry::tags`]); both must be there.
+//!   `provision-env: <env>` (the tags the Foundry module writes on everything it creates); both
+//!   must be there.
 //! - Entra applications carry the Graph `tags` `provision` and `provision-env:<env>`; Graph
 //!   filters them with `tags/any(t:t eq 'provision-env:<env>')` (Graph documents `any` on the
 //!   `tags` collection of applications and service principals: learn.microsoft.com/graph/aad-advanced-queries,
