@@ -12,6 +12,10 @@ use crate::down_cli::{World, text};
 /// Kill delays are drawn between 0.1 s and this: about a whole `down --purge` of `local` under
 /// `realistic` latency at [`KILL_TIME_SCALE`] (measured: about 1.2 s).
 const DOWN_RUN_MS: u64 = 1_500;
+/// The first kill comes before this: the sandbox's own delete operations take 30 s of sandbox
+/// time (0.75 s at [`KILL_TIME_SCALE`]), so however fast the machine, the first run is still
+/// going; later runs, with less left to do, may finish before their kill.
+const FIRST_KILL_MS: u64 = 600;
 const KILL_TIME_SCALE: f64 = 40.0;
 
 /// `down --purge` killed `kills` times at random points of its wall-clock run, then run to the
@@ -32,8 +36,13 @@ async fn interrupted_downs_converge(seed: u64, kills: usize) {
     let from = world.sandbox.requests().len();
     let mut dice = Dice::new(seed);
     let mut kills_done: Vec<(Duration, bool)> = Vec::new();
-    for _ in 0..kills {
-        let delay = Duration::from_millis(100 + dice.roll() % (DOWN_RUN_MS - 100));
+    for kill in 0..kills {
+        let bound = if kill == 0 {
+            FIRST_KILL_MS
+        } else {
+            DOWN_RUN_MS
+        };
+        let delay = Duration::from_millis(100 + dice.roll() % (bound - 100));
         let program = assert_cmd::cargo::cargo_bin("provision");
         let mut child = std::process::Command::new(program)
             .current_dir(world.project.dir.path())
