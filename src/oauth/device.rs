@@ -257,6 +257,8 @@ impl PublicClient {
         let mut interval = authorization.interval.max(MIN_INTERVAL);
         let expires = tokio::time::Instant::now() + Duration::from_secs(authorization.expires_in);
         loop {
+            // Real time on purpose: RFC 8628 §3.5 asks the client to wait `interval` seconds
+            // between polls; tests run this loop on tokio's paused clock.
             tokio::time::sleep(Duration::from_secs(interval)).await;
             let form = form_urlencoded::Serializer::new(String::new())
                 .append_pair("grant_type", DEVICE_CODE_GRANT)

@@ -433,7 +433,11 @@ fn not_current(catalog: &Value, model: &str, version: &str) -> Option<String> {
 }
 
 fn built_in_catalog() -> Value {
-    serde_json::from_str(include_str!("../../src/sandbox/arm/cognitive/catalog.json")).unwrap()
+    serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/sandbox/arm/cognitive/catalog.json"
+    )))
+    .unwrap()
 }
 
 #[test]

@@ -61,6 +61,8 @@ pub(crate) fn streamed(frames: Vec<Vec<u8>>, pause_ms: u64) -> Body {
     let frames = futures_util::stream::iter(frames.into_iter().enumerate()).then(
         move |(i, frame)| async move {
             if i > 0 && pause_ms > 0 {
+                // Real time on purpose: a streamed answer is paced on the wire as the model
+                // produces it, which a client sees in wall time; `instant` latency sends at once.
                 tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
             } else {
                 tokio::task::yield_now().await;
