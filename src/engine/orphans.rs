@@ -96,12 +96,7 @@ pub async fn orphans(
         {
             continue;
         }
-        let name = app
-            .get("uniqueName")
-            .or_else(|| app.get("displayName"))
-            .and_then(Value::as_str)
-            .unwrap_or(id)
-            .to_owned();
+        let name = ownership::app_label(&app, id);
         if let Some(app_id) = app.get("appId").and_then(Value::as_str) {
             let sp = Address::new(Kind::ClientServicePrincipal, name.clone());
             reads += 1;

@@ -262,12 +262,7 @@ async fn marked_elsewhere(
         if !seen.insert(id.to_ascii_lowercase()) || app_is_ours(&app, env).is_err() {
             continue;
         }
-        let name = app
-            .get("uniqueName")
-            .or_else(|| app.get("displayName"))
-            .and_then(Value::as_str)
-            .unwrap_or(id)
-            .to_owned();
+        let name = ownership::app_label(&app, id);
         if let Some(app_id) = app.get("appId").and_then(Value::as_str) {
             let sp = Address::new(Kind::ClientServicePrincipal, name.clone());
             survey.reads += 1;

@@ -299,6 +299,16 @@ pub fn name_of(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
 }
 
+/// The name an app is shown and addressed by in plans and teardowns: its `uniqueName`, else its
+/// `displayName`, else its object id.
+pub fn app_label(app: &Value, id: &str) -> String {
+    app.get("uniqueName")
+        .or_else(|| app.get("displayName"))
+        .and_then(Value::as_str)
+        .unwrap_or(id)
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
