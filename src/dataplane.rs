@@ -94,18 +94,28 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    pub fn new() -> Result<DataPlane, DataPlaneError> {
+    /// Trusts the platform's roots and, given `extra_root` (PEM), that certificate too: a
+    /// `--tls` sandbox serves its gateway and Foundry endpoints with its own certificate.
+    pub fn new(extra_root: Option<&[u8]>) -> Result<DataPlane, DataPlaneError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder = || {
-            reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("provision/", env!("CARGO_PKG_VERSION")))
-        };
         let fail = |e: reqwest::Error| DataPlaneError::Refused {
             url: String::new(),
             reason: format!("could not build the HTTP client: {e}"),
+        };
+        let root = extra_root
+            .map(reqwest::Certificate::from_pem)
+            .transpose()
+            .map_err(fail)?;
+        let builder = || {
+            let b = reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(READ_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("provision/", env!("CARGO_PKG_VERSION")));
+            match &root {
+                Some(cert) => b.add_root_certificate(cert.clone()),
+                None => b,
+            }
         };
         Ok(DataPlane {
             client: builder().build().map_err(fail)?,

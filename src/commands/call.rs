@@ -63,7 +63,7 @@ pub fn run(global: &GlobalArgs, args: CallArgs, printer: &Printer) -> anyhow::Re
             (true, false) => Some(&mut keep),
             (false, _) => None,
         };
-        let reply = call::chat(&blueprint.env, &url, &token, body, on_text).await?;
+        let reply = call::chat(&blueprint, &url, &token, body, on_text).await?;
         if printer.json() {
             printer.emit(&JsonLine::Answer {
                 env: blueprint.env.clone(),

@@ -25,7 +25,13 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         if !args.skip_preflight {
             let existing = engine::Existing::observed(&observation);
             let (azure, blueprint) = (&connected.azure, &connected.blueprint);
-            let checks = engine::preflight(azure, blueprint, connected.catalog.as_ref(), &existing);
+            let checks = engine::preflight(
+                azure,
+                blueprint,
+                connected.catalog.as_ref(),
+                &existing,
+                connected.clock.now(),
+            );
             if let Some(failed) = engine::first_failure(&checks.await) {
                 return Err(failed);
             }

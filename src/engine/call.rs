@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::azure::credential::AccessToken;
 use crate::boundary::refusal::Refusal;
 use crate::boundary::sse::Events;
-use crate::dataplane::{Call, DataPlane};
+use crate::config::Blueprint;
+use crate::dataplane::Call;
 use crate::hint::Hinted;
 use crate::render::snippet::CHAT_API_VERSION;
 
@@ -32,7 +33,7 @@ pub fn chat_url(api_url: &str, deployment: &str) -> String {
 /// Sends `body` (a chat completions request) and reads the answer; with `on_text`, the answer
 /// is streamed and each piece handed over as it arrives.
 pub async fn chat(
-    env: &str,
+    blueprint: &Blueprint,
     url: &str,
     token: &AccessToken,
     body: Vec<u8>,
@@ -47,7 +48,8 @@ pub async fn chat(
         ],
         body: Some(body),
     };
-    let plane = DataPlane::new()?;
+    let env = blueprint.env.as_str();
+    let plane = super::connect::data_plane(blueprint)?;
     let mut events = Events::default();
     let mut streamed = String::new();
     let answer = match on_text {

@@ -11,7 +11,8 @@ use crate::azure::Azure;
 use crate::azure::credential::{self, CredentialPlan};
 use crate::azure::retry::Deadline;
 use crate::azure::transport::{ReqwestTransport, Transport};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, OffsetClock, SignedDuration, SystemClock};
+use crate::cloud::Cloud;
 use crate::config::{Blueprint, auth_fits_cloud};
 use crate::hint::Hinted;
 use crate::render::{self, TemplateSet};
@@ -32,6 +33,8 @@ pub struct Connected {
     pub resources: Arc<Vec<Box<dyn Managed>>>,
     /// The location's model catalog, as read for the plan (`None`: refused), for the preflight.
     pub catalog: Option<resources::models::Catalog>,
+    /// The environment's wall clock (the sandbox's own for the sandbox cloud).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Everything that can be checked before the network; `auth` overrides the environment's.
@@ -76,8 +79,11 @@ pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Conn
         .arm_scope();
     same_tenant(&azure, &blueprint, &scope).await?;
     let catalog = super::read_catalog(&azure, &blueprint).await?;
+    // Retirement is judged on the environment's clock: a sandbox moved past a retirement date
+    // must see the model retired, as its inference endpoint already does.
+    let clock = clock_for(&blueprint).await?;
     let models = match &catalog {
-        Some(catalog) => resources::models::judge(&blueprint, catalog, SystemClock.now()),
+        Some(catalog) => resources::models::judge(&blueprint, catalog, clock.now()),
         None => {
             tracing::warn!(
                 location = %blueprint.location,
@@ -93,6 +99,7 @@ pub async fn connect(checked: Checked, timeout: Duration) -> anyhow::Result<Conn
         azure,
         resources,
         catalog,
+        clock,
     })
 }
 
@@ -117,11 +124,29 @@ pub fn sign_in(
 /// also the certificate its `sandbox.ca_file` names. Verification is never turned off: a
 /// sandbox that serves another certificate is refused like any other host would be.
 pub fn transport(blueprint: &Blueprint) -> anyhow::Result<ReqwestTransport> {
-    let Some(ca_file) = &blueprint.sandbox_ca_file else {
+    let Some(pem) = sandbox_root(blueprint)? else {
         return Ok(ReqwestTransport::new()?);
     };
-    let hint = "point `sandbox.ca_file` at the `sandbox-cert.pem` in the `--state` directory of \
-                the `provision sandbox serve --tls` that listens at `sandbox.address`";
+    ReqwestTransport::with_extra_root(&pem)
+        .map_err(|e| Hinted::error(format!("{}: sandbox.ca_file: {e}", blueprint.file), CA_HINT))
+}
+
+/// The client for gateway and Foundry calls, trusting what [`transport`] trusts.
+pub fn data_plane(blueprint: &Blueprint) -> anyhow::Result<crate::dataplane::DataPlane> {
+    let pem = sandbox_root(blueprint)?;
+    Ok(crate::dataplane::DataPlane::new(pem.as_deref())?)
+}
+
+const CA_HINT: &str = "point `sandbox.ca_file` at the `sandbox-cert.pem` in the `--state` \
+                       directory of the `provision sandbox serve --tls` that listens at \
+                       `sandbox.address`";
+
+/// The PEM of `sandbox.ca_file`, when the environment trusts a TLS sandbox's certificate.
+fn sandbox_root(blueprint: &Blueprint) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(ca_file) = &blueprint.sandbox_ca_file else {
+        return Ok(None);
+    };
+    let hint = CA_HINT;
     let pem = std::fs::read(ca_file).map_err(|e| {
         Hinted::error(
             format!(
@@ -144,8 +169,7 @@ pub fn transport(blueprint: &Blueprint) -> anyhow::Result<ReqwestTransport> {
             hint,
         ));
     }
-    ReqwestTransport::with_extra_root(&pem)
-        .map_err(|e| Hinted::error(format!("{}: sandbox.ca_file: {e}", blueprint.file), hint))
+    Ok(Some(pem))
 }
 
 /// Apps registered in the wrong tenant would refuse every token at the gateway (the policy pins
@@ -214,4 +238,42 @@ impl Connected {
             super::with_orphans(plan, orphans, &self.blueprint.file),
         ))
     }
+}
+
+/// The environment's wall clock: the system's, or for the sandbox the sandbox's own (which
+/// tests and operators move forward), so token expiry is judged on the clock that issued them.
+pub async fn clock_for(blueprint: &Blueprint) -> anyhow::Result<Arc<dyn Clock>> {
+    if blueprint.cloud != Cloud::Sandbox {
+        return Ok(Arc::new(SystemClock));
+    }
+    let url = format!(
+        "{}/_sandbox/clock",
+        crate::cloud::sandbox_origin(&blueprint.sandbox_address)
+    );
+    let transport = transport(blueprint)?;
+    let request =
+        crate::azure::transport::WireRequest::new(crate::azure::transport::Method::Get, &url);
+    let unreachable = |reason: String| {
+        Hinted::error(
+            format!("no sandbox answered at {url}: {reason}"),
+            "start it with `provision sandbox serve`, or point the environment's sandbox.address at it",
+        )
+    };
+    let response = transport
+        .send(&request)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let offset = response
+        .body_json()
+        .ok()
+        .and_then(|b| b.get("offset_seconds").and_then(serde_json::Value::as_i64))
+        .ok_or_else(|| {
+            unreachable(format!(
+                "HTTP {} without the sandbox's clock",
+                response.status
+            ))
+        })?;
+    Ok(Arc::new(OffsetClock::new(SignedDuration::from_secs(
+        offset,
+    ))))
 }

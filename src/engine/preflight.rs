@@ -11,7 +11,7 @@ use crate::azure::Azure;
 use crate::azure::credential::CredentialPlan;
 use crate::azure::retry::{Deadline, Replay};
 use crate::azure::session::WireError;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Timestamp;
 use crate::config::Blueprint;
 use crate::resources::models::{Catalog, parse_usages};
 use crate::resources::preflight::{self as judge, Check, Held, Outcome};
@@ -94,6 +94,7 @@ pub async fn preflight(
     blueprint: &Blueprint,
     catalog: Option<&Catalog>,
     existing: &Existing,
+    now: Timestamp,
 ) -> Vec<Check> {
     let subscription = format!("/subscriptions/{}", blueprint.subscription_id);
     let scope = if existing.group {
@@ -195,7 +196,7 @@ pub async fn preflight(
             catalog,
             quota.as_ref(),
             &existing.held,
-            SystemClock.now(),
+            now,
         )),
         None => checks.push(Check::warn(
             "model",
@@ -268,7 +269,8 @@ pub async fn doctor(
     let mut checks = vec![identity_check(blueprint, &identity)];
     let catalog = super::read_catalog(&azure, blueprint).await?;
     let existing = Existing::read(&azure, blueprint).await?;
-    checks.extend(preflight(&azure, blueprint, catalog.as_ref(), &existing).await);
+    let now = super::connect::clock_for(blueprint).await?.now();
+    checks.extend(preflight(&azure, blueprint, catalog.as_ref(), &existing, now).await);
     // Graph tells no caller what it may write without a write: the check reads the API app the
     // way `up` will, so a token Graph refuses (403, a missing consent) shows here.
     let api = &blueprint.entra.api;

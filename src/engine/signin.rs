@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::azure::transport::Transport;
-use crate::clock::{Clock, OffsetClock, SignedDuration, SystemClock};
-use crate::cloud::Cloud;
+use crate::clock::Clock;
 use crate::config::{Blueprint, ClientApp};
 use crate::hint::Hinted;
 use crate::oauth::cache::{SavedSignIn, SignInTarget, TokenCache};
@@ -18,6 +17,7 @@ use crate::oauth::device::{DeviceAuthorization, PublicClient, UserTokens};
 use crate::policy::token::Jwt;
 
 use super::Checked;
+pub use super::connect::clock_for;
 
 /// MSAL treats a token as expired five minutes early, so a call never leaves with one that
 /// expires on the way.
@@ -101,44 +101,6 @@ pub fn client_of<'a>(
                 )
             }),
     }
-}
-
-/// The environment's wall clock: the system's, or for the sandbox the sandbox's own (which
-/// tests and operators move forward), so token expiry is judged on the clock that issued them.
-pub async fn clock_for(blueprint: &Blueprint) -> anyhow::Result<Arc<dyn Clock>> {
-    if blueprint.cloud != Cloud::Sandbox {
-        return Ok(Arc::new(SystemClock));
-    }
-    let url = format!(
-        "{}/_sandbox/clock",
-        crate::cloud::sandbox_origin(&blueprint.sandbox_address)
-    );
-    let transport = super::connect::transport(blueprint)?;
-    let request =
-        crate::azure::transport::WireRequest::new(crate::azure::transport::Method::Get, &url);
-    let unreachable = |reason: String| {
-        Hinted::error(
-            format!("no sandbox answered at {url}: {reason}"),
-            "start it with `provision sandbox serve`, or point the environment's sandbox.address at it",
-        )
-    };
-    let response = transport
-        .send(&request)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let offset = response
-        .body_json()
-        .ok()
-        .and_then(|b| b.get("offset_seconds").and_then(serde_json::Value::as_i64))
-        .ok_or_else(|| {
-            unreachable(format!(
-                "HTTP {} without the sandbox's clock",
-                response.status
-            ))
-        })?;
-    Ok(Arc::new(OffsetClock::new(SignedDuration::from_secs(
-        offset,
-    ))))
 }
 
 /// A saved sign-in for `blueprint`'s client, usable as is (fresh) or by refresh.

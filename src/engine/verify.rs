@@ -17,6 +17,7 @@ use crate::boundary::cases::{
 };
 use crate::clock::Clock;
 use crate::cloud::Cloud;
+use crate::config::Blueprint;
 use crate::dataplane::{Call, DataPlane};
 use crate::oauth::cache::TokenCache;
 use crate::oauth::device::DeviceAuthorization;
@@ -99,7 +100,7 @@ pub async fn verify(
     let mut cases = cases::matrix(&materials);
     cases.extend(user_cases(&connected, &facts, &materials.good, options, &*clock).await);
     let mut simulator = simulator(&connected, &cases).await;
-    let plane = DataPlane::new()?;
+    let plane = super::connect::data_plane(&connected.blueprint)?;
     let mut results = Vec::new();
     for case in cases {
         if case.skipped.is_some() {
@@ -219,13 +220,7 @@ async fn materials(
     ))
     .await;
     let (foreign_tenant, expired) = if blueprint.cloud == Cloud::Sandbox {
-        sandbox_tokens(
-            blueprint.sandbox_address.as_str(),
-            &good,
-            blueprint.tenant_id.as_str(),
-            clock,
-        )
-        .await
+        sandbox_tokens(blueprint, &good, clock).await
     } else {
         let from = |token: &Option<String>, flag: &str| match token {
             Some(t) => Material::Token(t.clone()),
@@ -251,13 +246,15 @@ async fn materials(
 /// On the sandbox, the tokens Entra would not issue on demand are minted by the sandbox
 /// (`POST /_sandbox/tokens`): the good token's claims, from another tenant, or an hour expired.
 async fn sandbox_tokens(
-    address: &str,
+    blueprint: &Blueprint,
     good: &str,
-    tenant: &str,
     clock: &dyn Clock,
 ) -> (Material, Material) {
-    let base = format!("http://{address}");
-    let transport = match ReqwestTransport::new() {
+    let tenant = blueprint.tenant_id.as_str();
+    // `sandbox_origin` keeps the `https://` of a `sandbox.tls` environment, and the transport
+    // trusts its CA: the admin endpoint is served on the same listener as everything else.
+    let base = crate::cloud::sandbox_origin(&blueprint.sandbox_address);
+    let transport = match super::connect::transport(blueprint) {
         Ok(t) => t,
         Err(e) => {
             let why = Material::Skipped(e.to_string());
@@ -525,7 +522,7 @@ async fn simulator(connected: &Connected, cases: &[Case]) -> Simulator {
     let mut simulator = Simulator::new(blueprint.cloud);
     simulator.sandbox_address = blueprint.sandbox_address.clone();
     simulator.named_values = blueprint.apim.named_values.clone();
-    let Ok(transport) = ReqwestTransport::new() else {
+    let Ok(transport) = super::connect::transport(blueprint) else {
         return simulator;
     };
     for tenant in tenants {
@@ -610,8 +607,8 @@ async fn minted(
         return Err(why.to_owned());
     }
     let address = blueprint.sandbox_address.as_str();
-    let base = format!("http://{address}");
-    let transport = ReqwestTransport::new().map_err(|e| e.to_string())?;
+    let base = crate::cloud::sandbox_origin(address);
+    let transport = super::connect::transport(blueprint).map_err(|e| e.to_string())?;
     let own = blueprint.tenant_id.as_str();
     let tenant = if token.foreign_tenant {
         foreign_tenant(&transport, &base, own)

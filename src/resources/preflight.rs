@@ -87,13 +87,23 @@ pub fn provider(blueprint: &Blueprint, namespace: &str, body: Option<&Value>) ->
             format!("{namespace} is registered in subscription {subscription}"),
         );
     }
-    Check::fail(
-        "provider",
-        format!("resource provider {namespace} is {state} in subscription {subscription}"),
+    let hint = if state == "Registering" {
+        // Creates are refused until the registration completes, so `up` would fail now too.
+        format!(
+            "the registration is under way (a minute or two): wait for it with `az provider \
+             register --namespace {namespace} --subscription {subscription} --wait`, then run \
+             doctor again"
+        )
+    } else {
         format!(
             "register it (once per subscription, takes a minute or two): `az provider register \
              --namespace {namespace} --subscription {subscription} --wait`"
-        ),
+        )
+    };
+    Check::fail(
+        "provider",
+        format!("resource provider {namespace} is {state} in subscription {subscription}"),
+        hint,
     )
 }
 

@@ -257,6 +257,25 @@ async fn api_versions_are_required_and_must_be_known() {
         ))
         .await;
     assert_eq!(crossed.code(), "InvalidApiVersionParameter");
+    // A namespace no provider serves is a routing error whatever the version, as ARM answers it
+    // (the az CLI and Azure PowerShell print "The resource namespace '…' is invalid.").
+    arm.group("rg").await;
+    for version in ["2099-01-01", "2024-05-01"] {
+        let nowhere = arm
+            .get(&format!(
+                "{}/providers/Microsoft.Nowhere/things/a?api-version={version}",
+                group_path("rg")
+            ))
+            .await;
+        assert_eq!(
+            (nowhere.status, nowhere.code(), nowhere.message()),
+            (
+                400,
+                "InvalidResourceNamespace",
+                "The resource namespace 'Microsoft.Nowhere' is invalid."
+            )
+        );
+    }
 }
 
 #[tokio::test]

@@ -397,7 +397,30 @@ async fn an_unregistered_provider_fails_with_the_register_command() {
             &[],
         )
         .await;
-    assert_eq!(register.body["registrationState"], "Registered");
+    // Registering takes a while in Azure, and `up` would be refused meanwhile: doctor says wait.
+    assert_eq!(register.body["registrationState"], "Registering");
+    let (code, stdout, _) = world.doctor().await;
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        line_of(&stdout, "provider"),
+        format!(
+            "error   provider: resource provider Microsoft.ApiManagement is Registering in \
+             subscription {SUBSCRIPTION}\n        hint: the registration is under way (a minute \
+             or two): wait for it with `az provider register --namespace \
+             Microsoft.ApiManagement --subscription {SUBSCRIPTION} --wait`, then run doctor again"
+        )
+    );
+    world
+        .sandbox
+        .advance(provision::clock::SignedDuration::from_secs(60))
+        .expect("the clock moves");
+    let (_, stdout, _) = world.doctor().await;
+    assert!(
+        stdout.contains(&format!(
+            "ok      provider: Microsoft.ApiManagement is registered in subscription {SUBSCRIPTION}"
+        )),
+        "{stdout}"
+    );
     let (_, stdout, _) = world.doctor().await;
     assert!(
         stdout.contains(&format!(

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::arm_fixtures::Example;
 use crate::project::Project;
-use crate::sandbox_support::{Arm, client, default_sandbox, group_path, operator, start};
+use crate::sandbox_support::{Arm, client, default_sandbox, group_path, operator, start, trusting};
 
 /// A `--tls` sandbox with its certificate in a state directory, and a project whose `local`
 /// environment points at it with `extra` as the rest of its `sandbox:` mapping (`{ca}` there
@@ -106,6 +106,75 @@ async fn up_converges_against_a_tls_sandbox_trusting_its_certificate() {
         text(&plan.stdout),
         "0 to create, 0 to update, 0 to replace, 0 to delete, 16 unchanged.\n"
     );
+
+    // `verify` mints its foreign-tenant and expired tokens from the same https listener.
+    let verify = verify_approving(&project, &sandbox).await;
+    let summary = text(&verify.stdout)
+        .lines()
+        .last()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .unwrap();
+    assert_eq!(
+        (verify.status.code(), summary),
+        (
+            Some(0),
+            json!({"type": "summary", "env": "local", "cases": 12, "held": 12, "failed": 0,
+                   "skipped": 0, "drifted": 0})
+        ),
+        "{}\n{}",
+        text(&verify.stdout),
+        text(&verify.stderr)
+    );
+}
+
+/// `verify --env local --output json`, approving its device code through the TLS sandbox's
+/// admin API (trusting only the sandbox's certificate) as the signed-in user would.
+async fn verify_approving(project: &Project, sandbox: &Sandbox) -> Output {
+    use std::io::{BufRead, BufReader};
+    let cache = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("provision"));
+    cmd.current_dir(project.dir.path())
+        .args([
+            "--color", "never", "verify", "--env", "local", "--output", "json",
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("PROVISION_AUTH")
+        .env("PROVISION_CACHE_DIR", cache.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(code) = line.split("enter the code ").nth(1)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(code.split_whitespace().next().unwrap().to_owned());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let code = rx.await.expect("verify asks for a device code");
+    let approved = trusting(&sandbox.certificate_pem().unwrap())
+        .post(format!(
+            "{}/_sandbox/device-codes/{code}/approve",
+            sandbox.base_url()
+        ))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status().as_u16(), 200);
+    let mut out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    out.stderr = reader.join().unwrap().into_bytes();
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,13 +676,8 @@ async fn recover_restores_from_location_and_the_restore_flag_alone() {
 async fn info_gives_a_tls_sandboxs_certificate() {
     let (sandbox, _project, state) = tls_world("").await;
     let pem = sandbox.certificate_pem().unwrap();
-    let trusting = reqwest::Client::builder()
-        .no_proxy()
-        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
-        .build()
-        .unwrap();
     let (status, info) = get_json(
-        &trusting,
+        &trusting(&pem),
         &format!("{}/_sandbox/info", sandbox.base_url()),
         None,
     )

@@ -22,6 +22,16 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// A client that trusts only `pem`: a `--tls` sandbox's own certificate.
+pub fn trusting(pem: &str) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
+
 /// `GET /_sandbox/info`.
 pub async fn info(sandbox: &Sandbox) -> Value {
     client()

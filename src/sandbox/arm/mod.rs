@@ -63,9 +63,11 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 /// The `api-version`s each provider accepts: the pinned one, the stable ones around it, and the
-/// previews current clients send (foundry-arm.md §1.1, apim.md §3.1).
-fn accepted_versions(namespace: &str) -> &'static [&'static str] {
-    match namespace.to_ascii_lowercase().as_str() {
+/// previews current clients send (foundry-arm.md §1.1, apim.md §3.1). `None` for a namespace
+/// the sandbox does not serve, which ARM answers with `InvalidResourceNamespace` whatever the
+/// version.
+fn accepted_versions(namespace: &str) -> Option<&'static [&'static str]> {
+    Some(match namespace.to_ascii_lowercase().as_str() {
         "microsoft.apimanagement" => &[
             "2021-08-01",
             "2022-08-01",
@@ -99,7 +101,7 @@ fn accepted_versions(namespace: &str) -> &'static [&'static str] {
             "2022-04-01",
             "2022-05-01-preview",
         ],
-        _ => &[
+        "microsoft.resources" => &[
             "2016-06-01",
             "2019-10-01",
             "2020-01-01",
@@ -116,7 +118,8 @@ fn accepted_versions(namespace: &str) -> &'static [&'static str] {
             "2025-03-01",
             "2025-04-01",
         ],
-    }
+        _ => return None,
+    })
 }
 
 /// The provider namespace a path is served by (`Microsoft.Resources` for subscriptions and
@@ -158,7 +161,12 @@ fn check_api_version(segments: &[String], version: Option<&str>) -> Result<Strin
         return Ok(version.to_owned());
     }
     let namespace = namespace_of(segments);
-    let accepted = accepted_versions(&namespace);
+    // A namespace no provider serves is ARM's routing error, not a version error: ARM answers
+    // `InvalidResourceNamespace` for it (azure-cli and Azure PowerShell users see "The resource
+    // namespace '…' is invalid."), which `dispatch` gives.
+    let Some(accepted) = accepted_versions(&namespace) else {
+        return Ok(version.to_owned());
+    };
     if accepted.contains(&version) {
         return Ok(version.to_owned());
     }
@@ -487,7 +495,7 @@ fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
     }
     let namespace = namespace_of(segments);
     let write = !matches!(call.request.method, Method::GET | Method::HEAD);
-    if write && !providers::registered(&call.state.arm, &subscription, &namespace) {
+    if write && !providers::registered(&call.state.arm, &subscription, &namespace, call.now_ms) {
         // The words of learn.microsoft.com/azure/azure-resource-manager/troubleshooting/
         // error-register-resource-provider.
         return Err(ArmError::conflict(
@@ -585,6 +593,10 @@ mod tests {
             "/subscriptions/s/providers/Microsoft.CognitiveServices/locations/x/operationResults/1",
         );
         assert!(check_api_version(&operation, Some("2023-05-01")).is_ok());
+        // Left to the router, which names the unknown namespace.
+        let elsewhere =
+            segments_of("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Nowhere/x/y");
+        assert!(check_api_version(&elsewhere, Some("2099-01-01")).is_ok());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! - `GET /subscriptions/{s}/providers[/{namespace}]`, `POST …/providers/{namespace}/register`
 //!   and `…/unregister` (Microsoft.Resources Providers API, azure-rest-api-specs
 //!   `specification/resources/resource-manager/Microsoft.Resources/stable/2021-04-01/resources.json`:
-//!   `Providers_Get`, `Providers_Register`, `Providers_Unregister`). The sandbox switches states at
-//!   once; Azure passes through `Registering`/`Unregistering` for a minute or so.
+//!   `Providers_Get`, `Providers_Register`, `Providers_Unregister`). Registering an unregistered
+//!   provider passes through `Registering` for [`REGISTRATION_MS`] of sandbox time, as Azure does
+//!   for a minute or so ("Registration can take a few minutes", learn.microsoft.com/azure/
+//!   azure-resource-manager/management/resource-providers-and-types); unregistering is at once.
 //! - `GET {scope}/providers/Microsoft.Authorization/permissions` (`Permissions_ListForResourceGroup`,
 //!   `…/Microsoft.Authorization/stable/2022-04-01/authorization-RoleDefinitionsCalls.json`): one
 //!   `{actions, notActions, dataActions, notDataActions}` per role the caller holds at or above the
@@ -128,10 +130,14 @@ pub(super) fn handle(call: &mut Call<'_>) -> Option<Result<Reply, ArmError>> {
                 Some(verb @ ("register" | "unregister")) => {
                     super::only(&method, Method::POST).map(|()| {
                         let key = format!("{subscription}/{ns}").to_ascii_lowercase();
+                        let arm = &mut call.state.arm;
                         if verb == "register" {
-                            call.state.arm.unregistered.remove(&key);
+                            if arm.unregistered.remove(&key) {
+                                arm.registering.insert(key, call.now_ms + REGISTRATION_MS);
+                            }
                         } else {
-                            call.state.arm.unregistered.insert(key);
+                            arm.registering.remove(&key);
+                            arm.unregistered.insert(key);
                         }
                         Reply::ok(provider(call, &subscription, ns, types))
                     })
@@ -151,22 +157,42 @@ fn not_found(ns: &str) -> ArmError {
     )
 }
 
-/// Whether `namespace` is registered in `subscription`.
+/// How long a registration stays `Registering`, in sandbox milliseconds.
+pub(crate) const REGISTRATION_MS: u64 = 60_000;
+
+/// `namespace`'s `registrationState` in `subscription` at `now_ms`.
+pub(crate) fn registration(
+    arm: &crate::sandbox::state::ArmState,
+    subscription: &str,
+    ns: &str,
+    now_ms: u64,
+) -> &'static str {
+    let key = format!("{subscription}/{ns}").to_ascii_lowercase();
+    if arm.unregistered.contains(&key) {
+        "NotRegistered"
+    } else if arm
+        .registering
+        .get(&key)
+        .is_some_and(|&until| now_ms < until)
+    {
+        "Registering"
+    } else {
+        "Registered"
+    }
+}
+
+/// Whether `namespace` is registered in `subscription` at `now_ms` (not while `Registering`).
 pub(crate) fn registered(
     arm: &crate::sandbox::state::ArmState,
     subscription: &str,
     ns: &str,
+    now_ms: u64,
 ) -> bool {
-    !arm.unregistered
-        .contains(&format!("{subscription}/{ns}").to_ascii_lowercase())
+    registration(arm, subscription, ns, now_ms) == "Registered"
 }
 
 fn provider(call: &Call<'_>, subscription: &str, ns: &str, types: &[&str]) -> Value {
-    let state = if registered(&call.state.arm, subscription, ns) {
-        "Registered"
-    } else {
-        "NotRegistered"
-    };
+    let state = registration(&call.state.arm, subscription, ns, call.now_ms);
     json!({
         "id": format!("/subscriptions/{subscription}/providers/{ns}"),
         "namespace": ns,
@@ -175,7 +201,7 @@ fn provider(call: &Call<'_>, subscription: &str, ns: &str, types: &[&str]) -> Va
         "resourceTypes": types.iter().map(|t| json!({
             "resourceType": t,
             "locations": [],
-            "apiVersions": super::accepted_versions(ns),
+            "apiVersions": super::accepted_versions(ns).unwrap_or_default(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -32,6 +32,11 @@ pub struct ArmState {
     /// lower-cased; every other provider is registered (a new subscription has the common ones).
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub unregistered: std::collections::BTreeSet<String>,
+    /// Providers whose registration is under way, with the sandbox instant (ms) it completes:
+    /// Azure answers `Registering` for a minute or so after `register`, and refuses creates
+    /// meanwhile.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub registering: std::collections::BTreeMap<String, u64>,
     /// The built-in role the operator holds on every subscription, by name (`Owner` when unset):
     /// how a test makes the operator a principal that may not write role assignments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
