@@ -146,6 +146,57 @@ async fn unknown_names_and_versions_are_errors_listing_what_exists() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
+/// Retirement is judged on the environment's clock: the sandbox's, moved past the date, makes
+/// `plan` and `doctor` see the version retired, exactly as its inference endpoint does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retirement_is_judged_on_the_sandboxs_clock_not_the_machines() {
+    let world = World::new().await;
+    let retires = date_in(&world.sandbox, 10);
+    publish(&world.sandbox, "test-chat", "1", false, &retires);
+    publish(
+        &world.sandbox,
+        "test-chat",
+        "2",
+        true,
+        &date_in(&world.sandbox, 400),
+    );
+    world.deploy("1", "on-expiry");
+    let out = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("[model-retiring]"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    world
+        .sandbox
+        .advance(provision::clock::SignedDuration::from_hours(11 * 24))
+        .unwrap();
+    let out = world.run(&["plan", "--env", "local"]).await;
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (
+            Some(1),
+            format!(
+                "error: model test-chat version 1 retired on {retires} in swedencentral: Azure \
+                 refuses new deployments of it and its inference answers 410\nhint: the \
+                 replacement is the default version 2: set `model.version: \"2\"` (or `default`)\n"
+            )
+        )
+    );
+    let out = world.run(&["doctor", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(&format!(
+            "error   model: deployment chat: model test-chat version 1 retired on {retires} in \
+             swedencentral"
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_retiring_in_30_days_is_a_warning_and_one_in_a_year_is_not() {
     let world = World::new().await;
