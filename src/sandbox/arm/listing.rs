@@ -1,7 +1,9 @@
 //! `GET /subscriptions/{s}/resources` and `…/resourceGroups/{rg}/resources` (Resources_List,
 //! Resources_ListByResourceGroup, api-version 2021-04-01): the top-level resources of a scope,
-//! with the `$filter` forms `provision` sends (`tagName eq 'n'`, `tagName eq 'n' and tagValue eq
-//! 'v'`, `resourceType eq 't'`), `$top` and `nextLink`. Child resources (deployments, APIs) are
+//! with the `$filter` forms `provision` and the Azure CLI send (`tagName eq 'n'`, `tagName eq 'n'
+//! and tagValue eq 'v'`, and `eq` on `resourceType`, `resourceGroup`, `name` and `location`, joined
+//! by `and`: `az resource list -g RG` asks the subscription's list for `resourceGroup eq 'RG'`,
+//! azure-cli `resource/custom.py` `_list_resources_odata_filter_builder`), `$top` and `nextLink`. Child resources (deployments, APIs) are
 //! not listed, nor are resource groups, as in Azure.
 //!
 //! Source: azure-rest-api-specs `Microsoft.Resources/stable/2021-04-01/resources.json`, whose
@@ -23,13 +25,16 @@ struct Filter {
     tag_name: Option<String>,
     tag_value: Option<String>,
     resource_type: Option<String>,
+    resource_group: Option<String>,
+    name: Option<String>,
+    location: Option<String>,
 }
 
 fn invalid_filter(filter: &str) -> ArmError {
     ArmError::bad_request(
         "InvalidFilterInQueryString",
         format!(
-            "The filter '{filter}' is not supported here: use tagName eq '…' [and tagValue eq '…'], or resourceType eq '…'."
+            "The filter '{filter}' is not supported here: use tagName eq '…' [and tagValue eq '…'], or eq on resourceType, resourceGroup, name or location, joined by and."
         ),
     )
 }
@@ -72,6 +77,9 @@ fn parse_filter(filter: &str) -> Result<Filter, ArmError> {
             "tagname" => &mut parsed.tag_name,
             "tagvalue" => &mut parsed.tag_value,
             "resourcetype" => &mut parsed.resource_type,
+            "resourcegroup" => &mut parsed.resource_group,
+            "name" => &mut parsed.name,
+            "location" => &mut parsed.location,
             _ => return Err(invalid_filter(filter)),
         };
         if slot.replace(value).is_some() {
@@ -106,13 +114,30 @@ impl Filter {
                         .is_none_or(|want| v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(want)))
             }),
         };
-        let type_ok = self.resource_type.as_ref().is_none_or(|t| {
-            resource
-                .get("type")
+        // ARM compares these ignoring case, as it does every name in a resource id.
+        let field_is = |want: &Option<String>, field: &str| {
+            want.as_ref().is_none_or(|w| {
+                resource
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(w))
+            })
+        };
+        let group_ok = self.resource_group.as_ref().is_none_or(|g| {
+            let id = resource
+                .get("id")
                 .and_then(Value::as_str)
-                .is_some_and(|r| r.eq_ignore_ascii_case(t))
+                .unwrap_or_default();
+            id.split('/')
+                .skip_while(|s| !s.eq_ignore_ascii_case("resourceGroups"))
+                .nth(1)
+                .is_some_and(|rg| rg.eq_ignore_ascii_case(g))
         });
-        tag_ok && type_ok
+        tag_ok
+            && group_ok
+            && field_is(&self.resource_type, "type")
+            && field_is(&self.name, "name")
+            && field_is(&self.location, "location")
     }
 }
 
@@ -243,11 +268,31 @@ mod tests {
             Some(Filter {
                 tag_name: Some("provision-env".into()),
                 tag_value: Some("O'Brien".into()),
-                resource_type: None,
+                ..Filter::default()
             })
         );
+        let az = parse_filter("resourceGroup eq 'rg-az' and name eq 'a'").unwrap();
+        assert_eq!(
+            (az.resource_group.as_deref(), az.name.as_deref()),
+            (Some("rg-az"), Some("a"))
+        );
+        let account = json!({
+            "id": "/subscriptions/s/resourceGroups/RG-AZ/providers/Microsoft.X/accounts/a",
+            "name": "a", "type": "Microsoft.X/accounts", "location": "swedencentral",
+        });
+        assert!(az.keeps(&account));
+        assert!(
+            !parse_filter("resourceGroup eq 'other'")
+                .unwrap()
+                .keeps(&account)
+        );
+        assert!(
+            !parse_filter("location eq 'westus'")
+                .unwrap()
+                .keeps(&account)
+        );
         assert!(parse_filter("tagValue eq 'x'").is_err());
-        assert!(parse_filter("name eq 'x'").is_err());
+        assert!(parse_filter("identity eq 'x'").is_err());
         assert!(parse_filter("tagName eq 'x' or tagName eq 'y'").is_err());
         assert!(parse_filter("tagName eq 'x").is_err());
     }
