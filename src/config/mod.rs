@@ -4,6 +4,7 @@
 mod blueprint;
 mod checker;
 mod diagnostic;
+mod foundry;
 mod limits;
 mod model;
 pub mod naming;
