@@ -56,11 +56,11 @@ fn foundry(subdomain: &str) -> Value {
     })
 }
 
-fn gpt_4o_mini(capacity: u64) -> Value {
+fn chat_deployment(capacity: u64) -> Value {
     json!({
         "sku": { "name": "GlobalStandard", "capacity": capacity },
         "properties": {
-            "model": { "format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18" },
+            "model": { "format": "OpenAI", "name": "gpt-5.6-luna", "version": "2026-07-09" },
             "raiPolicyName": "Microsoft.DefaultV2"
         }
     })
@@ -319,7 +319,7 @@ async fn deployment_examples_replay() {
         let ex = example(file);
         let path = deployment(&ex);
         if arm.get(&path).await.status == 404 {
-            let put = arm.put(&path, &gpt_4o_mini(1)).await;
+            let put = arm.put(&path, &chat_deployment(1)).await;
             arm.wait_async(put.header("azure-asyncoperation").unwrap())
                 .await;
         }
@@ -441,7 +441,7 @@ async fn writes_wait_for_a_running_account_operation() {
     let deployment = arm
         .put(
             &versioned(&format!("{account}/deployments/chat"), API),
-            &gpt_4o_mini(1),
+            &chat_deployment(1),
         )
         .await;
     assert_eq!(
@@ -698,7 +698,7 @@ async fn deleting_the_group_soft_deletes_its_accounts() {
     let put = arm
         .put(
             &versioned(&format!("{account}/deployments/chat"), API),
-            &gpt_4o_mini(1),
+            &chat_deployment(1),
         )
         .await;
     assert_eq!(put.status, 201);
@@ -790,8 +790,8 @@ async fn deployments_echo_the_model_and_derive_their_limits() {
     arm.group("rg").await;
     let account = account_path("rg", "models");
     create(&arm, &account, API, &foundry("models")).await;
-    let path = versioned(&format!("{account}/deployments/gpt-4o-mini"), API);
-    let created = arm.put(&path, &gpt_4o_mini(10)).await;
+    let path = versioned(&format!("{account}/deployments/chat"), API);
+    let created = arm.put(&path, &chat_deployment(10)).await;
     assert_eq!(created.status, 201, "{}", created.body);
     arm.wait_async(created.header("azure-asyncoperation").unwrap())
         .await;
@@ -803,7 +803,7 @@ async fn deployments_echo_the_model_and_derive_their_limits() {
     );
     assert_eq!(
         properties["model"],
-        json!({ "format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18" })
+        json!({ "format": "OpenAI", "name": "gpt-5.6-luna", "version": "2026-07-09" })
     );
     assert_eq!(
         properties["versionUpgradeOption"],
@@ -820,11 +820,11 @@ async fn deployments_echo_the_model_and_derive_their_limits() {
     );
     assert_eq!(properties["provisioningState"], "Succeeded");
 
-    let same = arm.put(&path, &gpt_4o_mini(10)).await;
+    let same = arm.put(&path, &chat_deployment(10)).await;
     assert_eq!(same.status, 200);
     assert_eq!(same.header("azure-asyncoperation"), None);
     assert_eq!(same.header("etag"), got.header("etag"));
-    let bigger = arm.put(&path, &gpt_4o_mini(20)).await;
+    let bigger = arm.put(&path, &chat_deployment(20)).await;
     assert_eq!(bigger.status, 200);
     assert_eq!(bigger.body["properties"]["provisioningState"], "Accepted");
     arm.wait_async(bigger.header("azure-asyncoperation").unwrap())
@@ -840,7 +840,7 @@ async fn deployments_echo_the_model_and_derive_their_limits() {
                 &format!("{}/deployments/chat", account_path("rg", "nope")),
                 API,
             ),
-            &gpt_4o_mini(1),
+            &chat_deployment(1),
         )
         .await;
     assert_eq!((orphan.status, orphan.code()), (404, "ResourceNotFound"));
@@ -874,12 +874,12 @@ async fn a_second_deployment_write_conflicts_while_one_runs() {
     create(&arm, &account, API, &foundry("serial")).await;
     let first = versioned(&format!("{account}/deployments/first"), API);
     let second = versioned(&format!("{account}/deployments/second"), API);
-    let running = arm.put(&first, &gpt_4o_mini(1)).await;
+    let running = arm.put(&first, &chat_deployment(1)).await;
     assert_eq!(running.status, 201);
     let conflict = format!(
         "Another operation is being performed on the parent resource '{account}'. Please try again later."
     );
-    let racing = arm.put(&second, &gpt_4o_mini(1)).await;
+    let racing = arm.put(&second, &chat_deployment(1)).await;
     assert_eq!(
         (racing.status, racing.code(), racing.message()),
         (409, "RequestConflict", conflict.as_str())
@@ -888,7 +888,7 @@ async fn a_second_deployment_write_conflicts_while_one_runs() {
     assert_eq!((deleting.status, deleting.code()), (409, "RequestConflict"));
     arm.wait_async(running.header("azure-asyncoperation").unwrap())
         .await;
-    let after = arm.put(&second, &gpt_4o_mini(1)).await;
+    let after = arm.put(&second, &chat_deployment(1)).await;
     assert_eq!(after.status, 201, "{}", after.body);
 }
 

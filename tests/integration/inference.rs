@@ -15,7 +15,7 @@ const COGNITIVE: &str = "https://cognitiveservices.azure.com";
 /// The sandbox's replication lag in these tests.
 const LAG_S: i64 = 10;
 
-/// A sandbox with an account (`disableLocalAuth` as given) and a `gpt-4o-mini` deployment of
+/// A sandbox with an account (`disableLocalAuth` as given) and a `gpt-5.6-luna` deployment of
 /// `capacity`, made through ARM.
 struct Foundry {
     sandbox: Sandbox,
@@ -51,7 +51,7 @@ async fn foundry(local_auth: bool, capacity: u64) -> Foundry {
         .await;
     let deployment = json!({
         "sku": { "name": "GlobalStandard", "capacity": capacity },
-        "properties": { "model": { "format": "OpenAI", "name": "gpt-4o-mini", "version": "2024-07-18" } }
+        "properties": { "model": { "format": "OpenAI", "name": "gpt-5.6-luna", "version": "2026-07-09" } }
     });
     let put = arm
         .put(
@@ -177,13 +177,19 @@ fn hello() -> Value {
 }
 
 /// The stub's exact answer to `body` now, as the deployment's model.
-fn expected(sandbox: &Sandbox, body: &Value) -> Value {
-    let request = parse_request(body.to_string().as_bytes()).unwrap();
-    let completion = complete(
-        &request,
-        "gpt-4o-mini-2024-07-18",
-        sandbox.now().as_second(),
+/// The completion the sandbox gives for `body`, created at the `created` of `answer` once that
+/// is checked to be the sandbox's time (within the second that may have begun since).
+fn expected(sandbox: &Sandbox, answer: &Value, body: &Value) -> Value {
+    let created = answer["created"]
+        .as_i64()
+        .expect("a completion has `created`");
+    let now = sandbox.now().as_second();
+    assert!(
+        (now - 1..=now).contains(&created),
+        "created {created}, now {now}"
     );
+    let request = parse_request(body.to_string().as_bytes()).unwrap();
+    let completion = complete(&request, "gpt-5.6-luna-2026-07-09", created);
     serde_json::from_slice(&completion.response()).unwrap()
 }
 
@@ -226,7 +232,10 @@ async fn keys_are_refused_when_local_auth_is_disabled_and_checked_when_not() {
     );
     let right = open.call(CHAT, &[("api-key", key2)], &hello()).await;
     assert_eq!(right.status, 200, "{}", right.text);
-    assert_eq!(right.json(), expected(&open.sandbox, &hello()));
+    assert_eq!(
+        right.json(),
+        expected(&open.sandbox, &right.json(), &hello())
+    );
 }
 
 #[tokio::test]
@@ -277,8 +286,8 @@ async fn a_managed_identity_is_served_once_its_role_assignment_has_replicated() 
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.header("content-type"), Some("application/json"));
     let body = answer.json();
-    assert_eq!(body, expected(&f.sandbox, &hello()));
-    assert_eq!(body["model"], "gpt-4o-mini-2024-07-18");
+    assert_eq!(body, expected(&f.sandbox, &body, &hello()));
+    assert_eq!(body["model"], "gpt-5.6-luna-2026-07-09");
     assert_eq!(
         body["choices"][0]["message"]["content"],
         "You said: Hello, world!"
@@ -314,7 +323,10 @@ async fn a_managed_identity_is_served_once_its_role_assignment_has_replicated() 
         )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    assert_eq!(answer.json(), expected(&f.sandbox, &hello()));
+    assert_eq!(
+        answer.json(),
+        expected(&f.sandbox, &answer.json(), &hello())
+    );
 }
 
 #[tokio::test]
@@ -466,7 +478,7 @@ async fn streaming_answers_with_the_stubs_events_ending_in_done() {
     let request = parse_request(body.to_string().as_bytes()).unwrap();
     let frames = complete(
         &request,
-        "gpt-4o-mini-2024-07-18",
+        "gpt-5.6-luna-2026-07-09",
         f.sandbox.now().as_second(),
     )
     .stream(true);
@@ -565,7 +577,10 @@ async fn a_role_assigned_to_a_group_grants_its_members() {
         )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    assert_eq!(answer.json(), expected(&f.sandbox, &hello()));
+    assert_eq!(
+        answer.json(),
+        expected(&f.sandbox, &answer.json(), &hello())
+    );
     let outsider = f
         .chat(
             &member(json!(["5e1f0000-0000-4000-8000-000000000001"])),
@@ -605,7 +620,7 @@ async fn a_streamed_answer_is_sent_frame_by_frame() {
     let request = parse_request(body.to_string().as_bytes()).unwrap();
     let frames = complete(
         &request,
-        "gpt-4o-mini-2024-07-18",
+        "gpt-5.6-luna-2026-07-09",
         f.sandbox.now().as_second(),
     )
     .stream(false);

@@ -135,15 +135,29 @@ async fn the_location_catalog_has_the_shape_of_the_specification_and_the_publish
     ] {
         assert!(first["model"].get(key).is_some(), "model.{key}: {first}");
     }
+    // The status is the published one until the retirement date passes on the sandbox's clock,
+    // which starts at the machine's: both sides are checked whatever day the suite runs on.
+    let retires: provision::clock::Timestamp = "2027-04-14T00:00:00Z".parse().unwrap();
+    let status_now = |published: &str, date: provision::clock::Timestamp| {
+        if sandbox.now() < date {
+            published.to_owned()
+        } else {
+            "Deprecated".to_owned()
+        }
+    };
     let mini = model_entry(&answer.body, "gpt-4o-mini", "2024-07-18");
-    assert_eq!(mini["lifecycleStatus"], "Deprecating");
+    assert_eq!(mini["lifecycleStatus"], status_now("Deprecating", retires));
     assert_eq!(mini["isDefaultVersion"], true);
     assert_eq!(
         mini["deprecation"],
         json!({ "inference": "2027-04-14T00:00:00Z", "fineTune": "2027-10-01T00:00:00Z" })
     );
     let luna = model_entry(&answer.body, "gpt-5.6-luna", "2026-07-09");
-    assert_eq!(luna["lifecycleStatus"], "GenerallyAvailable");
+    let luna_retires: provision::clock::Timestamp = "2028-01-11T00:00:00Z".parse().unwrap();
+    assert_eq!(
+        luna["lifecycleStatus"],
+        status_now("GenerallyAvailable", luna_retires)
+    );
     assert_eq!(
         luna["skus"][0],
         json!({ "name": "GlobalStandard", "usageName": "OpenAI.GlobalStandard.gpt-5.6-luna",
@@ -154,6 +168,18 @@ async fn the_location_catalog_has_the_shape_of_the_specification_and_the_publish
     let old = model_entry(&answer.body, "gpt-4o", "2024-05-13");
     assert_eq!(old["lifecycleStatus"], "Deprecated");
     assert_eq!(old["replacementConfig"]["targetModelName"], "gpt-5.1");
+
+    if sandbox.now() < retires {
+        sandbox
+            .advance(retires.duration_since(sandbox.now()))
+            .unwrap();
+    }
+    // The earlier token has expired by then: a new one.
+    let answer = Arm::new(&sandbox)
+        .get(&location_models("swedencentral"))
+        .await;
+    let mini = model_entry(&answer.body, "gpt-4o-mini", "2024-07-18");
+    assert_eq!(mini["lifecycleStatus"], "Deprecated");
 }
 
 #[tokio::test]
