@@ -93,28 +93,7 @@ impl Boundary {
     /// Runs the binary through a device code sign-in: reads the code from its stderr as a user
     /// would, and decides on it at the sandbox. Returns the output with the whole stderr.
     pub(crate) async fn run_signing_in(&self, args: &[&str], decision: Decision) -> Output {
-        let mut child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut all = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(code) = line.split("enter the code ").nth(1)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(code.split_whitespace().next().unwrap().to_owned());
-                }
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
+        let (child, rx, reader) = spawn_awaiting_code(self.command(args));
         if let Ok(code) = rx.await {
             let base = self.sandbox.base_url();
             match decision {
@@ -140,11 +119,7 @@ impl Boundary {
                 }
             }
         }
-        let mut output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-            .await
-            .unwrap();
-        output.stderr = reader.join().unwrap().into_bytes();
-        output
+        finish(child, reader).await
     }
 
     pub(crate) fn cache_file(&self) -> PathBuf {
@@ -454,6 +429,54 @@ async fn the_python_snippet_is_filled_in_and_compiles() {
             String::from_utf8_lossy(&compiled.stderr)
         );
     }
+}
+
+/// The device code a running command prints on stderr.
+pub(crate) type CodeReceiver = tokio::sync::oneshot::Receiver<String>;
+
+/// Starts `cmd` with its output piped, and hands over the device code it prints ("enter the code
+/// X") as soon as it is printed, while the rest of stderr is kept for [`finish`].
+pub(crate) fn spawn_awaiting_code(
+    mut cmd: Command,
+) -> (
+    std::process::Child,
+    CodeReceiver,
+    std::thread::JoinHandle<String>,
+) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(code) = line.split("enter the code ").nth(1)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(code.split_whitespace().next().unwrap().to_owned());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    (child, rx, reader)
+}
+
+/// Waits for a command started by [`spawn_awaiting_code`], off the runtime's threads.
+pub(crate) async fn finish(
+    child: std::process::Child,
+    reader: std::thread::JoinHandle<String>,
+) -> Output {
+    let mut output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    output.stderr = reader.join().unwrap().into_bytes();
+    output
 }
 
 /// Every case's verdict from `verify --output json`: (case, held, status, skipped, drift).

@@ -32,6 +32,19 @@ impl World {
         }
     }
 
+    /// `test-chat` version 1, retiring on `first_retires`, and version 2, the default, retiring
+    /// in 400 days: the catalog every lifecycle test starts from.
+    fn publish_two(&self, first_retires: &str) {
+        publish(&self.sandbox, "test-chat", "1", false, first_retires);
+        publish(
+            &self.sandbox,
+            "test-chat",
+            "2",
+            true,
+            &date_in(&self.sandbox, 400),
+        );
+    }
+
     fn deploy(&self, version: &str, upgrade: &str) {
         let local = self
             .local
@@ -83,14 +96,7 @@ fn text(bytes: &[u8]) -> String {
 async fn a_retired_version_stops_plan_and_up_before_any_write_naming_the_replacement() {
     let world = World::new().await;
     let retired = date_in(&world.sandbox, -1);
-    publish(&world.sandbox, "test-chat", "1", false, &retired);
-    publish(
-        &world.sandbox,
-        "test-chat",
-        "2",
-        true,
-        &date_in(&world.sandbox, 400),
-    );
+    world.publish_two(&retired);
     world.deploy("1", "on-expiry");
     let from = world.sandbox.requests().len();
     for command in ["plan", "up"] {
@@ -152,14 +158,7 @@ async fn unknown_names_and_versions_are_errors_listing_what_exists() {
 async fn retirement_is_judged_on_the_sandboxs_clock_not_the_machines() {
     let world = World::new().await;
     let retires = date_in(&world.sandbox, 10);
-    publish(&world.sandbox, "test-chat", "1", false, &retires);
-    publish(
-        &world.sandbox,
-        "test-chat",
-        "2",
-        true,
-        &date_in(&world.sandbox, 400),
-    );
+    world.publish_two(&retires);
     world.deploy("1", "on-expiry");
     let out = world.run(&["plan", "--env", "local"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -201,14 +200,7 @@ async fn retirement_is_judged_on_the_sandboxs_clock_not_the_machines() {
 async fn a_version_retiring_in_30_days_is_a_warning_and_one_in_a_year_is_not() {
     let world = World::new().await;
     let soon = date_in(&world.sandbox, 30);
-    publish(&world.sandbox, "test-chat", "1", false, &soon);
-    publish(
-        &world.sandbox,
-        "test-chat",
-        "2",
-        true,
-        &date_in(&world.sandbox, 365),
-    );
+    world.publish_two(&soon);
     world.deploy("1", "on-expiry");
     let out = world.run(&["plan", "--env", "local"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -237,14 +229,7 @@ async fn after_expiry_on_expiry_is_upgraded_by_azure_and_never_is_retired() {
     for (upgrade, expected) in [("on-expiry", 0), ("never", 1)] {
         let world = World::new().await;
         let expiry = date_in(&world.sandbox, 30);
-        publish(&world.sandbox, "test-chat", "1", false, &expiry);
-        publish(
-            &world.sandbox,
-            "test-chat",
-            "2",
-            true,
-            &date_in(&world.sandbox, 400),
-        );
+        world.publish_two(&expiry);
         world.deploy("1", upgrade);
         let up = world.run(&["up", "--env", "local"]).await;
         assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
@@ -373,14 +358,7 @@ async fn refused_the_locations_catalog_the_accounts_own_list_is_judged_instead()
         local,
     };
     let expiry = date_in(&world.sandbox, 30);
-    publish(&world.sandbox, "test-chat", "1", false, &expiry);
-    publish(
-        &world.sandbox,
-        "test-chat",
-        "2",
-        true,
-        &date_in(&world.sandbox, 400),
-    );
+    world.publish_two(&expiry);
     world.deploy("1", "never");
     // No account yet, and no right to the location's list: planned unchecked, with a warning.
     let up = world.run(&["up", "--env", "local"]).await;

@@ -130,7 +130,6 @@ async fn up_converges_against_a_tls_sandbox_trusting_its_certificate() {
 /// `verify --env local --output json`, approving its device code through the TLS sandbox's
 /// admin API (trusting only the sandbox's certificate) as the signed-in user would.
 async fn verify_approving(project: &Project, sandbox: &Sandbox) -> Output {
-    use std::io::{BufRead, BufReader};
     let cache = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("provision"));
     cmd.current_dir(project.dir.path())
@@ -139,27 +138,9 @@ async fn verify_approving(project: &Project, sandbox: &Sandbox) -> Output {
         ])
         .env_remove("RUST_LOG")
         .env_remove("PROVISION_AUTH")
-        .env("PROVISION_CACHE_DIR", cache.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(code) = line.split("enter the code ").nth(1)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(code.split_whitespace().next().unwrap().to_owned());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let code = rx.await.expect("verify asks for a device code");
+        .env("PROVISION_CACHE_DIR", cache.path());
+    let (child, code, reader) = crate::client::spawn_awaiting_code(cmd);
+    let code = code.await.expect("verify asks for a device code");
     let approved = trusting(&sandbox.certificate_pem().unwrap())
         .post(format!(
             "{}/_sandbox/device-codes/{code}/approve",
@@ -170,11 +151,7 @@ async fn verify_approving(project: &Project, sandbox: &Sandbox) -> Output {
         .await
         .unwrap();
     assert_eq!(approved.status().as_u16(), 200);
-    let mut out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    out.stderr = reader.join().unwrap().into_bytes();
-    out
+    crate::client::finish(child, reader).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
