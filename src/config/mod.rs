@@ -137,11 +137,37 @@ pub type ReadFile<'a> = dyn Fn(&str) -> io::Result<(String, String)> + 'a;
 
 /// Loads `<dir>/<name>.yaml` and its parents from disk.
 pub fn load(dir: &Path, name: &str) -> Result<Environment, ConfigError> {
+    load_recorded(dir, name).map(|(environment, _)| environment)
+}
+
+/// [`load`], with every file it read (display path, text), the environment's own first: what a
+/// saved plan is bound to.
+pub fn load_recorded(
+    dir: &Path,
+    name: &str,
+) -> Result<(Environment, Vec<(String, String)>), ConfigError> {
+    let files = std::cell::RefCell::new(Vec::new());
+    let environment = load_noting(dir, name, &|display: &str, text: &str| {
+        files
+            .borrow_mut()
+            .push((display.to_owned(), text.to_owned()))
+    })?;
+    Ok((environment, files.into_inner()))
+}
+
+fn load_noting(
+    dir: &Path,
+    name: &str,
+    note: &dyn Fn(&str, &str),
+) -> Result<Environment, ConfigError> {
     let read = |env: &str| {
         let path = dir.join(format!("{env}.yaml"));
         let display = path.display().to_string();
         match read_yaml_file(&path) {
-            Ok(text) => Ok((display, text)),
+            Ok(text) => {
+                note(&display, &text);
+                Ok((display, text))
+            }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 Err(io::Error::new(e.kind(), format!("{display}: {e}")))
             }

@@ -42,6 +42,7 @@ mod sandbox_login;
 mod sandbox_security;
 mod sandbox_settle;
 mod sandbox_support;
+mod saved_plan;
 mod schema_cli;
 mod template_vars;
 mod up_e2e;

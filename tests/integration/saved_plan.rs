@@ -1,0 +1,751 @@
+//! Saved plans: `plan --out FILE`, then `up --plan FILE` applies exactly that plan, or, when
+//! anything it was made from changed since (a resource behind its back, the environment file, a
+//! template, the tool's version), nothing at all. Judged by the sandbox's recorded requests.
+
+use std::process::Output;
+use std::time::Duration;
+
+use provision::clock::SignedDuration;
+use provision::sandbox::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+use crate::project::Project;
+use crate::sandbox_support::{Arm, operator, start};
+
+const APIM_API: &str = "2024-05-01";
+/// Every resource `up --env local` manages (as up_e2e counts them).
+const RESOURCES: usize = 16;
+
+fn service_id() -> String {
+    format!(
+        "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-llm-gateway-local/providers/\
+         Microsoft.ApiManagement/service/apim-llmgw-local"
+    )
+}
+
+fn policy_path() -> String {
+    format!(
+        "{}/apis/llm/policies/policy?api-version={APIM_API}",
+        service_id()
+    )
+}
+
+/// A sandbox and a project whose `local` environment points at it.
+struct World {
+    sandbox: Sandbox,
+    project: Project,
+    replication_lag: Duration,
+}
+
+impl World {
+    async fn new() -> World {
+        let config = SandboxConfig::default();
+        let replication_lag = Duration::from_secs_f64(
+            config.replication_lag_ms() as f64 / 1000.0 / config.time_scale,
+        );
+        let sandbox = start(config).await;
+        let project = Project::new();
+        let local = project.read("environments/local.yaml").replace(
+            "address: 127.0.0.1:7171",
+            &format!("address: {}", sandbox.addr()),
+        );
+        project.write("environments/local.yaml", &local);
+        World {
+            sandbox,
+            project,
+            replication_lag,
+        }
+    }
+
+    /// Runs the binary off the runtime's threads (the sandbox answers on them).
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.project.provision();
+        cmd.args(args).env_remove("PROVISION_AUTH");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Lets the directory's replicas catch up with what `up` wrote, so reads by `appId` see it.
+    fn replicated(&self) {
+        let lag = SignedDuration::try_from(self.replication_lag).unwrap();
+        self.sandbox.advance(lag).unwrap();
+    }
+
+    async fn up(&self) {
+        let out = self.run(&["up", "--env", "local"]).await;
+        assert_exit(&out, 0);
+        self.replicated();
+    }
+
+    async fn plan_out(&self, expected: i32) -> Output {
+        let out = self
+            .run(&[
+                "plan",
+                "--env",
+                "local",
+                "--out",
+                "plan.json",
+                "--detailed-exitcode",
+            ])
+            .await;
+        assert_exit(&out, expected);
+        out
+    }
+
+    fn saved(&self) -> Value {
+        serde_json::from_str(&self.project.read("plan.json")).unwrap()
+    }
+
+    /// `METHOD path` of every request after the first `from`.
+    fn requests_since(&self, from: usize) -> Vec<String> {
+        self.sandbox.requests()[from..]
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path.split('?').next().unwrap()))
+            .collect()
+    }
+
+    /// The requests after `from` that write (token requests aside).
+    fn writes_since(&self, from: usize) -> Vec<String> {
+        let token = format!("POST /{DEFAULT_TENANT}/oauth2/v2.0/token");
+        self.requests_since(from)
+            .into_iter()
+            .filter(|r| !r.starts_with("GET ") && *r != token)
+            .collect()
+    }
+
+    /// The saved fingerprint of one resource.
+    fn fingerprint(&self, kind: &str, name: &str) -> Value {
+        self.saved()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == kind && r["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name} in the plan"))["fingerprint"]
+            .clone()
+    }
+}
+
+#[track_caller]
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Edits the stored policy through ARM, as someone in the portal would: the change is a comment
+/// at the top of `<inbound>`, which no plan compares, so only the ETag tells.
+async fn edit_policy(world: &World, marker: &str) -> String {
+    let arm = Arm::new(&world.sandbox);
+    let raw = arm
+        .get(&format!("{}&format=rawxml", policy_path()))
+        .await
+        .body["properties"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let edited = raw.replacen("<inbound>", &format!("<inbound><!-- {marker} -->"), 1);
+    assert_ne!(edited, raw);
+    let put = arm
+        .put(
+            &policy_path(),
+            &json!({"properties": {"format": "rawxml", "value": edited}}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    put.header("etag").unwrap().to_owned()
+}
+
+/// Removes the notebook client from the stored policy: a change the plan shows.
+async fn unpin_client(world: &World) {
+    let arm = Arm::new(&world.sandbox);
+    let raw = arm
+        .get(&format!("{}&format=rawxml", policy_path()))
+        .await
+        .body["properties"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = raw.find("<application-id>").unwrap();
+    let end = raw.find("</application-id>").unwrap() + "</application-id>".len();
+    let edited = format!("{}{}", &raw[..start], &raw[end..]);
+    let put = arm
+        .put(
+            &policy_path(),
+            &json!({"properties": {"format": "rawxml", "value": edited}}),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_edited_behind_the_plans_back_makes_it_stale_and_nothing_is_written() {
+    let world = World::new().await;
+    world.up().await;
+    unpin_client(&world).await;
+    world.plan_out(2).await;
+    let saved = world.fingerprint("policy", "llm");
+    assert_eq!(saved["by"], "etag", "{saved}");
+    let before = saved["etag"].as_str().unwrap().to_owned();
+
+    let after = edit_policy(&world, "edited in the portal").await;
+    assert_ne!(after, before);
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 1);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: stale plan: apim api policy llm changed (ETag {before} → {after})\n\
+             hint: nothing was written; run `provision plan --env local --out plan.json` again \
+             and review it\n"
+        )
+    );
+    let writes = world.writes_since(from);
+    assert!(writes.is_empty(), "a stale plan wrote: {writes:?}");
+    // It read every resource before refusing.
+    assert!(
+        world
+            .requests_since(from)
+            .iter()
+            .any(|r| r.ends_with("/apis/llm/policies/policy")),
+        "{:?}",
+        world.requests_since(from)
+    );
+
+    // The same in JSON: a typed `stale` line, then the error.
+    let out = world
+        .run(&["up", "--plan", "plan.json", "--output", "json"])
+        .await;
+    assert_exit(&out, 1);
+    let lines = crate::output_contract::lines(&stdout(&out));
+    assert_eq!(
+        lines,
+        vec![
+            json!({"type": "stale", "env": "local", "kind": "policy", "name": "llm",
+                   "saved": format!("ETag {before}"), "found": format!("ETag {after}"),
+                   "message": format!("stale plan: apim api policy llm changed (ETag {before} → {after})")}),
+            json!({"type": "error",
+                   "message": format!("stale plan: apim api policy llm changed (ETag {before} → {after})"),
+                   "hint": "nothing was written; run `provision plan --env local --out plan.json` \
+                            again and review it"}),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_plan_applies_and_leaves_nothing_to_do() {
+    let world = World::new().await;
+    world.up().await;
+    unpin_client(&world).await;
+    let out = world.plan_out(2).await;
+    assert!(
+        stderr(&out).contains("plan saved to plan.json: `provision up --plan plan.json`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(world.saved()["changes"], true);
+
+    let from = world.sandbox.requests().len();
+    let out = world
+        .run(&["up", "--plan", "plan.json", "--env", "local"])
+        .await;
+    assert_exit(&out, 0);
+    // Exactly the saved plan's one change: the policy, written once.
+    let writes = world.writes_since(from);
+    assert_eq!(
+        writes,
+        [format!("PUT {}/apis/llm/policies/policy", service_id())],
+        "{writes:?}"
+    );
+    let out = world
+        .run(&["plan", "--env", "local", "--detailed-exitcode"])
+        .await;
+    assert_exit(&out, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_of_nothing_builds_everything_then_plans_clean() {
+    let world = World::new().await;
+    world.plan_out(2).await;
+    let saved = world.saved();
+    assert_eq!(saved["format"], "provision-plan/1");
+    assert_eq!(saved["env"], "local");
+    assert_eq!(saved["tool_version"], env!("CARGO_PKG_VERSION"));
+    let resources = saved["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), RESOURCES);
+    assert!(resources.iter().all(|r| r["action"] == "create"));
+    // The API app is read and absent; its service principal is not read (no appId yet).
+    assert_eq!(
+        world.fingerprint("api_app", "llm-gateway-api-local"),
+        json!({"by": "absent"})
+    );
+    assert_eq!(
+        world.fingerprint("api_service_principal", "llm-gateway-api-local"),
+        json!({"by": "not-read"})
+    );
+    let inputs: Vec<&str> = saved["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        inputs[..2],
+        ["environments/local.yaml", "environments/base.yaml"]
+    );
+    assert!(
+        inputs.iter().any(|f| f.starts_with("templates/")),
+        "{inputs:?}"
+    );
+
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 0);
+    world.replicated();
+    let out = world
+        .run(&["plan", "--env", "local", "--detailed-exitcode"])
+        .await;
+    assert_exit(&out, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_without_changes_applies_nothing() {
+    let world = World::new().await;
+    world.up().await;
+    world.plan_out(0).await;
+    assert_eq!(world.saved()["changes"], false);
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "local is up to date ({RESOURCES} resources, no changes, "
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let writes = world.writes_since(from);
+    assert!(writes.is_empty(), "{writes:?}");
+
+    // With `--output json`, a typed line says where the plan went, after the summary.
+    let out = world
+        .run(&[
+            "plan",
+            "--env",
+            "local",
+            "--out",
+            "plan.json",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_exit(&out, 0);
+    let lines = crate::output_contract::lines(&stdout(&out));
+    assert_eq!(
+        lines.last().unwrap(),
+        &json!({"type": "plan_saved", "env": "local", "path": "plan.json",
+                "format": "provision-plan/1", "resources": RESOURCES, "changes": false})
+    );
+    assert_eq!(lines[lines.len() - 2]["type"], "summary");
+}
+
+/// The fingerprint of every ARM resource that has a version is exactly the `ETag` ARM answers a
+/// GET with; the others (resource group, role assignment, Graph objects) are hashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arm_resources_are_fingerprinted_by_the_etag_arm_gives() {
+    let world = World::new().await;
+    world.up().await;
+    world.plan_out(0).await;
+    let account = format!(
+        "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-llm-gateway-local/providers/\
+         Microsoft.CognitiveServices/accounts/llmgw-foundry-local"
+    );
+    let service = service_id();
+    let arm = Arm::new(&world.sandbox);
+    for (kind, name, id, version) in [
+        (
+            "account",
+            "llmgw-foundry-local",
+            account.clone(),
+            "2025-06-01",
+        ),
+        (
+            "deployment",
+            "gpt-5.6-luna",
+            format!("{account}/deployments/gpt-5.6-luna"),
+            "2025-06-01",
+        ),
+        (
+            "apim_service",
+            "apim-llmgw-local",
+            service.clone(),
+            APIM_API,
+        ),
+        (
+            "backend",
+            "foundry-openai",
+            format!("{service}/backends/foundry-openai"),
+            APIM_API,
+        ),
+        ("api", "llm", format!("{service}/apis/llm"), APIM_API),
+        (
+            "operation",
+            "llm/chat-completions",
+            format!("{service}/apis/llm/operations/chat-completions"),
+            APIM_API,
+        ),
+        (
+            "policy",
+            "llm",
+            format!("{service}/apis/llm/policies/policy"),
+            APIM_API,
+        ),
+    ] {
+        let got = arm.get(&format!("{id}?api-version={version}")).await;
+        assert_eq!(got.status, 200, "{id}: {}", got.body);
+        assert_eq!(
+            world.fingerprint(kind, name),
+            json!({"by": "etag", "etag": got.header("etag").unwrap()}),
+            "{kind} {name}"
+        );
+    }
+    let saved = world.saved();
+    let hashed: Vec<&str> = saved["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["fingerprint"]["by"] == "sha256")
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        hashed,
+        [
+            "api_app",
+            "api_service_principal",
+            "client_app",
+            "client_service_principal",
+            "api_pre_authorization",
+            "resource_group",
+            "role_assignment"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_created_or_deleted_behind_its_back_make_it_stale() {
+    let world = World::new().await;
+    world.plan_out(2).await;
+    // Someone creates the resource group meanwhile.
+    let arm = Arm::new(&world.sandbox);
+    let group = format!(
+        "/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-llm-gateway-local?api-version=2025-04-01"
+    );
+    let put = arm.put(&group, &json!({"location": "swedencentral"})).await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).starts_with(
+            "error: stale plan: resource group rg-llm-gateway-local was created since the plan\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // After `up`, the role assignment is deleted behind the plan's back: hashed, not versioned.
+    world.up().await;
+    world.plan_out(0).await;
+    let assignment = world.saved()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "role_assignment")
+        .cloned()
+        .unwrap();
+    assert_eq!(assignment["fingerprint"]["by"], "sha256", "{assignment}");
+    let id = {
+        let state = world.sandbox.state();
+        state
+            .arm
+            .resources
+            .values()
+            .find(|r| r.id.contains("/roleAssignments/"))
+            .unwrap()
+            .id
+            .clone()
+    };
+    let deleted = arm.delete(&format!("{id}?api-version=2022-04-01")).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: stale plan: role assignment {} was deleted since the plan\n",
+            assignment["name"].as_str().unwrap()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(world.writes_since(from).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_environment_file_template_or_version_is_named_and_nothing_is_read() {
+    let world = World::new().await;
+    world.plan_out(2).await;
+    let original = world.project.read("environments/local.yaml");
+    let plan = world.project.read("plan.json");
+
+    world.project.write(
+        "environments/local.yaml",
+        &format!("{original}# reviewed\n"),
+    );
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(
+            "error: stale plan: environments/local.yaml changed since the plan (SHA-256 "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(
+            "hint: nothing was written; run `provision plan --env local --out plan.json` again \
+             and review it\n"
+        ),
+        "{err}"
+    );
+    assert_eq!(world.requests_since(from), Vec::<String>::new());
+    world.project.write("environments/local.yaml", &original);
+
+    let template = world.saved()["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["file"].as_str().unwrap().to_owned())
+        .find(|f| f.starts_with("templates/"))
+        .unwrap();
+    let text = world.project.read(&template);
+    world.project.write(&template, &format!("{text}\n"));
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: stale plan: {template} changed since the plan (SHA-256 "
+        )),
+        "{}",
+        stderr(&out)
+    );
+    world.project.write(&template, &text);
+
+    let version = format!("\"tool_version\": \"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(plan.contains(&version));
+    world.project.write(
+        "plan.json",
+        &plan.replace(&version, "\"tool_version\": \"0.0.1\""),
+    );
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: stale plan: the plan was made by provision 0.0.1, and this is provision {}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    // Restored, it applies.
+    world.project.write("plan.json", &plan);
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_of_another_environment_is_refused() {
+    let world = World::new().await;
+    world.plan_out(2).await;
+    let from = world.sandbox.requests().len();
+    let out = world
+        .run(&["up", "--plan", "plan.json", "--env", "dev"])
+        .await;
+    assert_exit(&out, 1);
+    assert_eq!(
+        stderr(&out),
+        "error: plan.json is a plan of environment local, not of dev\n\
+         hint: drop --env (the plan names its environment), or save a plan of dev with \
+         `provision plan --env dev --out FILE`\n"
+    );
+    assert!(world.requests_since(from).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_environment_applies_a_saved_plan_without_asking() {
+    let world = World::new().await;
+    let local = world.project.read("environments/local.yaml");
+    world.project.write(
+        "environments/local.yaml",
+        &format!("{local}protected: true\n"),
+    );
+    // Without a plan, a protected environment is not changed without a yes.
+    let out = world.run(&["up", "--env", "local"]).await;
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("hint: review the plan above and run again with --yes"),
+        "{}",
+        stderr(&out)
+    );
+    world.plan_out(2).await;
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 0);
+    world.replicated();
+    let out = world
+        .run(&["plan", "--env", "local", "--detailed-exitcode"])
+        .await;
+    assert_exit(&out, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_file_holds_no_secret_or_token_and_is_replaced_whole() {
+    let world = World::new().await;
+    world.up().await;
+    world.plan_out(0).await;
+    let text = world.project.read("plan.json");
+    let (_, secret) = operator(&world.sandbox).await;
+    assert!(
+        !text.contains(&secret),
+        "the operator's secret is in the plan"
+    );
+    // Every JWT starts with a base64url `{"` header: none is in the file.
+    assert!(!text.contains("eyJ"), "a token is in the plan:\n{text}");
+
+    // A second plan replaces the file whole and leaves no temporary file beside it.
+    world.project.write("plan.json", "old");
+    world.plan_out(0).await;
+    assert_eq!(world.project.read("plan.json"), text);
+    let mut names: Vec<String> = std::fs::read_dir(world.project.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["environments", "plan.json", "templates"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(world.project.path("plan.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}
+
+/// Files that are not a plan this version wrote: each refused with what is wrong and a hint,
+/// before any sign-in.
+#[test]
+fn hostile_plan_files_are_refused() {
+    let project = Project::new();
+    let valid = {
+        // The shape of a real plan, to break one thing at a time.
+        json!({"format": "provision-plan/1", "env": "local", "tool_version": env!("CARGO_PKG_VERSION"),
+               "inputs": [], "expires": null, "changes": false, "resources": []})
+    };
+    let mut unknown = valid.clone();
+    unknown["approved_by"] = json!("me");
+    let mut format = valid.clone();
+    format["format"] = json!("terraform-plan/4");
+    let mut bad_env = valid.clone();
+    bad_env["env"] = json!("../../etc/passwd");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "huge.json",
+            vec![b' '; 4 * 1024 * 1024 + 1],
+            "huge.json: larger than 4194304 bytes, which no plan file is",
+        ),
+        (
+            "nul.json",
+            b"{\"format\": \"provision-plan/1\"\0}".to_vec(),
+            "nul.json: a NUL byte at offset 29: a plan file is JSON text",
+        ),
+        (
+            "text.json",
+            b"plan: yes\n".to_vec(),
+            "text.json: 1:1: not JSON: ",
+        ),
+        (
+            "format.json",
+            format.to_string().into_bytes(),
+            "format.json: `format` is \"terraform-plan/4\", and this version reads \"provision-plan/1\"",
+        ),
+        (
+            "unknown.json",
+            unknown.to_string().into_bytes(),
+            "unknown.json: not a plan file of this version: unknown field `approved_by`",
+        ),
+        (
+            "env.json",
+            bad_env.to_string().into_bytes(),
+            "`../../etc/passwd` is not a valid environment name",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        std::fs::write(project.path(name), bytes).unwrap();
+        let out = project
+            .provision()
+            .args(["up", "--plan", name])
+            .output()
+            .unwrap();
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(err.contains("\nhint: "), "{name}: {err}");
+    }
+    for (path, expected) in [
+        ("missing.json", "cannot read missing.json: "),
+        ("/dev/zero", "/dev/zero: larger than 4194304 bytes"),
+    ] {
+        let out = project
+            .provision()
+            .args(["up", "--plan", path])
+            .output()
+            .unwrap();
+        assert_exit(&out, 1);
+        assert!(stderr(&out).contains(expected), "{path}: {}", stderr(&out));
+    }
+    // `--out` is checked before any sign-in.
+    for (path, expected) in [
+        (
+            "environments",
+            "--out environments: a directory, not a file",
+        ),
+        (
+            "nowhere/plan.json",
+            "--out nowhere/plan.json: no directory nowhere",
+        ),
+    ] {
+        let out = project
+            .provision()
+            .args(["plan", "--env", "local", "--out", path])
+            .output()
+            .unwrap();
+        assert_exit(&out, 1);
+        assert!(stderr(&out).contains(expected), "{path}: {}", stderr(&out));
+        assert!(stderr(&out).contains("\nhint: "), "{}", stderr(&out));
+    }
+    // Neither --env nor --plan: a usage error.
+    let out = project.provision().args(["up"]).output().unwrap();
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("--env <ENV>"), "{}", stderr(&out));
+}
