@@ -6,7 +6,7 @@
 //! plan made from the fresh reads, differs from the saved one.
 //!
 //! It holds what a plan shows (ids, names, the policy document) and never a secret or a token:
-//! nothing `provision` reads carries one (APIM never returns secret named values, apim.md §3.8).
+//! nothing `provision` reads carries one (APIM never returns secret named values, apim.md §3.7).
 
 use std::borrow::Cow;
 
