@@ -43,6 +43,7 @@ mod sandbox_security;
 mod sandbox_settle;
 mod sandbox_support;
 mod saved_plan;
+mod saved_plan_files;
 mod schema_cli;
 mod template_vars;
 mod up_e2e;
