@@ -598,3 +598,66 @@ async fn an_orphan_deleted_behind_its_back_makes_it_stale_and_one_still_there_is
         .await;
     assert_exit(&out, 0);
 }
+
+/// A Graph application has no version: its fingerprint is the hash of the fields the plan
+/// compares. A field `provision` does not manage may change meanwhile (the plan still applies);
+/// one it compares makes the plan stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_app_is_stale_only_when_a_compared_field_changes() {
+    let world = World::new().await;
+    world.up().await;
+    world.plan_out(0).await;
+    assert_eq!(
+        world.fingerprint("api_app", "llm-gateway-api-local")["by"],
+        "sha256"
+    );
+    let object_id = {
+        let state = world.sandbox.state();
+        state
+            .objects
+            .iter()
+            .find(|o| {
+                o.body.get("uniqueName").and_then(Value::as_str) == Some("llm-gateway-api-local")
+            })
+            .unwrap()
+            .id()
+            .to_owned()
+    };
+    let token = crate::sandbox_support::token(&world.sandbox, 0, "https://graph.microsoft.com");
+    let patch = |body: Value| {
+        let url = format!("{}/v1.0/applications/{object_id}", world.sandbox.base_url());
+        let request = crate::sandbox_support::client()
+            .patch(url)
+            .bearer_auth(&token)
+            .json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    assert_eq!(
+        patch(json!({"notes": "owned by the platform team"})).await,
+        204
+    );
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 0);
+    assert!(world.writes_since(from).is_empty());
+
+    assert_eq!(
+        patch(json!({"displayName": "Renamed in the portal"})).await,
+        204
+    );
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: stale plan: entra api app llm-gateway-api-local changed (SHA-256 "),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.contains("stale plan")).count(),
+        1,
+        "{err}"
+    );
+    assert!(world.writes_since(from).is_empty());
+}
