@@ -37,7 +37,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         let connected = engine::connect(checked, timeout).await?;
         let (observation, plan) = connected.plan().await?;
         if let Some(saved) = &saved {
-            let stale = saved.stale_now(inputs, &plan, &observation);
+            let stale = saved.stale_now(&plan, &observation);
             show::stale(printer, &env, &stale);
             saved.refuse_stale(&stale)?;
         }

@@ -147,25 +147,12 @@ pub fn load_recorded(
     name: &str,
 ) -> Result<(Environment, Vec<(String, String)>), ConfigError> {
     let files = std::cell::RefCell::new(Vec::new());
-    let environment = load_noting(dir, name, &|display: &str, text: &str| {
-        files
-            .borrow_mut()
-            .push((display.to_owned(), text.to_owned()))
-    })?;
-    Ok((environment, files.into_inner()))
-}
-
-fn load_noting(
-    dir: &Path,
-    name: &str,
-    note: &dyn Fn(&str, &str),
-) -> Result<Environment, ConfigError> {
     let read = |env: &str| {
         let path = dir.join(format!("{env}.yaml"));
         let display = path.display().to_string();
         match read_yaml_file(&path) {
             Ok(text) => {
-                note(&display, &text);
+                files.borrow_mut().push((display.clone(), text.clone()));
                 Ok((display, text))
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
@@ -178,7 +165,8 @@ fn load_noting(
     if valid_env_name(name) && !dir.join(format!("{name}.yaml")).exists() {
         return Err(missing_environment(name, list(dir).ok()).into());
     }
-    resolve_with(name, &read, &confine_to_working_directory)
+    let environment = resolve_with(name, &read, &confine_to_working_directory)?;
+    Ok((environment, files.into_inner()))
 }
 
 /// An environment named on the command line that has no file; `known` lists those that do.

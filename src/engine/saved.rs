@@ -307,8 +307,9 @@ impl SavedPlan {
 
     /// The resources that changed since the plan, between it and the plan made again from
     /// `observation`.
-    pub fn stale_now(&self, inputs: Vec<Input>, plan: &Plan, obs: &Observation) -> Vec<Stale> {
-        let fresh = SavedPlan::new(&self.env, inputs, self.expires.clone(), plan, obs);
+    pub fn stale_now(&self, plan: &Plan, observation: &Observation) -> Vec<Stale> {
+        let (inputs, expires) = (self.inputs.clone(), self.expires.clone());
+        let fresh = SavedPlan::new(&self.env, inputs, expires, plan, observation);
         self.stale(&fresh)
     }
 
