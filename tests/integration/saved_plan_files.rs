@@ -229,3 +229,51 @@ fn hostile_plan_files_are_refused() {
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("--env <ENV>"), "{}", stderr(&out));
 }
+
+/// `plan --out` killed at any moment leaves the previous file whole or the new one whole, never
+/// half a plan: the plan goes to a temporary file that is renamed over the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_plan_never_leaves_half_a_plan() {
+    let world = World::new().await;
+    world.up().await;
+    // Kills spread over one and a half times a whole run, as measured here, whatever the load.
+    let began = std::time::Instant::now();
+    world.plan_out(0).await;
+    let whole = began.elapsed().as_millis() as u64 * 3 / 2 + 1;
+    let mut dice = provision::dice::Dice::new(11);
+    let mut outcomes = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        world.project.write("plan.json", "previous\n");
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("provision"))
+            .current_dir(world.project.dir.path())
+            .args(["plan", "--env", "local", "--out", "plan.json"])
+            .env_remove("RUST_LOG")
+            .env_remove("PROVISION_AUTH")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Real time on purpose: the point is to kill a separate process at an unforeseen moment
+        // of its wall-clock run, which no move of the sandbox's clock can stand in for.
+        let delay = std::time::Duration::from_millis(dice.roll() % whole);
+        tokio::time::sleep(delay).await;
+        let _ = child.kill();
+        tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        let text = world.project.read("plan.json");
+        if text == "previous\n" {
+            outcomes.insert("previous");
+        } else {
+            let plan: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("half a plan after a kill at {delay:?}: {e}\n{text}"));
+            assert_eq!(plan["format"], "provision-plan/1");
+            outcomes.insert("new");
+        }
+    }
+    // Both ends were seen: some kills came before the rename, some after.
+    assert_eq!(
+        outcomes.into_iter().collect::<Vec<_>>(),
+        ["new", "previous"]
+    );
+}
