@@ -38,7 +38,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         let (observation, plan) = connected.plan().await?;
         if let Some(saved) = &saved {
             let stale = saved.stale_now(&plan, &observation);
-            show::stale(printer, &env, &stale);
+            show::stale(printer, &env, &saved.file, &stale);
             saved.refuse_stale(&stale)?;
         }
         if !args.skip_preflight {

@@ -57,8 +57,15 @@ pub fn saved(printer: &Printer, path: &std::path::Path, plan: &SavedPlan) {
     }
 }
 
-/// The `stale` lines of `up --plan`, in JSON; people read them in the error that follows.
-pub fn stale(printer: &Printer, env: &str, stale: &[Stale]) {
+/// The `stale` lines of `up --plan`, in JSON; people read them in the error that follows. A
+/// plan still current says so in the log, as what a pipeline's reviewer approved is applied.
+pub fn stale(printer: &Printer, env: &str, file: &std::path::Path, stale: &[Stale]) {
+    if stale.is_empty() && !printer.json() {
+        printer.note(&format!(
+            "{} is current: nothing it was made from changed since; applying it to {env}",
+            file.display()
+        ));
+    }
     if printer.json() {
         for s in stale {
             printer.emit(&JsonLine::Stale {

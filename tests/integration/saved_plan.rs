@@ -263,6 +263,13 @@ async fn an_unchanged_plan_applies_and_leaves_nothing_to_do() {
         .run(&["up", "--plan", "plan.json", "--env", "local"])
         .await;
     assert_exit(&out, 0);
+    assert!(
+        stderr(&out).starts_with(
+            "plan.json is current: nothing it was made from changed since; applying it to local\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
     // Exactly the saved plan's one change: the policy, written once.
     let writes = world.writes_since(from);
     assert_eq!(
