@@ -153,6 +153,10 @@ pub struct PlanArgs {
     /// With --destroy: also preview the purge of soft-deleted copies (`down --purge`).
     #[arg(long, requires = "destroy")]
     pub purge: bool,
+    /// Also save the plan to FILE (JSON, with a fingerprint of everything it read), for
+    /// `up --plan FILE` to apply exactly it, or nothing if anything changed since.
+    #[arg(long, value_name = "FILE", conflicts_with = "destroy")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub azure: AzureArgs,
 }
@@ -186,9 +190,13 @@ pub struct DownArgs {
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Environment to bring up.
-    #[arg(long, value_name = "ENV")]
-    pub env: String,
+    /// Environment to bring up (with --plan: the plan's, which it must match if given).
+    #[arg(long, value_name = "ENV", required_unless_present = "plan")]
+    pub env: Option<String>,
+    /// Apply the plan `plan --out FILE` saved, and only if nothing it was made from changed
+    /// since (else exit 1, writing nothing). A reviewed plan is the approval: no prompt.
+    #[arg(long, value_name = "FILE", conflicts_with = "ttl")]
+    pub plan: Option<PathBuf>,
     /// Apply without asking, also for a protected environment.
     #[arg(long)]
     pub yes: bool,

@@ -1,11 +1,12 @@
-//! Files the user names on the command line for the policy engine (policies, JWKS, tokens):
-//! read within their limits, so a huge or binary input is refused promptly, and every error
-//! located at `file:line:col`.
+//! Files the user names on the command line for the policy engine (policies, JWKS, tokens) and
+//! saved plans: read within their limits, so a huge or binary input is refused promptly, and
+//! every error located at `file:line:col`.
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::path::Path;
 
+use crate::engine::saved::{MAX_PLAN_BYTES, SavedPlan};
 use crate::hint::{Hinted, Remedy};
 use crate::policy::model::PolicyDocument;
 use crate::policy::token::{KeySet, MAX_JWKS_BYTES};
@@ -98,6 +99,77 @@ pub fn read_request_body(
             format!("{name}:{}:{}: not JSON: {e}", e.line(), e.column()),
             r#"write a chat completions request, e.g. {"messages": [{"role": "user", "content": "hello"}]}"#,
         )),
+    }
+}
+
+/// A saved plan (`up --plan FILE`), checked ([`SavedPlan::parse`]); errors name the file.
+pub fn read_plan_file(path: &Path) -> anyhow::Result<SavedPlan> {
+    let bytes = read_bounded(path, MAX_PLAN_BYTES).map_err(|e| {
+        Hinted::error(
+            e.to_string(),
+            "pass the file `provision plan --env ENV --out FILE` wrote",
+        )
+    })?;
+    let plan = SavedPlan::parse(&bytes).map_err(|e| {
+        let hint = e.hint().map(Cow::into_owned).unwrap_or_default();
+        Hinted::error(format!("{}: {e}", path.display()), hint)
+    })?;
+    Ok(SavedPlan {
+        file: path.to_owned(),
+        ..plan
+    })
+}
+
+/// Refuses, before any sign-in, a `plan --out` target that can not be written: a directory, or
+/// a file in a directory that does not exist.
+pub fn check_plan_out(path: &Path) -> anyhow::Result<()> {
+    let hint = "name a file in an existing directory, e.g. --out plan.json";
+    if path.is_dir() {
+        return Err(Hinted::error(
+            format!("--out {}: a directory, not a file", path.display()),
+            hint,
+        ));
+    }
+    let dir = plan_dir(path);
+    if !dir.is_dir() {
+        return Err(Hinted::error(
+            format!("--out {}: no directory {}", path.display(), dir.display()),
+            hint,
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a saved plan atomically: a temporary file beside the target, renamed over it once
+/// complete, so a reader never sees half a plan and a killed `plan` leaves the old file whole.
+pub fn write_plan_file(path: &Path, plan: &SavedPlan) -> anyhow::Result<()> {
+    use std::io::Write;
+    let cannot = |e: &dyn std::fmt::Display| {
+        Hinted::error(
+            format!("cannot write the plan to {}: {e}", path.display()),
+            "name a file in a directory you can write to, e.g. --out plan.json",
+        )
+    };
+    let mut builder = tempfile::Builder::new();
+    // Readable like any file a command writes (a temporary file is owner-only): the plan holds
+    // no secret, and is reviewed and uploaded as a pipeline artifact.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut file = builder
+        .tempfile_in(plan_dir(path))
+        .map_err(|e| cannot(&e))?;
+    file.write_all(plan.to_text().as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| cannot(&e))?;
+    file.persist(path).map_err(|e| cannot(&e.error))?;
+    Ok(())
+}
+
+/// The directory a plan file goes in (`.` for a bare file name).
+fn plan_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 

@@ -106,6 +106,28 @@ impl ArmClient {
         self.json(&request, response).map(Some)
     }
 
+    /// GET with the resource's version: the `ETag` header, else the body's top-level `etag`
+    /// (Cognitive Services and API Management services carry it in both; APIM entities only in
+    /// the header, apim.md §3.10; resource groups and role assignments in neither). `None` when
+    /// ARM answers 404.
+    pub async fn get_versioned(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Value, Option<String>)>, WireError> {
+        let request = WireRequest::new(Method::Get, self.url(id));
+        let response = self
+            .session
+            .send(&self.scope, &request, Replay::ByMethod, &describe(id))
+            .await?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        let header = response.headers.get("etag").map(str::to_owned);
+        let body = self.json(&request, response)?;
+        let etag = header.or_else(|| body.get("etag").and_then(Value::as_str).map(str::to_owned));
+        Ok(Some((body, etag)))
+    }
+
     /// Every item of a collection, following `nextLink`.
     pub async fn list(&self, id: &str) -> Result<Vec<Value>, WireError> {
         let mut items = Vec::new();

@@ -66,12 +66,17 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
 
 /// Loads a target environment; an abstract one is an error here because it cannot be deployed.
 fn load_target(env_dir: &Path, name: &str) -> anyhow::Result<Blueprint> {
-    match config::load(env_dir, name)? {
-        Environment::Target(b) => {
+    Ok(load_recorded(env_dir, name)?.0)
+}
+
+/// [`load_target`], with every file it read: what a saved plan is bound to.
+fn load_recorded(env_dir: &Path, name: &str) -> anyhow::Result<(Blueprint, Vec<(String, String)>)> {
+    match config::load_recorded(env_dir, name)? {
+        (Environment::Target(b), files) => {
             tracing::debug!(env = %b.env, file = %b.file, cloud = %b.cloud, "environment resolved");
-            Ok(*b)
+            Ok((*b, files))
         }
-        Environment::Abstract { file, .. } => Err(Hinted::error(
+        (Environment::Abstract { file, .. }, _) => Err(Hinted::error(
             format!(
                 "{file}: environment `{name}` is abstract (`abstract: true`): it exists to be extended"
             ),
@@ -90,10 +95,20 @@ fn load_templates(global_dir: &Path, blueprint: &Blueprint) -> anyhow::Result<Te
 /// An environment ready to sign in to: loaded, its templates rendered once, its credential
 /// chosen (`--auth` over the file's `auth:`).
 fn checked(global: &GlobalArgs, env: &str, azure: &AzureArgs) -> anyhow::Result<engine::Checked> {
-    let blueprint = load_target(&global.env_dir, env)?;
-    let templates = load_templates(&global.templates_dir, &blueprint)?;
-    engine::check(blueprint, templates, azure.auth)
+    Ok(checked_bound(global, env, azure)?.0)
 }
+
+/// [`checked`], with every file it read and its SHA-256 (the environment file, those it
+/// extends, the templates): what a saved plan is bound to.
+fn checked_bound(g: &GlobalArgs, env: &str, azure: &AzureArgs) -> anyhow::Result<Checked> {
+    let (blueprint, files) = load_recorded(&g.env_dir, env)?;
+    let templates = load_templates(&g.templates_dir, &blueprint)?;
+    let inputs = engine::saved::inputs(&files, &templates);
+    Ok((engine::check(blueprint, templates, azure.auth)?, inputs))
+}
+
+/// An environment ready to sign in to, and the files it was made from.
+type Checked = (engine::Checked, Vec<engine::saved::Input>);
 
 /// The expiry `lifetime` (or `--ttl`) gives, on the cloud's clock; a protected environment
 /// never expires.

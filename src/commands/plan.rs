@@ -1,18 +1,23 @@
 //! `provision plan --env <name>`: what `up` would change, read from Azure and Entra (no state
 //! file), with security findings, as a tree or JSON lines. With `--destroy`, what `down` would
-//! delete, purge and leave alone.
+//! delete, purge and leave alone. With `--out FILE`, the plan is also saved for `up --plan`.
 
-use super::{ExitStatus, checked, runtime};
+use super::{ExitStatus, checked_bound, runtime};
 use crate::cli::{GlobalArgs, PlanArgs};
+use crate::engine::saved::SavedPlan;
 use crate::output::{Printer, down, plan as show};
-use crate::{embedded, engine};
+use crate::{embedded, engine, input};
 
 pub fn run(global: &GlobalArgs, args: PlanArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
-    let checked = checked(global, &args.env, &args.azure)?;
+    let (checked, inputs) = checked_bound(global, &args.env, &args.azure)?;
+    if let Some(out) = &args.out {
+        input::check_plan_out(out)?;
+    }
     runtime()?.block_on(async {
         let timeout = args.azure.timeout;
         let _sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
         let checked = super::with_lifetime(checked, None).await?;
+        let expires = checked.blueprint.expires.clone();
         let connected = engine::connect(checked, timeout).await?;
         let changes = if args.destroy {
             let survey =
@@ -24,8 +29,14 @@ pub fn run(global: &GlobalArgs, args: PlanArgs, printer: &Printer) -> anyhow::Re
                 .iter()
                 .any(|d| d.removal.is_some() || args.purge)
         } else {
-            let (_, plan) = connected.plan().await?;
+            let (observation, plan) = connected.plan().await?;
             show::print(printer, &connected.blueprint.env, &plan, true);
+            if let Some(out) = &args.out {
+                let env = &connected.blueprint.env;
+                let saved = SavedPlan::new(env, inputs, expires, &plan, &observation);
+                input::write_plan_file(out, &saved)?;
+                show::saved(printer, out, &saved);
+            }
             plan.has_changes()
         };
         Ok(if args.detailed_exitcode && changes {

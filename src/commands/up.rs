@@ -1,27 +1,46 @@
 //! `provision up --env <name>`: plan, confirm where the environment is protected, apply as a
-//! dependency graph, and say how to call the result.
+//! dependency graph, and say how to call the result. `up --plan FILE` applies a saved plan only
+//! if nothing it was made from changed since.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
-use super::{ExitStatus, checked, runtime};
+use super::{ExitStatus, checked_bound, runtime};
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::clock::format_duration;
-use crate::embedded;
 use crate::engine::{self, Applied};
 use crate::hint::Hinted;
 use crate::output::progress::Progress;
 use crate::output::{Printer, plan as show, up as done};
+use crate::{embedded, input};
 
 pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
-    let checked = checked(global, &args.env, &args.azure)?;
+    // `--plan`: the saved plan, its environment, and the same inputs it was made from.
+    let saved = args.plan.as_deref().map(input::read_plan_file);
+    let saved = saved.transpose()?;
+    let env = match &saved {
+        Some(saved) => saved.env_for(args.env.as_deref())?,
+        None => args.env.clone().unwrap_or_default(),
+    };
+    let (checked, inputs) = checked_bound(global, &env, &args.azure)?;
+    if let Some(saved) = &saved {
+        saved.refuse_changed_inputs(&inputs)?;
+    }
     runtime()?.block_on(async {
         let started = tokio::time::Instant::now();
         let timeout = args.azure.timeout;
         let sandbox = embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
-        let checked = super::with_lifetime(checked, args.ttl).await?;
+        let checked = match &saved {
+            Some(saved) => saved.bind(checked),
+            None => super::with_lifetime(checked, args.ttl).await?,
+        };
         let connected = engine::connect(checked, timeout).await?;
         let (observation, plan) = connected.plan().await?;
+        if let Some(saved) = &saved {
+            let stale = saved.stale_now(&plan, &observation);
+            show::stale(printer, &env, &saved.file, &stale);
+            saved.refuse_stale(&stale)?;
+        }
         if !args.skip_preflight {
             let existing = engine::Existing::observed(&observation);
             let (azure, blueprint) = (&connected.azure, &connected.blueprint);
@@ -51,7 +70,8 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
             }
         } else {
             let destructive = plan.summary().replace > 0;
-            if (connected.blueprint.protected || destructive) && !args.yes {
+            // Applying a reviewed plan is the approval.
+            if (connected.blueprint.protected || destructive) && !args.yes && saved.is_none() {
                 confirm(&connected.blueprint.env, destructive, printer)?;
             }
             let progress = Arc::new(Progress::new(printer.json(), printer.quiet()));

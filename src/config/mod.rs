@@ -138,11 +138,24 @@ pub type ReadFile<'a> = dyn Fn(&str) -> io::Result<(String, String)> + 'a;
 
 /// Loads `<dir>/<name>.yaml` and its parents from disk.
 pub fn load(dir: &Path, name: &str) -> Result<Environment, ConfigError> {
+    load_recorded(dir, name).map(|(environment, _)| environment)
+}
+
+/// [`load`], with every file it read (display path, text), the environment's own first: what a
+/// saved plan is bound to.
+pub fn load_recorded(
+    dir: &Path,
+    name: &str,
+) -> Result<(Environment, Vec<(String, String)>), ConfigError> {
+    let files = std::cell::RefCell::new(Vec::new());
     let read = |env: &str| {
         let path = dir.join(format!("{env}.yaml"));
         let display = path.display().to_string();
         match read_yaml_file(&path) {
-            Ok(text) => Ok((display, text)),
+            Ok(text) => {
+                files.borrow_mut().push((display.clone(), text.clone()));
+                Ok((display, text))
+            }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 Err(io::Error::new(e.kind(), format!("{display}: {e}")))
             }
@@ -153,7 +166,8 @@ pub fn load(dir: &Path, name: &str) -> Result<Environment, ConfigError> {
     if valid_env_name(name) && !dir.join(format!("{name}.yaml")).exists() {
         return Err(missing_environment(name, list(dir).ok()).into());
     }
-    resolve_with(name, &read, &confine_to_working_directory)
+    let environment = resolve_with(name, &read, &confine_to_working_directory)?;
+    Ok((environment, files.into_inner()))
 }
 
 /// An environment named on the command line that has no file; `known` lists those that do.

@@ -10,6 +10,7 @@ mod observe;
 mod orphans;
 mod preflight;
 mod report;
+pub mod saved;
 pub mod signin;
 mod teardown;
 pub mod verify;

@@ -22,6 +22,9 @@ pub struct Observation {
     pub known: Outputs,
     /// How many GETs were sent.
     pub reads: usize,
+    /// The version ARM gave each resource that has one (its `ETag`), for a saved plan to tell
+    /// later whether the resource changed since.
+    pub etags: BTreeMap<Address, String>,
 }
 
 impl Observation {
@@ -40,6 +43,22 @@ pub(crate) async fn read(azure: &Azure, read: &Read) -> Result<Option<Value>, Wi
     match read.service {
         Service::Arm => azure.arm.get(&read.path).await,
         Service::Graph => azure.graph.get(&read.path).await,
+    }
+}
+
+/// One read with the resource's version where the service gives one: ARM's `ETag`. Graph
+/// v1.0 gives none on applications and service principals (no `@odata.etag` on directory
+/// objects), so those are fingerprinted by their content instead.
+async fn read_versioned(
+    azure: &Azure,
+    read: &Read,
+) -> Result<(Option<Value>, Option<String>), WireError> {
+    match read.service {
+        Service::Arm => Ok(match azure.arm.get_versioned(&read.path).await? {
+            Some((body, etag)) => (Some(body), etag),
+            None => (None, None),
+        }),
+        Service::Graph => Ok((azure.graph.get(&read.path).await?, None)),
     }
 }
 
@@ -62,7 +81,8 @@ pub(crate) async fn read_all(
 ) -> Result<Observation, EngineError> {
     let mut observation = Observation::default();
     loop {
-        let mut wave: JoinSet<(Address, Result<Option<Value>, WireError>)> = JoinSet::new();
+        type Versioned = (Option<Value>, Option<String>);
+        let mut wave: JoinSet<(Address, Result<Versioned, WireError>)> = JoinSet::new();
         for r in resources {
             let address = r.address();
             if observation.was_read(&address) {
@@ -73,7 +93,7 @@ pub(crate) async fn read_all(
             };
             let azure = azure.clone();
             wave.spawn(async move {
-                let result = read(&azure, &what).await;
+                let result = read_versioned(&azure, &what).await;
                 (address, result)
             });
         }
@@ -83,10 +103,13 @@ pub(crate) async fn read_all(
         while let Some(joined) = wave.join_next().await {
             let (address, result) = joined.expect("a read task does not panic");
             observation.reads += 1;
-            let value = result.map_err(|error| EngineError::Wire {
+            let (value, etag) = result.map_err(|error| EngineError::Wire {
                 address: address.clone(),
                 error,
             })?;
+            if let Some(etag) = etag {
+                observation.etags.insert(address.clone(), etag);
+            }
             observation.observed.insert(address, value);
         }
         let existing: Vec<(Address, Value)> = observation

@@ -184,6 +184,32 @@ pub enum JsonLine {
         /// Whether `up` would change anything.
         changes: bool,
     },
+    /// `plan --out FILE`: the plan saved, after the summary.
+    PlanSaved {
+        env: String,
+        /// The file, as given to `--out`.
+        path: String,
+        /// The file's `format`, `provision-plan/1`.
+        format: String,
+        /// Resources in the plan.
+        resources: usize,
+        /// Whether applying it changes anything.
+        changes: bool,
+    },
+    /// `up --plan FILE`: a resource that changed since the plan was saved, one line each in plan
+    /// order, before the `error` line; nothing was written.
+    Stale {
+        env: String,
+        kind: Kind,
+        name: String,
+        /// Its fingerprint in the plan (`ETag "…"`, `SHA-256 …`, `absent`, `not read`,
+        /// `listed`); null when it is new since.
+        saved: Option<String>,
+        /// Its fingerprint now; null when it is gone.
+        found: Option<String>,
+        /// The `stale plan: …` line.
+        message: String,
+    },
     /// `up`: a resource's progress while applying.
     Progress {
         #[serde(flatten)]

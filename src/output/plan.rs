@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::Printer;
 use super::events::{Action, FieldChange, JsonLine, ResourceFinding};
+use crate::engine::saved::{SavedPlan, Stale};
 use crate::engine::{Plan, Planned};
 use crate::resources::diff::show;
 use crate::resources::{Change, UNKNOWN};
@@ -33,6 +34,49 @@ pub fn print(printer: &Printer, env: &str, plan: &Plan, on_stdout: bool) {
         printer.out(&human(plan));
     } else if plan.has_changes() {
         printer.note(&human(plan));
+    }
+}
+
+/// Says where the plan was saved: a note on stderr (stdout holds the plan itself), or a
+/// `plan_saved` line.
+pub fn saved(printer: &Printer, path: &std::path::Path, plan: &SavedPlan) {
+    if printer.json() {
+        printer.emit(&JsonLine::PlanSaved {
+            env: plan.env.clone(),
+            path: path.display().to_string(),
+            format: plan.format.clone(),
+            resources: plan.resources.len(),
+            changes: plan.changes,
+        });
+    } else {
+        printer.note(&format!(
+            "plan saved to {0}: `provision up --plan {0}` applies exactly it, or nothing if \
+             anything changed since",
+            path.display()
+        ));
+    }
+}
+
+/// The `stale` lines of `up --plan`, in JSON; people read them in the error that follows. A
+/// plan still current says so in the log, as what a pipeline's reviewer approved is applied.
+pub fn stale(printer: &Printer, env: &str, file: &std::path::Path, stale: &[Stale]) {
+    if stale.is_empty() && !printer.json() {
+        printer.note(&format!(
+            "{} is current: nothing it was made from changed since; applying it to {env}",
+            file.display()
+        ));
+    }
+    if printer.json() {
+        for s in stale {
+            printer.emit(&JsonLine::Stale {
+                env: env.to_owned(),
+                kind: s.address.kind,
+                name: s.address.name.clone(),
+                saved: s.saved.as_ref().map(|f| f.show()),
+                found: s.found.as_ref().map(|f| f.show()),
+                message: s.line(),
+            });
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use crate::azure::retry::DeadlineExceeded;
 use crate::azure::session::WireError;
 use crate::azure::sign_in::SignInError;
 use crate::config::{ConfigError, Diagnostic};
+use crate::engine::saved::{PlanFileError, StalePlan};
 use crate::engine::{EngineError, Stopped};
 use crate::hint::{Hinted, Remedy};
 use crate::oauth::cache::CacheError;
@@ -91,6 +92,8 @@ fn remedy(error: &(dyn Error + 'static)) -> Option<String> {
         of::<ParseError>,
         of::<OAuthError>,
         of::<CacheError>,
+        of::<PlanFileError>,
+        of::<StalePlan>,
     ];
     REMEDIES.iter().find_map(|remedy| remedy(error))
 }

@@ -11,6 +11,7 @@
 pub mod apim;
 pub mod diff;
 pub mod entra;
+pub mod fingerprint;
 pub mod foundry;
 pub mod models;
 pub mod ownership;
@@ -160,7 +161,17 @@ pub struct Read {
 
 /// The kinds, in the order plans list them.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {

@@ -42,6 +42,8 @@ mod sandbox_login;
 mod sandbox_security;
 mod sandbox_settle;
 mod sandbox_support;
+mod saved_plan;
+mod saved_plan_files;
 mod schema_cli;
 mod template_vars;
 mod up_e2e;
