@@ -55,6 +55,9 @@ pub enum OutputFormat {
     Human,
     /// JSON lines, one object per result (schema in docs/json-output.md).
     Json,
+    /// A comment-ready Markdown summary for a pull request (`plan`, `render --check`, `policy
+    /// test`).
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

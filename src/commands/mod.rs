@@ -4,6 +4,7 @@ mod call;
 mod completions;
 mod doctor;
 mod down;
+mod formats;
 mod models;
 mod plan;
 mod policy;
@@ -45,6 +46,7 @@ impl ExitStatus {
 }
 
 pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    formats::supported(&cli)?;
     match cli.command {
         Command::Render(args) => render::run(&cli.global, args, printer),
         Command::Validate(args) => validate::run(&cli.global, args, printer),
