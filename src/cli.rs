@@ -508,9 +508,21 @@ pub enum CloudArg {
 #[derive(Debug, Args)]
 pub struct PolicyDiffArgs {
     /// The policy as it is (e.g. what APIM returns).
-    pub old: PathBuf,
+    #[arg(
+        required_unless_present = "env",
+        conflicts_with = "env",
+        requires = "new"
+    )]
+    pub old: Option<PathBuf>,
     /// The policy as it should be (e.g. a fresh render).
-    pub new: PathBuf,
+    #[arg(conflicts_with = "env")]
+    pub new: Option<PathBuf>,
+    /// Compare the policy stored in the environment's API Management with a fresh render (the
+    /// drift gate for the policy alone), instead of two files.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 #[derive(Debug, Args)]
@@ -525,8 +537,14 @@ pub struct RenderArgs {
     #[arg(long, requires = "out")]
     pub check: bool,
     /// Render app ids that are not pinned in the environment file as placeholders.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "live")]
     pub offline: bool,
+    /// Sign in and render with the app ids of the deployed environment: the document `up`
+    /// stores (--auth and --timeout apply only here).
+    #[arg(long, conflicts_with = "out")]
+    pub live: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 /// One of `--env` and `--all`: the group makes the usage line show both.
