@@ -14,20 +14,16 @@ pub fn supported(cli: &Cli) -> anyhow::Result<()> {
     if cli.global.output != OutputFormat::Markdown {
         return Ok(());
     }
-    let other;
     let refused = match &cli.command {
         Command::Plan(_) => return Ok(()),
         Command::Render(args) if args.check => return Ok(()),
         Command::Policy(args) if matches!(args.command, PolicyCommand::Test(_)) => return Ok(()),
-        Command::Render(_) => "`render` without `--out DIR --check`",
-        Command::Policy(args) => match args.command {
-            PolicyCommand::Eval(_) => "`policy eval`",
-            _ => "`policy diff`",
-        },
-        command => {
-            other = name(command);
-            &other
+        Command::Render(_) => "`render` without `--out DIR --check`".to_owned(),
+        Command::Policy(args) if matches!(args.command, PolicyCommand::Eval(_)) => {
+            "`policy eval`".to_owned()
         }
+        Command::Policy(_) => "`policy diff`".to_owned(),
+        command => name(command),
     };
     Err(Hinted::error(
         format!(

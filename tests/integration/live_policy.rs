@@ -66,6 +66,11 @@ async fn policy_diff_env_is_the_drift_gate_for_the_policy() {
         stdout(&drifted),
         "inbound/llm-token-limit@tokens-per-minute: \"999999\" → \"20000\"\n"
     );
+    assert_eq!(
+        stderr(&drifted),
+        "hint: `provision up --env local` stores the fresh render; `provision plan --env local` \
+         shows this with the rest of the environment\n"
+    );
 
     let json = stage
         .run(&["policy", "diff", "--env", "local", "--output", "json"])

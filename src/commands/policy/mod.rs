@@ -65,6 +65,12 @@ fn diff(
         printer.note(&what);
         Ok(ExitStatus::Success)
     } else {
+        if let Some(env) = &args.env {
+            printer.note(&printer.hint_text(&format!(
+                "`provision up --env {env}` stores the fresh render; `provision plan --env {env}` \
+                 shows this with the rest of the environment"
+            )));
+        }
         Ok(ExitStatus::Changes)
     }
 }

@@ -337,6 +337,17 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_to_create_shows_every_line_added_once_its_app_ids_are_known() {
+        let known = json!({"properties": {"value": "<policies>\n  <inbound />\n</policies>"}});
+        assert_eq!(
+            created_policy(&known),
+            "```diff\n+ <policies>\n+   <inbound />\n+ </policies>\n```\n"
+        );
+        let unknown = json!({"properties": {"value": UNKNOWN}});
+        assert!(created_policy(&unknown).contains("(known after apply)"));
+    }
+
+    #[test]
     fn a_plan_too_long_for_a_comment_is_cut_and_says_how_to_see_it_all() {
         let resources = (0..400)
             .map(|i| {
