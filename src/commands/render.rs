@@ -86,7 +86,9 @@ fn check(dir: &Path, blueprint: &Blueprint, fresh: &str, printer: &Printer) -> E
     let fix = format!("provision render --env {env} --out {}", dir.display());
     if printer.markdown() {
         let ctx = markdown::Context::of(blueprint);
-        printer.out_raw(&markdown::render_check(&ctx, &expected, &drifts, &fix));
+        printer.out_raw(&markdown::render_check(
+            &ctx, &expected, &drifts, fresh, &fix,
+        ));
         return if drifts.is_empty() {
             ExitStatus::Success
         } else {

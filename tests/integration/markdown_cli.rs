@@ -246,15 +246,25 @@ fn render_check_in_markdown_lists_each_difference_and_the_fix() {
 
     let file = "policies/prod/llm.policy.xml";
     let committed = project.read(file);
-    project.write(
-        file,
-        &committed.replace("<base />", "<base/> <!-- a | `b` <c> -->"),
-    );
+    // A comment with characters Markdown would read (formatting only), and a header changed (a
+    // difference in meaning).
+    let edited = committed
+        .replace("<base />", "<base/> <!-- a | `b` <c> -->")
+        .replace("header-name=\"Authorization\"", "header-name=\"X-Token\"");
+    assert!(!edited.contains("\"Authorization\""), "{edited}");
+    project.write(file, &edited);
     project.write("policies/prod/old-api.policy.xml", "<policies/>");
     let differs = run(&markdown);
     assert_eq!(differs.status.code(), Some(1), "{}", stderr(&differs));
     let text = stdout(&differs);
     assert_eq!(text, stdout(&run(&markdown)), "two runs");
+    assert!(
+        text.contains(
+            "```diff\n- inbound/validate-azure-ad-token@header-name: X-Token\n\
+             + inbound/validate-azure-ad-token@header-name: Authorization\n```\n"
+        ),
+        "{text}"
+    );
     golden("render-check-differs.md", &text);
     // The human form agrees on the verdict.
     assert_eq!(run(&check).status.code(), Some(1));

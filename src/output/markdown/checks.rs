@@ -1,16 +1,29 @@
 //! `render --check --output markdown` and `policy test --output markdown`: what fails first,
 //! what passes folded away.
 
-use super::{COMMENT_LIMIT, Context, Document, cell, code, count, details, text};
+use super::{
+    COMMENT_LIMIT, Comment, Context, cell, code, count, details, fenced, html, one_line, text,
+};
 use crate::policy::harness::CaseRun;
 use crate::policy::simulator::Decision;
+use crate::policy::{Change, Document, diff};
 use crate::render::Drift;
 
 /// `render --check`: in sync, or every committed file that is not what the templates give,
-/// and the command that fixes it.
-pub fn render_check(ctx: &Context, expected: &str, drifts: &[Drift], fix: &str) -> String {
+/// and the command that fixes it; for the file that should hold the render, what changes in
+/// meaning when it is rendered again.
+pub fn render_check(
+    ctx: &Context,
+    expected: &str,
+    drifts: &[Drift],
+    fresh: &str,
+    fix: &str,
+) -> String {
     let env = &ctx.env;
-    let mut doc = Document::new(format!("provision render --env {env} --out DIR --check"));
+    let mut doc = Comment::new(
+        "render-check",
+        format!("provision render --env {env} --out DIR --check"),
+    );
     let mut head = format!(
         "### `provision render --check`: environment {}\n\n",
         code(env)
@@ -41,13 +54,57 @@ pub fn render_check(ctx: &Context, expected: &str, drifts: &[Drift], fix: &str) 
             text(&d.detail)
         ));
     }
+    for d in drifts {
+        if let Some(committed) = &d.committed {
+            doc.section(format!("\n{}", rerendered(&d.file, committed, fresh)));
+        }
+    }
     doc.finish(ctx, COMMENT_LIMIT)
+}
+
+/// What a fresh render changes in a committed file, by meaning, as `policy diff` sees it.
+fn rerendered(file: &str, committed: &str, fresh: &str) -> String {
+    let summary = format!("<code>{}</code> rendered again", html(file));
+    let (Ok(old), Ok(new)) = (Document::parse(committed), Document::parse(fresh)) else {
+        return details(&summary, "The committed file is not well-formed XML.\n");
+    };
+    let differences = diff(&old, &new);
+    if differences.is_empty() {
+        return details(
+            &summary,
+            "The same in meaning: only formatting differs (whitespace, attribute order, \
+             quoting, comments).\n",
+        );
+    }
+    let mut lines = Vec::new();
+    for d in &differences {
+        let path = &d.path;
+        match &d.change {
+            Change::Added(v) => lines.push(format!("+ {path}: {}", one_line(v))),
+            Change::Removed(v) => lines.push(format!("- {path}: {}", one_line(v))),
+            Change::Changed { old, new } => {
+                lines.push(format!("- {path}: {}", one_line(old)));
+                lines.push(format!("+ {path}: {}", one_line(new)));
+            }
+        }
+    }
+    details(
+        &format!(
+            "{summary}: {}",
+            count(
+                differences.len(),
+                "difference in meaning",
+                "differences in meaning"
+            )
+        ),
+        &fenced("diff", &lines),
+    )
 }
 
 /// `policy test`: the counts, failing cases in a table, passing ones folded.
 pub fn policy_test(ctx: &Context, runs: &[CaseRun]) -> String {
     let env = &ctx.env;
-    let mut doc = Document::new(format!("provision policy test --env {env}"));
+    let mut doc = Comment::new("policy-test", format!("provision policy test --env {env}"));
     let failed: Vec<&CaseRun> = runs.iter().filter(|r| !r.passed).collect();
     let passed: Vec<&CaseRun> = runs.iter().filter(|r| r.passed).collect();
     let verdict = if failed.is_empty() {

@@ -44,16 +44,19 @@ impl Context {
 /// from the end when the whole would not fit in a comment. Blocks are concatenated as they are:
 /// each ends with a line break and brings the blank lines it needs before it (a table's rows
 /// must not be separated by any).
-struct Document {
+struct Comment {
+    /// Which comment this is (`plan`, `render-check`…), for the hidden first line.
+    kind: &'static str,
     head: Vec<String>,
     sections: Vec<String>,
     /// The command that shows everything, for the line under a cut document.
     full: String,
 }
 
-impl Document {
-    fn new(full: String) -> Document {
-        Document {
+impl Comment {
+    fn new(kind: &'static str, full: String) -> Comment {
+        Comment {
+            kind,
             head: Vec::new(),
             sections: Vec::new(),
             full,
@@ -74,7 +77,12 @@ impl Document {
             Some(address) if !address.is_empty() => block.replace(address, "{sandbox.address}"),
             _ => block.to_owned(),
         };
-        let blocks: Vec<String> = self.head.iter().map(|b| hide(b)).collect();
+        // A hidden first line a pipeline can find the previous comment by, to update it in
+        // place rather than add another (as sticky-comment actions do with a header).
+        let marker = format!("<!-- provision {}: {} -->\n", self.kind, ctx.env);
+        let blocks: Vec<String> = std::iter::once(marker)
+            .chain(self.head.iter().map(|b| hide(b)))
+            .collect();
         let sections: Vec<String> = self.sections.iter().map(|b| hide(b)).collect();
         let join = |blocks: &[String]| blocks.concat();
         let all: Vec<String> = blocks.iter().chain(&sections).cloned().collect();
@@ -231,7 +239,7 @@ mod tests {
             sandbox_address: None,
         };
         let build = || {
-            let mut doc = Document::new("provision plan --env dev".to_owned());
+            let mut doc = Comment::new("plan", "provision plan --env dev".to_owned());
             doc.head("# head\n".to_owned());
             for i in 0..100 {
                 doc.section(format!("section {i}\n{}\n", "x".repeat(1000)));
@@ -261,11 +269,11 @@ mod tests {
             env: "local".to_owned(),
             sandbox_address: Some("127.0.0.1:41234".to_owned()),
         };
-        let mut doc = Document::new(String::new());
+        let mut doc = Comment::new("plan", String::new());
         doc.head("http://127.0.0.1:41234/tenant\n".to_owned());
         assert_eq!(
             doc.finish(&ctx, COMMENT_LIMIT),
-            "http://{sandbox.address}/tenant\n"
+            "<!-- provision plan: local -->\nhttp://{sandbox.address}/tenant\n"
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{COMMENT_LIMIT, Context, Document, cell, code, count, details, fenced, html, text};
+use super::{COMMENT_LIMIT, Comment, Context, cell, code, count, details, fenced, html, text};
 use crate::engine::{Plan, Planned, Survey};
 use crate::output::plan::{leaves, short};
 use crate::resources::diff::show;
@@ -36,7 +36,7 @@ pub fn plan(ctx: &Context, plan: &Plan) -> String {
 
 fn plan_within(ctx: &Context, plan: &Plan, limit: usize) -> String {
     let env = &ctx.env;
-    let mut doc = Document::new(format!("provision plan --env {env}"));
+    let mut doc = Comment::new("plan", format!("provision plan --env {env}"));
     let s = plan.summary();
     let mut head = format!("### `provision plan`: environment {}\n\n", code(env));
     head.push_str(&format!(
@@ -208,7 +208,10 @@ fn created_policy(desired: &Value) -> String {
 /// leaves alone and why.
 pub fn destroy(ctx: &Context, survey: &Survey, purge: bool) -> String {
     let env = &ctx.env;
-    let mut doc = Document::new(format!("provision plan --env {env} --destroy"));
+    let mut doc = Comment::new(
+        "plan-destroy",
+        format!("provision plan --env {env} --destroy"),
+    );
     let delete = survey.doomed.iter().filter(|d| d.removal.is_some()).count();
     let purges = if purge {
         survey.doomed.iter().filter(|d| d.purge.is_some()).count()
@@ -333,7 +336,7 @@ mod tests {
             text.contains("<b>~ update</b> <code>foundry account acc|ount</code>"),
             "{text}"
         );
-        assert!(text.starts_with("### `provision plan`: environment `dev`\n\n**0 to create, 2 to update, 0 to replace, 0 to delete**, 1 unchanged.\n"), "{text}");
+        assert!(text.starts_with("<!-- provision plan: dev -->\n### `provision plan`: environment `dev`\n\n**0 to create, 2 to update, 0 to replace, 0 to delete**, 1 unchanged.\n"), "{text}");
     }
 
     #[test]
