@@ -21,8 +21,26 @@ async fn render_live_is_the_policy_up_stored() {
     assert!(stderr(&plain).contains("pass --live"), "{}", stderr(&plain));
 
     stage.up().await;
+    let before = stage.sandbox.requests().len();
     let live = stage.run(&["render", "--env", "local", "--live"]).await;
     assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
+    // Reads only, and the stored policy once (the plan's own read of it).
+    let requests = stage.sandbox.requests()[before..].to_vec();
+    let writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.contains("/oauth2/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new());
+    let policy_reads = requests
+        .iter()
+        .filter(|r| {
+            r.path
+                .to_ascii_lowercase()
+                .starts_with(&crate::markdown_cli::policy_id().to_ascii_lowercase())
+        })
+        .count();
+    assert_eq!(policy_reads, 1, "{requests:?}");
     let rendered = stdout(&live);
     let stored = stage.stored_policy().await;
     assert_eq!(same_meaning(&stored, &rendered), Vec::<String>::new());
