@@ -439,7 +439,8 @@ pub enum PolicyCommand {
     Test(PolicyTestArgs),
     /// Evaluate one request against a policy file; prints one JSON object.
     Eval(PolicyEvalArgs),
-    /// Compare two policy files by meaning; exit 0 when equal, 2 when different.
+    /// Compare two policy files, or an environment's stored policy with a fresh live render
+    /// (--env), by meaning; exit 0 when equal, 2 when different.
     Diff(PolicyDiffArgs),
 }
 
@@ -505,14 +506,13 @@ pub enum CloudArg {
     China,
 }
 
+/// Two files, or an environment's stored policy against its live render: the group makes the
+/// usage line show both.
 #[derive(Debug, Args)]
+#[group(id = "policies", required = true, multiple = false, args = ["old", "env"])]
 pub struct PolicyDiffArgs {
     /// The policy as it is (e.g. what APIM returns).
-    #[arg(
-        required_unless_present = "env",
-        conflicts_with = "env",
-        requires = "new"
-    )]
+    #[arg(requires = "new")]
     pub old: Option<PathBuf>,
     /// The policy as it should be (e.g. a fresh render).
     #[arg(conflicts_with = "env")]
