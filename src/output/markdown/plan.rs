@@ -52,41 +52,38 @@ fn plan_within(ctx: &Context, plan: &Plan, limit: usize) -> String {
         .partition(|(_, f)| !f.rule.starts_with("model-"));
     security.sort_by_key(|(a, f)| (severity(f.rule).0, (*a).clone(), f.rule, f.message.clone()));
     models.sort_by_key(|(a, f)| ((*a).clone(), f.rule, f.message.clone()));
-    if !security.is_empty() {
-        let mut block = format!(
-            "\n#### Security findings ({})\n\n| severity | resource | finding |\n|---|---|---|\n",
-            security.len()
-        );
-        for (address, f) in &security {
-            block.push_str(&finding_row(severity(f.rule).1, &address.to_string(), f));
-        }
-        doc.head(block);
+    // Every row is a section of its own, the heading riding on the first: a plan with more
+    // findings than a comment holds is cut between rows, keeping the most severe.
+    let mut heading = Some(format!(
+        "\n#### Security findings ({})\n\n| severity | resource | finding |\n|---|---|---|\n",
+        security.len()
+    ));
+    for (address, f) in &security {
+        let row = finding_row(severity(f.rule).1, &address.to_string(), f);
+        doc.section(format!("{}{row}", heading.take().unwrap_or_default()));
     }
-    if !models.is_empty() {
-        let mut block = format!(
-            "\n#### Model findings ({})\n\n| resource | finding |\n|---|---|\n",
-            models.len()
-        );
-        for (address, f) in &models {
-            block.push_str(&format!(
-                "| {} | {} {} |\n",
-                cell(&code(&address.to_string())),
-                text(&f.message),
-                cell(&code(f.rule))
-            ));
-        }
-        doc.head(block);
+    let mut heading = Some(format!(
+        "\n#### Model findings ({})\n\n| resource | finding |\n|---|---|\n",
+        models.len()
+    ));
+    for (address, f) in &models {
+        doc.section(format!(
+            "{}| {} | {} {} |\n",
+            heading.take().unwrap_or_default(),
+            cell(&code(&address.to_string())),
+            text(&f.message),
+            cell(&code(f.rule))
+        ));
     }
     let changed: Vec<&Planned> = plan
         .resources
         .iter()
         .filter(|r| r.change != Change::NoOp)
         .collect();
-    if !changed.is_empty() {
-        doc.head(format!("\n#### Changes ({})\n", changed.len()));
-    }
+    let mut heading = Some(format!("\n#### Changes ({})\n", changed.len()));
     for r in changed {
-        doc.section(format!("\n{}", section(r)));
+        let heading = heading.take().unwrap_or_default();
+        doc.section(format!("{heading}\n{}", section(r)));
     }
     doc.finish(ctx, limit)
 }
@@ -337,6 +334,83 @@ mod tests {
             "{text}"
         );
         assert!(text.starts_with("<!-- provision plan: dev -->\n### `provision plan`: environment `dev`\n\n**0 to create, 2 to update, 0 to replace, 0 to delete**, 1 unchanged.\n"), "{text}");
+    }
+
+    #[test]
+    fn replacements_and_deletions_say_why() {
+        let plan = Plan {
+            resources: vec![
+                planned(
+                    Kind::RoleAssignment,
+                    "gw",
+                    Change::Replace {
+                        reason: "its principal changed".to_owned(),
+                    },
+                    Vec::new(),
+                ),
+                planned(
+                    Kind::ClientApp,
+                    "old_client",
+                    Change::Delete {
+                        reason: "ours, and no longer in environments/dev.yaml".to_owned(),
+                    },
+                    Vec::new(),
+                ),
+            ],
+            orphans: Vec::new(),
+        };
+        let text = plan_within(&ctx(), &plan, COMMENT_LIMIT);
+        assert!(
+            text.ends_with(
+                "\n#### Changes (2)\n\n<details><summary><b>-/+ replace</b> <code>role \
+                 assignment gw</code></summary>\n\nReplaced: its principal changed\n\n</details>\n\
+                 \n<details><summary><b>- delete</b> <code>entra client app old_client</code>\
+                 </summary>\n\nDeleted: ours, and no longer in environments/dev.yaml\n\n</details>\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn more_findings_than_a_comment_holds_are_cut_keeping_the_most_severe() {
+        let finding = |rule: &'static str| Finding {
+            rule,
+            message: "m".repeat(200),
+        };
+        let resources = (0..400)
+            .map(|i| {
+                let rule = if i == 399 {
+                    "no-token-check"
+                } else {
+                    "client-not-public"
+                };
+                planned(
+                    Kind::ClientApp,
+                    &format!("c{i:03}"),
+                    Change::NoOp,
+                    vec![finding(rule)],
+                )
+            })
+            .collect();
+        let plan = Plan {
+            resources,
+            orphans: Vec::new(),
+        };
+        let text = plan_within(&ctx(), &plan, COMMENT_LIMIT);
+        assert!(text.chars().count() <= COMMENT_LIMIT);
+        let critical = text
+            .find("| **critical** | `entra client app c399`")
+            .unwrap();
+        assert!(
+            critical < text.find("c000").unwrap(),
+            "the most severe first"
+        );
+        assert!(!text.contains("c398"), "cut");
+        assert!(
+            text.contains("\n\n> [!NOTE]\n> Cut to fit in one comment:"),
+            "{}",
+            &text[text.len() - 300..]
+        );
     }
 
     #[test]
