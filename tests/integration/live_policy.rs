@@ -130,3 +130,34 @@ async fn an_environment_not_up_yet_has_no_live_policy() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_stored_policy_is_an_error_that_says_to_run_up() {
+    let stage = Stage::new().await;
+    stage.up().await;
+    // APIM deletes a policy only with If-Match (`*`: unconditionally).
+    let deleted = crate::sandbox_support::Arm::new(&stage.sandbox)
+        .send(
+            "DELETE",
+            &format!(
+                "{}?api-version={}",
+                crate::markdown_cli::policy_id(),
+                crate::markdown_cli::APIM_API
+            ),
+            None,
+            &[("If-Match", "*")],
+        )
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let out = stage.run(&["policy", "diff", "--env", "local"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        "error: environment local: API Management holds no policy for API llm\n\
+         hint: run `provision up --env local`: it stores the policy\n"
+    );
+    // render --live does not need the stored policy: it is what `up` would store.
+    let live = stage.run(&["render", "--env", "local", "--live"]).await;
+    assert_eq!(live.status.code(), Some(0), "{}", stderr(&live));
+}
