@@ -55,6 +55,9 @@ pub enum OutputFormat {
     Human,
     /// JSON lines, one object per result (schema in docs/json-output.md).
     Json,
+    /// A comment-ready Markdown summary for a pull request (`plan`, `render --check`, `policy
+    /// test`).
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -444,7 +447,8 @@ pub enum PolicyCommand {
     Test(PolicyTestArgs),
     /// Evaluate one request against a policy file; prints one JSON object.
     Eval(PolicyEvalArgs),
-    /// Compare two policy files by meaning; exit 0 when equal, 2 when different.
+    /// Compare two policy files, or an environment's stored policy with a fresh live render
+    /// (--env), by meaning; exit 0 when equal, 2 when different.
     Diff(PolicyDiffArgs),
 }
 
@@ -510,12 +514,23 @@ pub enum CloudArg {
     China,
 }
 
+/// Two files, or an environment's stored policy against its live render: the group makes the
+/// usage line show both.
 #[derive(Debug, Args)]
+#[group(id = "policies", required = true, multiple = false, args = ["old", "env"])]
 pub struct PolicyDiffArgs {
     /// The policy as it is (e.g. what APIM returns).
-    pub old: PathBuf,
+    #[arg(requires = "new")]
+    pub old: Option<PathBuf>,
     /// The policy as it should be (e.g. a fresh render).
-    pub new: PathBuf,
+    #[arg(conflicts_with = "env")]
+    pub new: Option<PathBuf>,
+    /// Compare the policy stored in the environment's API Management with a fresh render (the
+    /// drift gate for the policy alone), instead of two files.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 #[derive(Debug, Args)]
@@ -530,8 +545,14 @@ pub struct RenderArgs {
     #[arg(long, requires = "out")]
     pub check: bool,
     /// Render app ids that are not pinned in the environment file as placeholders.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "live")]
     pub offline: bool,
+    /// Sign in and render with the app ids of the deployed environment: the document `up`
+    /// stores (--auth and --timeout apply only here).
+    #[arg(long, conflicts_with = "out")]
+    pub live: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 /// One of `--env` and `--all`: the group makes the usage line show both.

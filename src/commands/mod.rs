@@ -4,6 +4,7 @@ mod call;
 mod completions;
 mod doctor;
 mod down;
+mod formats;
 mod models;
 mod plan;
 mod policy;
@@ -45,6 +46,7 @@ impl ExitStatus {
 }
 
 pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    formats::supported(&cli)?;
     match cli.command {
         Command::Render(args) => render::run(&cli.global, args, printer),
         Command::Validate(args) => validate::run(&cli.global, args, printer),
@@ -131,6 +133,24 @@ async fn with_lifetime(
     let now = crate::embedded::cloud_now(&checked.blueprint).await?;
     let expires = now + jiff::SignedDuration::try_from(lifetime)?;
     Ok(checked.with_expiry(crate::clock::format_utc_seconds(expires)))
+}
+
+/// The policy of a deployed environment and the one its APIM stores, read after signing in the
+/// way `plan` does (`render --live`, `policy diff --env`).
+fn live_policy(
+    global: &GlobalArgs,
+    env: &str,
+    azure: &AzureArgs,
+    printer: &Printer,
+) -> anyhow::Result<(std::sync::Arc<Blueprint>, engine::LivePolicy)> {
+    let checked = checked(global, env, azure)?;
+    runtime()?.block_on(async {
+        let timeout = azure.timeout;
+        let _sandbox = crate::embedded::sandbox_for(&checked.blueprint, printer, timeout).await?;
+        let connected = engine::connect(checked, timeout).await?;
+        let live = engine::live_policy(&connected).await?;
+        Ok((connected.blueprint, live))
+    })
 }
 
 /// A runtime for one command: two workers, so an embedded sandbox answers while the command

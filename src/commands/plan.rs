@@ -5,7 +5,7 @@
 use super::{ExitStatus, checked_bound, runtime};
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::engine::saved::SavedPlan;
-use crate::output::{Printer, down, plan as show};
+use crate::output::{Printer, down, markdown, plan as show};
 use crate::{embedded, engine, input};
 
 pub fn run(global: &GlobalArgs, args: PlanArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
@@ -23,14 +23,24 @@ pub fn run(global: &GlobalArgs, args: PlanArgs, printer: &Printer) -> anyhow::Re
             let survey =
                 engine::survey(&connected.azure, &connected.blueprint, &connected.resources)
                     .await?;
-            down::preview(printer, &connected.blueprint.env, &survey, args.purge, true);
+            if printer.markdown() {
+                let ctx = markdown::Context::of(&connected.blueprint);
+                printer.out_raw(&markdown::destroy(&ctx, &survey, args.purge));
+            } else {
+                down::preview(printer, &connected.blueprint.env, &survey, args.purge, true);
+            }
             survey
                 .doomed
                 .iter()
                 .any(|d| d.removal.is_some() || args.purge)
         } else {
             let (observation, plan) = connected.plan().await?;
-            show::print(printer, &connected.blueprint.env, &plan, true);
+            if printer.markdown() {
+                let ctx = markdown::Context::of(&connected.blueprint);
+                printer.out_raw(&markdown::plan(&ctx, &plan));
+            } else {
+                show::print(printer, &connected.blueprint.env, &plan, true);
+            }
             if let Some(out) = &args.out {
                 let env = &connected.blueprint.env;
                 let saved = SavedPlan::new(env, inputs, expires, &plan, &observation);

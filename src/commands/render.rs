@@ -1,15 +1,31 @@
-//! `provision render`: the policy XML for review, to stdout or files, and `--check` as a GitOps gate.
+//! `provision render`: the policy XML for review, to stdout or files, and `--check` as a GitOps
+//! gate; `--live` renders with the deployed environment's app ids, as `up` stores it.
 
 use std::path::Path;
 
 use super::{ExitStatus, load_target, load_templates};
 use crate::cli::{GlobalArgs, RenderArgs};
 use crate::config::Blueprint;
-use crate::output::{DIM, ERROR, JsonLine, Printer};
+use crate::output::{DIM, ERROR, JsonLine, Printer, markdown};
 use crate::policy::Document;
 use crate::render::{self, RenderError};
 
 pub fn run(global: &GlobalArgs, args: RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    if args.live {
+        let (blueprint, live) = super::live_policy(global, &args.env, &args.azure, printer)?;
+        if printer.json() {
+            printer.emit(&JsonLine::Policy {
+                env: blueprint.env.clone(),
+                api_id: blueprint.api.id.clone(),
+                file: render::output_file(&blueprint),
+                placeholders: Vec::new(),
+                xml: live.rendered,
+            });
+        } else {
+            printer.out_raw(&live.rendered);
+        }
+        return Ok(ExitStatus::Success);
+    }
     let blueprint = load_target(&global.env_dir, &args.env)?;
     let templates = load_templates(&global.templates_dir, &blueprint)?;
     let rendered = render::for_review(&blueprint, &templates, args.offline)?;
@@ -67,6 +83,18 @@ fn write(path: &Path, xml: &str) -> anyhow::Result<()> {
 fn check(dir: &Path, blueprint: &Blueprint, fresh: &str, printer: &Printer) -> ExitStatus {
     let env = &blueprint.env;
     let (expected, drifts) = render::drift(dir, blueprint, fresh);
+    let fix = format!("provision render --env {env} --out {}", dir.display());
+    if printer.markdown() {
+        let ctx = markdown::Context::of(blueprint);
+        printer.out_raw(&markdown::render_check(
+            &ctx, &expected, &drifts, fresh, &fix,
+        ));
+        return if drifts.is_empty() {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        };
+    }
     for d in &drifts {
         if printer.json() {
             printer.emit(&JsonLine::FileDifference {
@@ -90,9 +118,6 @@ fn check(dir: &Path, blueprint: &Blueprint, fresh: &str, printer: &Printer) -> E
         }
         return ExitStatus::Success;
     }
-    printer.note(&printer.hint_text(&format!(
-        "run `provision render --env {env} --out {}` and commit the result",
-        dir.display()
-    )));
+    printer.note(&printer.hint_text(&format!("run `{fix}` and commit the result")));
     ExitStatus::Failure
 }

@@ -4,6 +4,7 @@
 pub mod down;
 pub mod events;
 pub mod findings;
+pub mod markdown;
 pub mod plan;
 pub mod problem;
 pub mod progress;
@@ -50,6 +51,11 @@ impl Printer {
 
     pub fn json(&self) -> bool {
         self.format == OutputFormat::Json
+    }
+
+    /// `--output markdown`: the command prints one comment-ready document on stdout.
+    pub fn markdown(&self) -> bool {
+        self.format == OutputFormat::Markdown
     }
 
     /// A result line on stdout; styles are stripped when colour is off.

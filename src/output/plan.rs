@@ -225,7 +225,7 @@ fn unknown_as_null(value: &Value) -> Value {
 }
 
 /// Leaf paths of a JSON value, lists kept whole.
-fn leaves(prefix: &str, value: &Value) -> Vec<(String, Value)> {
+pub(crate) fn leaves(prefix: &str, value: &Value) -> Vec<(String, Value)> {
     match value {
         Value::Object(fields) if !fields.is_empty() => fields
             .iter()
@@ -244,7 +244,7 @@ fn leaves(prefix: &str, value: &Value) -> Vec<(String, Value)> {
 
 /// A value on one line: long ones cut at [`INLINE`] characters, multi-line ones (a policy
 /// document) as their first non-blank line and a line count.
-fn short(value: &Value) -> String {
+pub(crate) fn short(value: &Value) -> String {
     let text = show(value);
     let lines: Vec<&str> = text.split("\\n").collect();
     if lines.len() == 1 {

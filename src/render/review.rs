@@ -50,6 +50,9 @@ pub struct Drift {
     pub file: String,
     /// The first differing line, `missing: …` or `stale: …`.
     pub detail: String,
+    /// The committed text of a file that should hold the render and does not, for a semantic
+    /// diff against it.
+    pub committed: Option<String>,
 }
 
 /// Compares the committed files of this environment under `dir` with a fresh render; returns
@@ -62,15 +65,18 @@ pub fn drift(dir: &Path, blueprint: &Blueprint, fresh: &str) -> (String, Vec<Dri
         Ok(committed) => drifts.push(Drift {
             file: expected.display().to_string(),
             detail: first_difference(&committed, fresh),
+            committed: Some(committed),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => drifts.push(Drift {
             file: expected.display().to_string(),
             detail: "missing: not rendered yet".to_owned(),
+            committed: None,
         }),
         // Unreadable is not "missing": say what stood in the way.
         Err(e) => drifts.push(Drift {
             file: expected.display().to_string(),
             detail: format!("unreadable: {e}"),
+            committed: None,
         }),
     }
     // Files for this environment that the templates no longer produce (e.g. a renamed API id).
@@ -85,6 +91,7 @@ pub fn drift(dir: &Path, blueprint: &Blueprint, fresh: &str) -> (String, Vec<Dri
         drifts.extend(stale.into_iter().map(|file| Drift {
             file,
             detail: "stale: no longer produced by the templates".to_owned(),
+            committed: None,
         }));
     }
     (expected.display().to_string(), drifts)

@@ -71,8 +71,9 @@ impl Remedy for RenderError {
                 hint.as_deref().map(Cow::Borrowed)
             }
             RenderError::Unpinned { .. } => Some(
-                "pass --offline to render them as placeholders for review, or pin `app_id:` for \
-                 apps that already exist"
+                "once `provision up` has run, pass --live to render with the deployed apps' ids \
+                 (the policy `up` stores); else --offline to render them as placeholders for \
+                 review, or pin `app_id:` for apps that already exist"
                     .into(),
             ),
             _ => None,

@@ -432,7 +432,7 @@ fn abstract_environment_cannot_be_rendered() {
 fn unpinned_app_ids_need_offline_to_render() {
     let ws = Workspace::new();
     ws.run(&["render", "--env", "dev"]).fails_with(&format!(
-        "error: {DEV}: the policy pins app ids that are not known: entra.api.app_id (llm-gateway-api-dev), entra.clients[0].app_id (llm-gateway-notebooks-dev)\nhint: pass --offline to render them as placeholders for review, or pin `app_id:` for apps that already exist\n"
+        "error: {DEV}: the policy pins app ids that are not known: entra.api.app_id (llm-gateway-api-dev), entra.clients[0].app_id (llm-gateway-notebooks-dev)\nhint: once `provision up` has run, pass --live to render with the deployed apps' ids (the policy `up` stores); else --offline to render them as placeholders for review, or pin `app_id:` for apps that already exist\n"
     ));
     let offline = ws.run(&["render", "--env", "dev", "--offline"]);
     assert_eq!(offline.code, Some(0), "stderr: {}", offline.stderr);

@@ -5,7 +5,7 @@ use crate::cli::{GlobalArgs, PolicyTestArgs};
 use crate::clock::{Clock as _, SystemClock};
 use crate::commands::{ExitStatus, load_target, load_templates};
 use crate::output::events::{Actual, Expected, JsonLine};
-use crate::output::{ERROR, GOOD, Printer};
+use crate::output::{ERROR, GOOD, Printer, markdown};
 use crate::policy::harness::{self, CaseRun};
 use crate::policy::simulator::Decision;
 use crate::{input, render};
@@ -37,12 +37,15 @@ pub fn run(
         now,
     )
     .map_err(anyhow::Error::msg)?;
-    for run in &runs {
-        report(printer, &blueprint.env, run);
-    }
     let passed = runs.iter().filter(|r| r.passed).count();
     let failed = runs.len() - passed;
-    if printer.json() {
+    if printer.markdown() {
+        let ctx = markdown::Context::of(&blueprint);
+        printer.out_raw(&markdown::policy_test(&ctx, &runs));
+    } else if printer.json() {
+        for run in &runs {
+            report(printer, &blueprint.env, run);
+        }
         let env = blueprint.env.clone();
         printer.emit(&JsonLine::TestSummary {
             env,
@@ -50,6 +53,9 @@ pub fn run(
             failed,
         });
     } else {
+        for run in &runs {
+            report(printer, &blueprint.env, run);
+        }
         printer.out(&format!("{passed} passed, {failed} failed"));
     }
     Ok(if failed == 0 {
