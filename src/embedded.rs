@@ -202,24 +202,3 @@ async fn answers_as_sandbox(addr: SocketAddr) -> bool {
         tokio::time::sleep(INFO_POLL).await;
     }
 }
-
-/// The cloud's time: the sandbox's own clock for `cloud: sandbox` (tests and demos move it), the
-/// system clock elsewhere. Expiry marks are written and judged against it.
-pub async fn cloud_now(blueprint: &Blueprint) -> anyhow::Result<jiff::Timestamp> {
-    use crate::clock::Clock;
-    if blueprint.cloud != crate::cloud::Cloud::Sandbox {
-        return Ok(crate::clock::SystemClock.now());
-    }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(INFO_POLL * 5)
-        .build()?;
-    let url = format!("http://{}/_sandbox/clock", blueprint.sandbox_address);
-    let answer: serde_json::Value = client.get(&url).send().await?.json().await?;
-    let now = answer
-        .get("now")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| anyhow::anyhow!("{url} answered without `now`"))?;
-    Ok(now.parse()?)
-}

@@ -70,7 +70,7 @@ async fn expired(
     args: &DownArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let now = embedded::cloud_now(&connected.blueprint).await?;
+    let now = connected.clock.now();
     let subscription = connected.blueprint.subscription_id.to_string();
     let found = engine::expired(&connected.azure, &subscription, now).await?;
     printer.note(&format!("{} expired environment(s) at {now}", found.len()));

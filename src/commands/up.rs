@@ -44,13 +44,8 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
         if !args.skip_preflight {
             let existing = engine::Existing::observed(&observation);
             let (azure, blueprint) = (&connected.azure, &connected.blueprint);
-            let checks = engine::preflight(
-                azure,
-                blueprint,
-                connected.catalog.as_ref(),
-                &existing,
-                connected.clock.now(),
-            );
+            let (catalog, now) = (connected.catalog.as_ref(), connected.clock.now());
+            let checks = engine::preflight(azure, blueprint, catalog, &existing, now);
             if let Some(failed) = engine::first_failure(&checks.await) {
                 return Err(failed);
             }

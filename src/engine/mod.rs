@@ -19,7 +19,7 @@ mod whoami;
 
 pub use apply::{Applied, Event, apply};
 pub use catalog::{Offer, location_models_path, offer, read_catalog};
-pub use connect::{Checked, Connected, check, connect, credential_plan, sign_in};
+pub use connect::{Checked, Connected, check, clock_for, connect, credential_plan, sign_in};
 pub use live::{LivePolicy, live_policy};
 pub use observe::{Observation, observe};
 pub use orphans::orphans;

@@ -433,7 +433,7 @@ async fn the_sandbox_lists_resources_by_tag_without_their_tags_and_in_pages() {
     assert_eq!(items.len(), 4);
     assert!(items.iter().all(|i| i["tags"]["managed-by"] == "provision"));
     let bad = arm
-        .get(&format!("{base}&$filter={}", encoded("name eq 'x'")))
+        .get(&format!("{base}&$filter={}", encoded("colour eq 'x'")))
         .await;
     assert_eq!(
         (bad.status, bad.code()),

@@ -421,10 +421,12 @@ async fn a_second_up_only_reads() {
     // catalog, one read per resource, none twice, the search for orphans (ARM by tag, Graph apps by
     // tag, and the deployments, named values, backends and APIs of the account and service), and
     // the preflight's four: the two providers' registrations, the permissions at the resource group
-    // and the location's usages (the name checks are for names not yet this environment's).
+    // and the location's usages (the name checks are for names not yet this environment's); and
+    // the sandbox's clock, which model retirement is judged on.
     const ORPHAN_READS: usize = 6;
     let count = |wanted: &str| second.iter().filter(|r| *r == wanted).count();
     assert_eq!(count("GET /_sandbox/info"), 1, "{second:#?}");
+    assert_eq!(count("GET /_sandbox/clock"), 1, "{second:#?}");
     assert_eq!(count(&token), 2, "{second:#?}");
     let reads: std::collections::BTreeSet<&String> = second
         .iter()
@@ -433,7 +435,7 @@ async fn a_second_up_only_reads() {
     assert_eq!(reads.len(), RESOURCES + ORPHAN_READS + 1 + 4, "{second:#?}");
     assert_eq!(
         second.len(),
-        RESOURCES + ORPHAN_READS + 4 + 4,
+        RESOURCES + ORPHAN_READS + 4 + 4 + 1,
         "{second:#?}"
     );
 }
