@@ -29,6 +29,7 @@ mod login_page;
 mod models;
 mod models_cli;
 mod output_contract;
+mod pipelines;
 mod policy_cli;
 mod policy_inputs;
 mod project;
