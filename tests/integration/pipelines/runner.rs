@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::ado;
 use super::bench::Bench;
 use super::github::{self, Event, Github, JobResult, Outcome, Repo};
 use super::yaml;
@@ -377,5 +378,124 @@ async fn an_unknown_action_or_a_missing_artifact_fails_the_run_or_the_step() {
             .contains("the pipeline runner's cargo knows only: cargo install --locked --git URL --tag TAG provision (got: build)"),
         "{}",
         job.steps[1].stderr
+    );
+}
+
+fn ado_org() -> ado::Organization {
+    ado::Organization {
+        name: "acme".into(),
+        project: "llm-gateway".into(),
+        tenant_id: provision::sandbox::DEFAULT_TENANT.into(),
+        connections: BTreeMap::from([("fixture-connection".into(), "c0ffee".into())]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_azure_devops_runner_picks_stages_by_trigger_and_runs_their_steps() {
+    let sandbox = default_sandbox().await;
+    let bench = std::sync::Arc::new(Bench::new(
+        &sandbox,
+        &[("local", sandbox_env("local", ""))],
+        &["local"],
+    ));
+    let b = bench.clone();
+    let (pr, main, nightly) = off_runtime(move || {
+        let org = ado_org();
+        let runner = ado::Ado {
+            bench: &b,
+            org: &org,
+        };
+        let file = fixture("azure-local.yml");
+        (
+            runner.run(&file, &ado::Trigger::pull_request(7), 301),
+            runner.run(&file, &ado::Trigger::main(), 302),
+            runner.run(&file, &ado::Trigger::schedule(), 303),
+        )
+    })
+    .await;
+    let (pr, main, nightly) = (pr.unwrap(), main.unwrap(), nightly.unwrap());
+    let results = |list: [JobResult; 4]| -> Vec<(String, JobResult)> {
+        ["checks", "plan", "deploy", "cleanup"]
+            .into_iter()
+            .zip(list)
+            .map(|(s, r)| (s.to_owned(), r))
+            .collect()
+    };
+    use JobResult::{Skipped, Success};
+    assert_eq!(
+        pr.results(),
+        results([Success, Success, Skipped, Skipped]),
+        "{pr:#?}"
+    );
+    assert_eq!(
+        main.results(),
+        results([Success, Success, Success, Skipped]),
+        "{main:#?}"
+    );
+    assert_eq!(
+        nightly.results(),
+        results([Skipped, Skipped, Skipped, Success])
+    );
+    // The agent's bash has no -e: the script goes on after `false`, and the macro and the
+    // predefined variables are set.
+    let agent = pr.job("checks", "checks").step("Agent bash");
+    assert_eq!(agent.outcome, ran(0));
+    assert_eq!(
+        agent.stdout,
+        "no -e: PullRequest on refs/pull/7/merge, 301\n"
+    );
+    let plan = main.job("plan", "plan").step("Plan");
+    assert_eq!(
+        plan.stdout, "plan exit 2 in llm-gateway; idToken=none\n",
+        "{plan:#?}"
+    );
+    let published =
+        std::fs::read_to_string(bench.artifacts.join("302/plan-local/local.txt")).unwrap();
+    assert!(published.contains("llm-gateway-api-local"), "{published}");
+    let deploy = main.job("deploy", "deploy");
+    assert_eq!(deploy.environment.as_deref(), Some("fixture-env"));
+    assert_eq!(
+        deploy.outcomes(),
+        steps(&[
+            ("checkout: self", ran(0)),
+            ("download: current", ran(0)),
+            ("Apply, converge, tear down", ran(0)),
+        ]),
+        "{deploy:#?}"
+    );
+    assert_eq!(arm_of(&sandbox, "local"), Vec::<String>::new());
+    assert_eq!(
+        nightly.job("cleanup", "cleanup").step("Nightly").stdout,
+        "nightly\n"
+    );
+}
+
+#[test]
+fn azure_devops_conditions_are_the_supported_functions_only() {
+    let vars = BTreeMap::from([("Build.Reason".to_owned(), "Schedule".to_owned())]);
+    let eval = |text: &str, deps: &[JobResult]| {
+        ado::Condition::parse(text)
+            .and_then(|c| c.eval(&vars, deps))
+            .map(|v| v.truthy())
+    };
+    assert_eq!(
+        eval("eq(variables['Build.Reason'], 'schedule')", &[]),
+        Ok(true)
+    );
+    assert_eq!(
+        eval(
+            "in(variables['Build.Reason'], 'Manual', 'IndividualCI')",
+            &[]
+        ),
+        Ok(false)
+    );
+    assert_eq!(
+        eval("and(succeeded(), not(failed()))", &[JobResult::Success]),
+        Ok(true)
+    );
+    assert_eq!(eval("succeeded()", &[JobResult::Skipped]), Ok(false));
+    assert_eq!(
+        eval("startsWith(variables['Build.Reason'], 'S')", &[]),
+        Err("`startsWith(variables['Build.Reason'], 'S')`: `startsWith` is not supported by the runner".into())
     );
 }
