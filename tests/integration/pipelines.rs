@@ -196,6 +196,11 @@ async fn github_world(environments: bool) -> (Sandbox, std::sync::Arc<Bench>, Re
         &["github", "--env", "dev", "--repo", REPO, "--pull-request"],
     );
     assert_eq!(pr["subject"], format!("repo:{REPO}:pull_request"));
+    // As the examples' README says: the pull-request identity may read every environment.
+    bootstrap(
+        &bench,
+        &["github", "--env", "prod", "--repo", REPO, "--pull-request"],
+    );
     let mut repo = Repo {
         name: REPO.into(),
         vars: azure_vars(&pr),
