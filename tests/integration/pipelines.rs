@@ -12,6 +12,7 @@ mod ado;
 mod bench;
 mod github;
 mod runner;
+mod stubbed;
 mod yaml;
 
 use std::collections::BTreeMap;

@@ -388,7 +388,7 @@ impl Ado<'_> {
             "{at}: service connection {connection} could not be found"
         ))?;
         if input("addSpnToEnvironment") == "true" {
-            let answer = self.bench.post(
+            let answer = self.bench.oidc(
                 "/_sandbox/azure-devops/oidc-token",
                 &json!({
                     "organization": self.org.name,

@@ -29,6 +29,8 @@ pub struct Bench {
     /// Every pull-request comment a run posted, in order.
     pub comments: Mutex<Vec<String>>,
     jobs: Mutex<u32>,
+    /// With a stand-in `provision` ([`Bench::stubbed`]): where it logs its calls.
+    pub stub_log: Option<PathBuf>,
 }
 
 /// One script's run.
@@ -85,7 +87,73 @@ impl Bench {
             handle: tokio::runtime::Handle::current(),
             comments: Mutex::new(Vec::new()),
             jobs: Mutex::new(0),
+            stub_log: None,
         }
+    }
+
+    /// Like [`Bench::new`], but `cargo install` installs a stand-in `provision` that logs each
+    /// call (arguments and the identity it would sign in as) and answers as `stub/exit-<command>-
+    /// <env>` says (exit code, then stderr), else 0; `plan --out F` writes a saved-plan stand-in,
+    /// and `plan` prints the file `stub/plan-<env>.md` when it exists. OIDC requests get canned
+    /// answers instead of the sandbox's. This runs the examples' own shell logic today, before the
+    /// commands they call exist on every branch.
+    pub fn stubbed(
+        sandbox: &Sandbox,
+        environments: &[(&str, String)],
+        committed: &[&str],
+    ) -> Bench {
+        let mut bench = Bench::new(sandbox, environments, committed);
+        let dir = bench.dir.path().join("stub");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls.log");
+        std::fs::write(&log, "").unwrap();
+        let stub = dir.join("provision");
+        write_executable(&stub, &STUB.replace("{dir}", &dir.display().to_string()));
+        write_executable(&bench.bin.join("cargo"), &cargo_shim(&stub));
+        bench.stub_log = Some(log);
+        bench
+    }
+
+    /// The stand-in's calls so far, one line each.
+    pub fn calls(&self) -> Vec<String> {
+        let log = self.stub_log.as_ref().expect("a stubbed bench");
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Sets what the stand-in answers for `command` (`plan`, `up`, …) on `env`.
+    pub fn stub_answer(&self, command: &str, env: &str, code: i32, stderr: &str) {
+        let dir = self.dir.path().join("stub");
+        std::fs::write(
+            dir.join(format!("exit-{command}-{env}")),
+            if stderr.is_empty() {
+                format!("{code}\n")
+            } else {
+                format!("{code}\n{stderr}\n")
+            },
+        )
+        .unwrap();
+    }
+
+    /// Sets the markdown the stand-in's `plan` prints for `env`.
+    pub fn stub_plan(&self, env: &str, markdown: &str) {
+        let dir = self.dir.path().join("stub");
+        std::fs::write(dir.join(format!("plan-{env}.md")), markdown).unwrap();
+    }
+
+    /// The CI's OIDC request: the sandbox's issuer, or a canned answer for a stubbed bench.
+    pub fn oidc(&self, path: &str, body: &Value) -> Result<Value, String> {
+        if self.stub_log.is_none() {
+            return self.post(path, body);
+        }
+        Ok(serde_json::json!({
+            "request_url": "https://pipelines.invalid/oidc?api-version=2.0",
+            "request_token": "stub-request-token",
+            "token": "stub-oidc-token",
+        }))
     }
 
     /// Fresh directories for the next job.
@@ -164,6 +232,42 @@ impl Bench {
         })
     }
 }
+
+/// The stand-in `provision` of [`Bench::stubbed`].
+const STUB: &str = r#"#!/bin/bash
+set -eu
+cmd="$1"
+env="" out="" plan=""
+prev=""
+for arg in "$@"; do
+  case "$prev" in
+    --env) env="$arg" ;;
+    --out) out="$arg" ;;
+    --plan) plan="$arg" ;;
+  esac
+  prev="$arg"
+done
+if [ -z "$env" ] && [ -n "$plan" ]; then env="$(basename "$plan" .plan.json)"; fi
+token=""
+if [ -n "${AZURE_FEDERATED_TOKEN_FILE:-}" ]; then token=" token=$(cat "$AZURE_FEDERATED_TOKEN_FILE")"; fi
+echo "$* [auth=${PROVISION_AUTH:-} client=${AZURE_CLIENT_ID:-}${token}]" >> '{dir}/calls.log'
+code=0
+if [ -f "{dir}/exit-$cmd-$env" ]; then
+  code="$(head -n1 "{dir}/exit-$cmd-$env")"
+  tail -n +2 "{dir}/exit-$cmd-$env" >&2
+fi
+if [ "$code" = 1 ]; then exit 1; fi
+case "$cmd" in
+  plan)
+    if [ -n "$out" ]; then printf '{"format":"provision-plan/1","env":"%s"}
+' "$env" > "$out"; fi
+    if [ -f "{dir}/plan-$env.md" ]; then cat "{dir}/plan-$env.md"; else echo "plan of $env"; fi ;;
+  render) echo "render of $env: in sync" ;;
+  policy) echo "policy test of $env: passed" ;;
+  *) echo "$cmd done" ;;
+esac
+exit "$code"
+"#;
 
 /// `cargo install --locked --git URL --tag TAG provision`, as the examples install it, links the
 /// test's binary into `~/.cargo/bin`; anything else is refused, so an example cannot depend on a

@@ -384,7 +384,7 @@ impl Github<'_> {
         let permissions = job.get("permissions").or(wf.get("permissions"));
         let oidc = permissions.and_then(|p| p.get("id-token")).and_then(Y::str) == Some("write");
         if oidc {
-            let answer = self.bench.post(
+            let answer = self.bench.oidc(
                 "/_sandbox/github-actions/jobs",
                 &json!({
                     "repository": self.repo.name,
