@@ -114,6 +114,17 @@ fn every_github_example_is_understood_pinned_and_least_privilege() {
         github::check(&raw, &wf).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert_eq!(wf.get("permissions"), Some(&yaml::Y::Map(Vec::new())));
         assert!(!raw.contains("secrets."), "{}: no secret", file.display());
+        // Values reach scripts through `env:`, never spliced into the script text (GitHub's
+        // "script injection" advice in its security hardening guide).
+        let mut strings = Vec::new();
+        wf.walk("", &mut strings);
+        for (path, text) in strings {
+            assert!(
+                !(path.ends_with(".run") && text.contains("${{")),
+                "{}: {path} splices an expression into a script",
+                file.display()
+            );
+        }
         for (id, job) in wf.get("jobs").unwrap().entries() {
             let permissions = job.get("permissions").unwrap();
             assert_eq!(
@@ -147,7 +158,6 @@ fn bootstrap(bench: &Bench, args: &[&str]) -> Value {
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("provision"))
         .args(["--color", "never", "--output", "json", "bootstrap"])
         .args(args)
-        .args(["--auth", "sandbox"])
         .current_dir(&bench.checkout)
         .env_remove("PROVISION_AUTH")
         .output()

@@ -254,7 +254,8 @@ struct JobScope<'a> {
     event: &'a Event,
     vars: BTreeMap<String, String>,
     matrix: BTreeMap<String, String>,
-    /// `None` where GitHub offers no `env` context (workflow and job `env:`, `environment:`).
+    /// `None` where GitHub offers no `env` context: workflow and job `env:` and `environment:`
+    /// (the "Context availability" table of GitHub's contexts reference).
     env: Option<BTreeMap<String, String>>,
     steps: BTreeMap<String, BTreeMap<String, String>>,
     failed: bool,
