@@ -275,7 +275,10 @@ jobs:
         leg: [a, b]
     steps:
       - name: ok
-        run: echo "leg ${{ matrix.leg }}; pkg=${CARGO_PKG_NAME:-unset}; ci=$CI"
+        run: |
+          echo "leg ${{ matrix.leg }}; pkg=${CARGO_PKG_NAME:-unset}; ci=$CI"
+          echo "GREETING=hello" >> "$GITHUB_ENV"
+          { echo "text<<EOF"; echo "two"; echo "lines"; echo "EOF"; } >> "$GITHUB_OUTPUT"
       - name: pipefail
         run: |
           false | true
@@ -284,7 +287,7 @@ jobs:
         run: echo not reached
       - name: runs unless cancelled
         if: ${{ !cancelled() }}
-        run: echo still here
+        run: echo "still here, $GREETING"
       - name: runs on failure
         if: failure()
         run: exit 3
@@ -327,6 +330,12 @@ jobs:
     );
     // Nothing of the test's own environment (cargo sets CARGO_PKG_NAME) leaks into a step.
     assert_eq!(first.step("ok").stdout, "leg a; pkg=unset; ci=true\n");
+    // `$GITHUB_OUTPUT`'s multi-line form, and `$GITHUB_ENV` reaching the later steps.
+    assert_eq!(first.step("ok").outputs["text"], "two\nlines");
+    assert_eq!(
+        first.step("runs unless cancelled").stdout,
+        "still here, hello\n"
+    );
     assert_eq!(first.step("pipefail").stdout, "");
 }
 
