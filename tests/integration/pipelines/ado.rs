@@ -257,6 +257,14 @@ impl Ado<'_> {
             if matches!(step_report.outcome, Outcome::Ran(code) if code != 0) {
                 failed = true;
             }
+            // The logging command that attaches a markdown file to the run's summary page.
+            for line in step_report.stdout.lines() {
+                if let Some(file) = line.strip_prefix("##vso[task.uploadsummary]") {
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| format!("{at}: uploadsummary {file}: {e}"))?;
+                    report.summary.push_str(&text);
+                }
+            }
             report.steps.push(step_report);
         }
         if failed {

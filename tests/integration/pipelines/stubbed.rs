@@ -393,6 +393,9 @@ async fn the_azure_devops_example_plans_on_a_pull_request_and_deploys_this_runs_
             ),
         ]
     );
+    // The approvers read each plan in the run's summary.
+    assert_eq!(pr.job("plan", "plan_dev").summary, "plan of dev\n");
+    assert_eq!(pr.job("plan", "plan_prod").summary, "plan of prod\n");
     assert!(bench.artifacts.join("401/plan-dev/dev.plan.json").is_file());
     assert!(
         bench
