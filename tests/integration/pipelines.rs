@@ -202,34 +202,37 @@ async fn github_world(environments: bool) -> (Sandbox, std::sync::Arc<Bench>, Re
         ],
         &["dev", "prod"],
     );
-    let pr = bootstrap(
-        &bench,
-        &["github", "--env", "dev", "--repo", REPO, "--pull-request"],
-    );
-    assert_eq!(pr["subject"], format!("repo:{REPO}:pull_request"));
-    // As the examples' README says: the pull-request identity may read every environment.
-    bootstrap(
-        &bench,
-        &["github", "--env", "prod", "--repo", REPO, "--pull-request"],
-    );
+    // Each environment has its own deployment app; it trusts pull requests, and with
+    // `environments` also its GitHub environment's jobs. The repository variables hold one client
+    // id per environment for the pull request, each GitHub environment its own AZURE_CLIENT_ID,
+    // as the examples' README sets them up. Without `environments`, the GitHub environments
+    // still name the app (its id was copied), but no credential trusts their subject.
     let mut repo = Repo {
         name: REPO.into(),
-        vars: azure_vars(&pr),
+        vars: BTreeMap::new(),
         environments: BTreeMap::new(),
     };
-    if environments {
-        for env in ["dev", "prod"] {
+    for env in ["dev", "prod"] {
+        let pr = bootstrap(
+            &bench,
+            &["github", "--env", env, "--repo", REPO, "--pull-request"],
+        );
+        assert_eq!(pr["subject"], format!("repo:{REPO}:pull_request"));
+        let mut values = azure_vars(&pr);
+        let mut client = values.remove("AZURE_CLIENT_ID").unwrap();
+        repo.vars.extend(values);
+        let name = format!("AZURE_CLIENT_ID_{}", env.to_ascii_uppercase());
+        repo.vars.insert(name, client.clone());
+        if environments {
             let id = bootstrap(
                 &bench,
                 &["github", "--env", env, "--repo", REPO, "--environment", env],
             );
             assert_eq!(id["subject"], format!("repo:{REPO}:environment:{env}"));
-            let client = BTreeMap::from([(
-                "AZURE_CLIENT_ID".to_owned(),
-                id["client_id"].as_str().unwrap().to_owned(),
-            )]);
-            repo.environments.insert(env.to_owned(), client);
+            client = id["client_id"].as_str().unwrap().to_owned();
         }
+        let vars = BTreeMap::from([("AZURE_CLIENT_ID".to_owned(), client)]);
+        repo.environments.insert(env.to_owned(), vars);
     }
     (sandbox, std::sync::Arc::new(bench), repo)
 }
@@ -451,7 +454,7 @@ async fn the_github_examples_plan_comment_deploy_and_clean_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the GitOps tracks merged"]
 async fn a_job_whose_subject_has_no_federated_credential_is_refused_at_sign_in_with_the_fix() {
-    // Only the pull-request identity exists: the deploy job, in the GitHub environment `dev`,
+    // dev's app trusts pull requests only: the deploy job, in the GitHub environment `dev`,
     // presents `repo:acme/llm-gateway:environment:dev`, which no credential of that app trusts.
     let (sandbox, bench, repo) = github_world(false).await;
     let from = sandbox.requests().len();

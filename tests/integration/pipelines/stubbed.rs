@@ -27,7 +27,11 @@ async fn world() -> (provision::sandbox::Sandbox, std::sync::Arc<Bench>, Repo) {
         &["dev", "prod"],
     );
     let client = |id: &str| BTreeMap::from([("AZURE_CLIENT_ID".to_owned(), id.to_owned())]);
-    let mut vars = client("pr-client");
+    // Each environment's app also trusts pull requests: one client id per environment.
+    let mut vars = BTreeMap::from([
+        ("AZURE_CLIENT_ID_DEV".to_owned(), "dev-client".to_owned()),
+        ("AZURE_CLIENT_ID_PROD".to_owned(), "prod-client".to_owned()),
+    ]);
     vars.insert("AZURE_TENANT_ID".into(), "tenant".into());
     vars.insert("AZURE_SUBSCRIPTION_ID".into(), "subscription".into());
     let repo = Repo {
@@ -82,23 +86,28 @@ async fn the_pull_request_example_plans_every_environment_and_posts_one_comment(
     // Exit 2 is "changes", not a failure.
     assert_eq!(job.step("Plan").stdout, "dev: changes\nprod: no changes\n");
     assert_eq!(job.step("Plan").outputs["changed"], "dev");
-    assert_eq!(
-        bench.calls(),
-        signed(
-            &[
-                "validate --all",
-                "whoami --env dev",
-                "whoami --env prod",
-                "render --env dev --offline --out policies --check --output markdown",
-                "render --env prod --offline --out policies --check --output markdown",
-                "policy test --env dev --output markdown",
-                "policy test --env prod --output markdown",
-                "plan --env dev --out provision-out/plans/dev.plan.json --detailed-exitcode --output markdown",
-                "plan --env prod --out provision-out/plans/prod.plan.json --detailed-exitcode --output markdown",
-            ],
-            "pr-client"
-        )
-    );
+    // Commands that read Azure run as each environment's identity; the offline ones as none.
+    let mut expected = signed(&["validate --all"], "");
+    expected.extend(signed(&["whoami --env dev"], "dev-client"));
+    expected.extend(signed(&["whoami --env prod"], "prod-client"));
+    expected.extend(signed(
+        &[
+            "render --env dev --offline --out policies --check --output markdown",
+            "render --env prod --offline --out policies --check --output markdown",
+            "policy test --env dev --output markdown",
+            "policy test --env prod --output markdown",
+        ],
+        "",
+    ));
+    expected.extend(signed(
+        &["plan --env dev --out provision-out/plans/dev.plan.json --detailed-exitcode --output markdown"],
+        "dev-client",
+    ));
+    expected.extend(signed(
+        &["plan --env prod --out provision-out/plans/prod.plan.json --detailed-exitcode --output markdown"],
+        "prod-client",
+    ));
+    assert_eq!(bench.calls(), expected);
     let comment = format!(
         "<!-- provision-plan -->\n## provision plan for {HEAD_SHA}\n\n\
          ### `dev`\n\n3 to create\n\n### `prod`\n\nplan of prod\n\n\
@@ -449,5 +458,37 @@ async fn the_azure_devops_example_plans_on_a_pull_request_and_deploys_this_runs_
             "down --auth workload-identity --expired --env dev --yes {}",
             identity("dev-client")
         )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_client_id_variable_stops_the_pull_request_at_sign_in_naming_it() {
+    let (_sandbox, bench, mut repo) = world().await;
+    repo.vars.remove("AZURE_CLIENT_ID_PROD");
+    let pr = Event::pull_request(7, HEAD_SHA);
+    let report = off_runtime(run_example(
+        &bench,
+        &repo,
+        "github/pull-request.yml",
+        pr,
+        101,
+        None,
+    ))
+    .await;
+    let sign_in = report.job("plan").step("Sign in");
+    assert_eq!(sign_in.outcome, ran(1));
+    assert_eq!(
+        sign_in.stdout,
+        format!(
+            "whoami done\n::error::set the repository variable AZURE_CLIENT_ID_PROD to the client id that \
+             provision bootstrap github --env prod --repo {REPO} --pull-request prints\n"
+        )
+    );
+    assert_eq!(
+        bench.calls()[..2],
+        signed(&["validate --all"], "")
+            .into_iter()
+            .chain(signed(&["whoami --env dev"], "dev-client"))
+            .collect::<Vec<_>>()
     );
 }
