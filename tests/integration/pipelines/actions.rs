@@ -20,8 +20,38 @@ impl Github<'_> {
         dirs: &JobDirs,
         event: &Event,
         run_id: u64,
+        token: &BTreeMap<String, String>,
     ) -> Result<Ran, String> {
         let name = action.split('@').next().unwrap_or_default();
+        // What the job's GITHUB_TOKEN may do; GitHub answers a call beyond it with 403 "Resource
+        // not accessible by integration".
+        let may = |scope: &str, write: bool| match token.get(scope).map(String::as_str) {
+            Some("write") => true,
+            Some("read") => !write,
+            _ => false,
+        };
+        let needs: &[(&str, bool)] = match (name, step_id) {
+            ("actions/github-script", Some("comment")) => &[("pull-requests", true)],
+            ("actions/github-script", Some("plan-run")) => {
+                &[("pull-requests", false), ("actions", false)]
+            }
+            ("actions/download-artifact", _) if with.contains_key("run-id") => {
+                &[("actions", false)]
+            }
+            ("actions/checkout", _) => &[("contents", false)],
+            _ => &[],
+        };
+        if let Some((scope, write)) = needs.iter().find(|(s, w)| !may(s, *w)) {
+            let level = if *write { "write" } else { "read" };
+            return Ok(Ran {
+                code: 1,
+                stdout: String::new(),
+                stderr: format!(
+                    "Resource not accessible by integration (the job's permissions lack \
+                     `{scope}: {level}`)"
+                ),
+            });
+        }
         let allowed: &[&str] = match name {
             "actions/checkout" => &["persist-credentials"],
             "actions/cache" => &["path", "key", "restore-keys"],

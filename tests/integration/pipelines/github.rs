@@ -259,6 +259,9 @@ struct JobScope<'a> {
     env: Option<BTreeMap<String, String>>,
     steps: BTreeMap<String, BTreeMap<String, String>>,
     failed: bool,
+    /// The job's `GITHUB_TOKEN` permissions (`pull-requests` → `write`), which the actions that
+    /// call GitHub's API need.
+    token: BTreeMap<String, String>,
 }
 
 impl Scope for JobScope<'_> {
@@ -364,6 +367,7 @@ impl Github<'_> {
             env: None,
             steps: BTreeMap::new(),
             failed: false,
+            token: BTreeMap::new(),
         };
         let environment = match job.get("environment") {
             None => None,
@@ -383,7 +387,12 @@ impl Github<'_> {
         }
         let mut env = self.base_env(event, run_id, id, &dirs);
         let permissions = job.get("permissions").or(wf.get("permissions"));
-        let oidc = permissions.and_then(|p| p.get("id-token")).and_then(Y::str) == Some("write");
+        for (k, v) in permissions.map(Y::entries).unwrap_or(&[]) {
+            scope
+                .token
+                .insert(k.clone(), v.str().unwrap_or_default().to_owned());
+        }
+        let oidc = scope.token.get("id-token").map(String::as_str) == Some("write");
         if oidc {
             let answer = self.bench.oidc(
                 "/_sandbox/github-actions/jobs",
@@ -543,6 +552,7 @@ impl Github<'_> {
                     dirs,
                     event,
                     run_id,
+                    &scope.token,
                 )
                 .map_err(|e| format!("{at}: {e}"))?
             }

@@ -347,12 +347,14 @@ async fn an_unknown_action_or_a_missing_artifact_fails_the_run_or_the_step() {
         &bench,
         "on: push\njobs:\n  a:\n    steps:\n      - uses: someone/deploy@3d3c42e5aac5ba805825da76410c181273ba90b1 # v1\n",
     );
+    let download = "on: push\njobs:\n  a:\n    steps:\n      - uses: actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1\n        with:\n          name: plans\n          path: p\n          run-id: '55'\n          github-token: t\n      - run: cargo build\n        if: always()\n";
     let missing = workflow_file(
         &bench,
-        "on: push\njobs:\n  a:\n    steps:\n      - uses: actions/download-artifact@3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c # v8.0.1\n        with:\n          name: plans\n          path: p\n          run-id: '55'\n          github-token: t\n      - run: cargo build\n        if: always()\n",
+        &download.replace("  a:\n", "  a:\n    permissions:\n      actions: read\n"),
     );
+    let denied = workflow_file(&bench, download);
     let b = bench.clone();
-    let (unknown, missing) = off_runtime(move || {
+    let (unknown, missing, denied) = off_runtime(move || {
         let repo = Repo::default();
         let gh = Github {
             bench: &b,
@@ -362,6 +364,7 @@ async fn an_unknown_action_or_a_missing_artifact_fails_the_run_or_the_step() {
         (
             gh.run(&unknown, &Event::push_main(), 1),
             gh.run(&missing, &Event::push_main(), 2),
+            gh.run(&denied, &Event::push_main(), 3),
         )
     })
     .await;
@@ -369,6 +372,11 @@ async fn an_unknown_action_or_a_missing_artifact_fails_the_run_or_the_step() {
         unknown.unwrap_err(),
         "jobs.a.steps[0]: the runner has no local behaviour for \
          `someone/deploy@3d3c42e5aac5ba805825da76410c181273ba90b1`"
+    );
+    // Another run's artifact needs `actions: read`, as GitHub's API does.
+    assert_eq!(
+        denied.unwrap().job("a").steps[0].stderr,
+        "Resource not accessible by integration (the job's permissions lack `actions: read`)"
     );
     let missing = missing.unwrap();
     let job = missing.job("a");

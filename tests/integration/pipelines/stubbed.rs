@@ -492,3 +492,31 @@ async fn a_missing_client_id_variable_stops_the_pull_request_at_sign_in_naming_i
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pull_requests_write_the_comment_is_refused_as_github_would() {
+    let (_sandbox, bench, repo) = world().await;
+    let text = std::fs::read_to_string(super::example("github/pull-request.yml")).unwrap();
+    let line = "      pull-requests: write  # the plan comment\n";
+    assert!(text.contains(line));
+    let file = bench.dir.path().join("pull-request.yml");
+    std::fs::write(&file, text.replace(line, "")).unwrap();
+    let (b, r) = (bench.clone(), repo.clone());
+    let report = off_runtime(move || {
+        let gh = super::github::Github {
+            bench: &b,
+            repo: &r,
+            merged: None,
+        };
+        gh.run(&file, &Event::pull_request(7, HEAD_SHA), 101)
+            .unwrap()
+    })
+    .await;
+    let comment = report.job("plan").step("Comment on the pull request");
+    assert_eq!(comment.outcome, ran(1));
+    assert_eq!(
+        comment.stderr,
+        "Resource not accessible by integration (the job's permissions lack `pull-requests: write`)"
+    );
+    assert!(bench.comments.lock().unwrap().is_empty());
+}
