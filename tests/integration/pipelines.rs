@@ -734,4 +734,36 @@ async fn the_azure_devops_example_plans_deploys_after_approval_and_cleans_up() {
     );
     assert_eq!(arm_of(&sandbox, "dev"), Vec::<String>::new());
     assert_eq!(arm_of(&sandbox, "prod"), prod);
+    // A connection pointed at an app that does not trust it: sign-in refused, with the fix.
+    let mut wrong = org.clone();
+    wrong.connections.insert(
+        "provision-prod".into(),
+        org.connections["provision-dev"].clone(),
+    );
+    let b = bench.clone();
+    let pr = off_runtime(move || {
+        let runner = ado::Ado {
+            bench: &b,
+            org: &wrong,
+        };
+        runner
+            .run(
+                &example("azure-devops/azure-pipelines.yml"),
+                &ado::Trigger::pull_request(8),
+                404,
+            )
+            .unwrap()
+    })
+    .await;
+    assert_eq!(pr.results()[1], ("plan".to_owned(), JobResult::Failure));
+    let refused = pr.job("plan", "plan_prod").step("Plan prod");
+    assert_eq!(refused.outcome, ran(1));
+    assert!(refused.stderr.contains("AADSTS70021"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("--service-connection 'provision-prod'"),
+        "{}",
+        refused.stderr
+    );
 }
