@@ -126,6 +126,13 @@ fn every_github_example_is_understood_pinned_and_least_privilege() {
             );
         }
         for (id, job) in wf.get("jobs").unwrap().entries() {
+            // A pinned image and a bound on a hung job, as for the actions.
+            assert_eq!(
+                job.get("runs-on").and_then(yaml::Y::str),
+                Some("ubuntu-24.04"),
+                "{id}"
+            );
+            assert!(job.get("timeout-minutes").is_some(), "{id}");
             let permissions = job.get("permissions").unwrap();
             assert_eq!(
                 permissions.get("id-token").and_then(yaml::Y::str),
