@@ -31,6 +31,7 @@ mod markdown_cli;
 mod models;
 mod models_cli;
 mod output_contract;
+mod pipelines;
 mod policy_cli;
 mod policy_inputs;
 mod project;
