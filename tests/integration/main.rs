@@ -19,6 +19,7 @@ mod down_cli;
 mod down_kill;
 mod down_marks;
 mod durations;
+mod federated;
 mod gateway;
 mod gateway_sections;
 mod golden;

@@ -1,5 +1,5 @@
-//! Microsoft Graph v1.0, the part `provision` drives: applications (with the `uniqueName` upsert),
-//! service principals and the deleted-items bin, each scoped to the caller's tenant.
+//! Microsoft Graph v1.0, the part `provision` drives: applications (with the `uniqueName` upsert
+//! and their federated identity credentials), service principals and the deleted-items bin, each scoped to the caller's tenant.
 //!
 //! What makes the real Graph awkward to script against is reproduced on purpose, so a client's
 //! retries and the order of its writes are tested rather than assumed (entra.md §1, §2.2):
@@ -12,10 +12,12 @@
 
 mod address;
 mod answer;
+mod federated;
 mod filter;
 mod objects;
 mod rules;
 
+pub(crate) use federated::credentials_of as federated_credentials_of;
 pub(crate) use objects::purge_expired;
 
 use std::sync::Arc;
@@ -190,6 +192,7 @@ fn serve(
         ("GET", Target::DeletedItem(id)) => call.get_deleted(&id),
         ("DELETE", Target::DeletedItem(id)) => call.purge(&id),
         ("POST", Target::Restore(id)) => call.restore(&id),
+        (method, Target::Federated(app, item)) => call.federated(method, &app, item.as_ref()),
         _ => Err(Failure::method_not_allowed()),
     }
 }
