@@ -7,6 +7,7 @@ mod arm_cognitive;
 mod arm_fixtures;
 mod arm_resources;
 mod bad_inputs;
+mod bootstrap_cli;
 mod boundary;
 mod browser;
 mod cli_usage;
