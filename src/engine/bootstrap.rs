@@ -1,7 +1,8 @@
 //! `bootstrap`: the identity a pipeline deploys an environment with, made idempotently like
 //! everything `up` makes: an app registration and its service principal, a federated credential
 //! for the CI's tokens, and least-privilege role assignments on the environment's resource
-//! group (`resources::federation` says which). Everything is read first and written only when
+//! group (`resources::federation` says which), and ownership of the environment's Entra apps.
+//! Everything is read first and written only when
 //! missing or different, so a second run writes nothing.
 //!
 //! The deployment app carries no environment marks: it is the pipeline's, not the
@@ -197,14 +198,39 @@ pub async fn bootstrap(
             .await?;
     }
 
-    let notes = vec![format!(
-        "the Microsoft Graph application permission Application.ReadWrite.OwnedBy and ownership \
-         of {}'s API and client apps are not granted by bootstrap yet: until an administrator \
-         grants them (Entra admin center > App registrations > {unique_name} > API permissions > \
-         Microsoft Graph > Application.ReadWrite.OwnedBy > Grant admin consent, and each app's \
-         Owners > add {unique_name}), the pipeline can plan but not change Entra apps",
-        blueprint.env
-    )];
+    // Owner of the environment's apps, so that with Application.ReadWrite.OwnedBy it may update
+    // them and nothing else in the directory.
+    let mut notes = Vec::new();
+    let named = std::iter::once(&blueprint.entra.api.unique_name)
+        .chain(blueprint.entra.clients.iter().map(|c| &c.unique_name));
+    for name in named {
+        let Some(owned) = azure.graph.application_by_unique_name(name).await? else {
+            notes.push(format!(
+                "application {name} does not exist yet: run bootstrap again after `provision up \
+                 --env {}` to make the deployment identity its owner",
+                blueprint.env
+            ));
+            continue;
+        };
+        let id = text(&owned, "id");
+        if !azure
+            .graph
+            .owners(&id)
+            .await?
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(&principal_id))
+        {
+            changes.push(format!("owner of application {name}"));
+            azure.graph.add_owner(&id, &principal_id).await?;
+        }
+    }
+    notes.push(format!(
+        "the Microsoft Graph application permission Application.ReadWrite.OwnedBy is not granted \
+         by bootstrap: until an administrator grants it (Entra admin center > App registrations \
+         > {unique_name} > API permissions > Add > Microsoft Graph > Application permissions > \
+         Application.ReadWrite.OwnedBy > Grant admin consent), the pipeline can plan but not \
+         change Entra apps"
+    ));
     Ok(Bootstrapped {
         client_id,
         tenant_id: blueprint.tenant_id.as_str().to_owned(),

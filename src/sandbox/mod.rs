@@ -383,6 +383,7 @@ fn initial_state() -> anyhow::Result<State> {
         federated_credentials: Vec::new(),
         issuer_keys: Vec::new(),
         ci_jobs: Vec::new(),
+        owners: Vec::new(),
     })
 }
 

@@ -94,7 +94,8 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
     assert_eq!(made["issuer"], json!(format!("{base}/github-actions")));
     assert_eq!(made["tenant_id"], provision::sandbox::DEFAULT_TENANT);
     assert_eq!(made["subscription_id"], SUBSCRIPTION);
-    assert_eq!(made["changes"].as_array().unwrap().len(), 5, "{made}");
+    // App, SP, credential, two roles, and owner of the API app and the client app.
+    assert_eq!(made["changes"].as_array().unwrap().len(), 7, "{made}");
     assert!(stderr.contains("Application.ReadWrite.OwnedBy"), "{stderr}");
     let client_id = made["client_id"].as_str().unwrap().to_owned();
     let principal = made["principal_id"].as_str().unwrap().to_owned();
@@ -142,6 +143,8 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
             .filter(|r| r.property_str("principalId") == Some(principal.as_str()))
             .count();
         assert_eq!(assignments, 2);
+        assert_eq!(state.owners.len(), 2, "the API and the client app");
+        assert!(state.owners.iter().all(|o| o.owner_id == principal));
     }
 
     // The pipeline: a job in the `prod` environment plans with the identity's client id.

@@ -547,3 +547,59 @@ async fn an_azure_devops_service_connection_token_is_exchanged_under_its_credent
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn application_owners_are_added_once_listed_and_removed() {
+    let sandbox = default_sandbox().await;
+    let (app, _, _) = app_with_principal(&sandbox, "gateway-api").await;
+    let (_, _, owner) = app_with_principal(&sandbox, "deploy").await;
+    let reference = json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{owner}") });
+    let add = format!("/applications/{app}/owners/$ref");
+    let (status, body) = graph(&sandbox, Method::POST, &add, Some(reference.clone())).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = graph(&sandbox, Method::POST, &add, Some(reference)).await;
+    assert_eq!(
+        (status, &body["error"]["message"]),
+        (
+            400,
+            &json!(
+                "One or more added object references already exist for the following modified properties: 'owners'."
+            )
+        )
+    );
+    let (status, list) = graph(
+        &sandbox,
+        Method::GET,
+        &format!("/applications/{app}/owners"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["value"][0]["id"], json!(owner));
+    assert_eq!(
+        list["value"][0]["@odata.type"],
+        "#microsoft.graph.servicePrincipal"
+    );
+    let stranger = "00000000-0000-4000-8000-0000000000bb";
+    let (status, _) = graph(
+        &sandbox,
+        Method::POST,
+        &add,
+        Some(json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{stranger}") })),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let remove = format!("/applications/{app}/owners/{owner}/$ref");
+    let (status, _) = graph(&sandbox, Method::DELETE, &remove, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = graph(&sandbox, Method::DELETE, &remove, None).await;
+    assert_eq!(status, 404);
+    let (_, list) = graph(
+        &sandbox,
+        Method::GET,
+        &format!("/applications/{app}/owners"),
+        None,
+    )
+    .await;
+    assert_eq!(list["value"], json!([]));
+}

@@ -48,6 +48,16 @@ pub(super) enum Target {
     Restore(String),
     /// `applications/{key}/federatedIdentityCredentials[/{id} | (name='…')]`.
     Federated(Key, Option<CredentialKey>),
+    /// `applications/{key}/owners` (the list), `…/owners/$ref` (add one) and
+    /// `…/owners/{id}/$ref` (remove one).
+    Owners(Key, OwnersPath),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum OwnersPath {
+    List,
+    Add,
+    Remove(String),
 }
 
 /// How a request names one federated identity credential: by id, or by its `name`, the
@@ -67,6 +77,14 @@ fn credential_target(app: Key, rest: &[String]) -> Result<Target, Failure> {
     let Some((head, tail)) = rest.split_first() else {
         return Err(Failure::method_not_allowed());
     };
+    if head.eq_ignore_ascii_case("owners") {
+        return match tail {
+            [] => Ok(Target::Owners(app, OwnersPath::List)),
+            [r] if r == "$ref" => Ok(Target::Owners(app, OwnersPath::Add)),
+            [id, r] if r == "$ref" => Ok(Target::Owners(app, OwnersPath::Remove(id.clone()))),
+            [.., last] => Err(Failure::unknown_segment(last)),
+        };
+    }
     let (name, key) = match head.find('(') {
         Some(open) => {
             let inner = head[open + 1..]
@@ -362,7 +380,19 @@ mod tests {
                 Some(CredentialKey::Name("gh-prod".into()))
             ))
         );
-        assert!(t("/v1.0/applications/a/owners").is_err());
+        assert_eq!(
+            t("/v1.0/applications/a/owners/$ref"),
+            Ok(Target::Owners(Key::Id("a".into()), OwnersPath::Add))
+        );
+        assert_eq!(
+            t("/v1.0/applications/a/owners/b/$ref"),
+            Ok(Target::Owners(
+                Key::Id("a".into()),
+                OwnersPath::Remove("b".into())
+            ))
+        );
+        assert!(t("/v1.0/applications/a/owners/b").is_err());
+        assert!(t("/v1.0/applications/a/members").is_err());
         assert!(t("/v1.0/servicePrincipals/a/federatedIdentityCredentials").is_err());
         assert!(t("/v1.0/applications(appId='x)").is_err());
     }

@@ -15,6 +15,7 @@ mod answer;
 mod federated;
 mod filter;
 mod objects;
+mod owners;
 mod rules;
 
 pub(crate) use federated::credentials_of as federated_credentials_of;
@@ -193,6 +194,7 @@ fn serve(
         ("DELETE", Target::DeletedItem(id)) => call.purge(&id),
         ("POST", Target::Restore(id)) => call.restore(&id),
         (method, Target::Federated(app, item)) => call.federated(method, &app, item.as_ref()),
+        (method, Target::Owners(app, path)) => call.owners(method, &app, &path),
         _ => Err(Failure::method_not_allowed()),
     }
 }

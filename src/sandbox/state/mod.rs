@@ -45,6 +45,17 @@ pub struct State {
     /// their request token (the token itself is never stored).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ci_jobs: Vec<CiJob>,
+    /// Owners of applications (Graph `owners`), by object ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<Ownership>,
+}
+
+/// One owner of one application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    pub tenant_id: String,
+    pub application_id: String,
+    pub owner_id: String,
 }
 
 /// One federated identity credential: its Graph JSON and the application it belongs to.
