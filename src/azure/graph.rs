@@ -139,6 +139,23 @@ impl GraphClient {
         .await
     }
 
+    /// Creates an object with a POST and returns it. Not repeated on a lost answer: a second
+    /// POST would make a second object or be refused as a duplicate.
+    pub async fn create(&self, path: &str, body: &Value) -> Result<Value, WireError> {
+        let request = WireRequest::new(Method::Post, self.url(path)).json(body);
+        let response = self
+            .session
+            .expect_success(
+                Service::Graph,
+                &self.scope,
+                &request,
+                Replay::ByMethod,
+                path,
+            )
+            .await?;
+        json_body(&request, &response)
+    }
+
     /// The object ids of an application's owners.
     pub async fn owners(&self, object_id: &str) -> Result<Vec<String>, WireError> {
         let owners = self

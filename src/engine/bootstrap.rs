@@ -224,13 +224,14 @@ pub async fn bootstrap(
             azure.graph.add_owner(&id, &principal_id).await?;
         }
     }
-    notes.push(format!(
-        "the Microsoft Graph application permission Application.ReadWrite.OwnedBy is not granted \
-         by bootstrap: until an administrator grants it (Entra admin center > App registrations \
-         > {unique_name} > API permissions > Add > Microsoft Graph > Application permissions > \
-         Application.ReadWrite.OwnedBy > Grant admin consent), the pipeline can plan but not \
-         change Entra apps"
-    ));
+    if let Some(note) = grant_owned_by(&azure, &principal_id, &mut changes).await? {
+        notes.push(format!(
+            "{note}: until an administrator grants it (Entra admin center > App registrations > \
+             {unique_name} > API permissions > Add > Microsoft Graph > Application permissions \
+             > Application.ReadWrite.OwnedBy > Grant admin consent), the pipeline can plan but \
+             not change Entra apps"
+        ));
+    }
     Ok(Bootstrapped {
         client_id,
         tenant_id: blueprint.tenant_id.as_str().to_owned(),
@@ -240,4 +241,61 @@ pub async fn bootstrap(
         changes,
         notes,
     })
+}
+
+/// The Graph application permission `Application.ReadWrite.OwnedBy` for the deployment
+/// identity (an app role assignment on Microsoft Graph's service principal: admin consent).
+/// `Some(why)` when it could not be granted: the signed-in identity may not grant app roles
+/// (403), which is for an administrator to do.
+async fn grant_owned_by(
+    azure: &crate::azure::Azure,
+    principal_id: &str,
+    changes: &mut Vec<String>,
+) -> anyhow::Result<Option<String>> {
+    const PERMISSION: &str = "Application.ReadWrite.OwnedBy";
+    let graph = azure
+        .graph
+        .service_principal_by_app_id("00000003-0000-0000-c000-000000000000")
+        .await?;
+    let role = graph.as_ref().and_then(|sp| {
+        sp.get("appRoles")?
+            .as_array()?
+            .iter()
+            .find(|r| r.get("value").and_then(Value::as_str) == Some(PERMISSION))?
+            .get("id")?
+            .as_str()
+            .map(str::to_owned)
+    });
+    let (Some(graph), Some(role)) = (graph, role) else {
+        return Ok(Some(format!(
+            "Microsoft Graph's service principal or its {PERMISSION} role is not visible, so \
+             the permission is not granted"
+        )));
+    };
+    let resource = graph.get("id").and_then(Value::as_str).unwrap_or_default();
+    let path = format!("/servicePrincipals/{principal_id}/appRoleAssignments");
+    let held = azure.graph.get(&path).await?.unwrap_or_default();
+    let granted = held
+        .get("value")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|a| {
+            a.get("resourceId").and_then(Value::as_str) == Some(resource)
+                && a.get("appRoleId").and_then(Value::as_str) == Some(role.as_str())
+        });
+    if granted {
+        return Ok(None);
+    }
+    let body = json!({ "principalId": principal_id, "resourceId": resource, "appRoleId": role });
+    match azure.graph.create(&path, &body).await {
+        Ok(_) => {
+            changes.push(format!("Microsoft Graph {PERMISSION} (admin consent)"));
+            Ok(None)
+        }
+        Err(e) if e.status() == Some(403) => Ok(Some(format!(
+            "the signed-in identity may not grant Microsoft Graph's {PERMISSION}"
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }

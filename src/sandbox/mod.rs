@@ -384,6 +384,7 @@ fn initial_state() -> anyhow::Result<State> {
         issuer_keys: Vec::new(),
         ci_jobs: Vec::new(),
         owners: Vec::new(),
+        app_role_assignments: Vec::new(),
     })
 }
 

@@ -94,9 +94,13 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
     assert_eq!(made["issuer"], json!(format!("{base}/github-actions")));
     assert_eq!(made["tenant_id"], provision::sandbox::DEFAULT_TENANT);
     assert_eq!(made["subscription_id"], SUBSCRIPTION);
-    // App, SP, credential, two roles, and owner of the API app and the client app.
-    assert_eq!(made["changes"].as_array().unwrap().len(), 7, "{made}");
-    assert!(stderr.contains("Application.ReadWrite.OwnedBy"), "{stderr}");
+    // App, SP, credential, two roles, owner of the API and the client app, Graph permission.
+    assert_eq!(made["changes"].as_array().unwrap().len(), 8, "{made}");
+    assert_eq!(
+        made["changes"][7],
+        "Microsoft Graph Application.ReadWrite.OwnedBy (admin consent)"
+    );
+    assert_eq!(made["notes"], json!([]), "{stderr}");
     let client_id = made["client_id"].as_str().unwrap().to_owned();
     let principal = made["principal_id"].as_str().unwrap().to_owned();
 
@@ -145,6 +149,7 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
         assert_eq!(assignments, 2);
         assert_eq!(state.owners.len(), 2, "the API and the client app");
         assert!(state.owners.iter().all(|o| o.owner_id == principal));
+        assert_eq!(state.app_role_assignments.len(), 1);
     }
 
     // The pipeline: a job in the `prod` environment plans with the identity's client id.
@@ -228,6 +233,56 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
     assert_eq!(status, 201, "{answer}");
     let (status, _) = arm(reqwest::Method::DELETE, path, Value::Null).await;
     assert_eq!(status, 200);
+
+    // In Graph: the apps it owns, and nothing else.
+    let (status, answer) = crate::federated::exchange_for(
+        &sandbox,
+        &client_id,
+        &token,
+        "https://graph.microsoft.com/.default",
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let graph_token = answer["access_token"].as_str().unwrap().to_owned();
+    let graph = |method: reqwest::Method, path: &str, body: Value| {
+        let request = client()
+            .request(method, format!("{base}/v1.0{path}"))
+            .bearer_auth(&graph_token)
+            .json(&body);
+        send(request)
+    };
+    let (status, body) = graph(
+        reqwest::Method::PATCH,
+        "/applications(uniqueName='llm-gateway-api-local')",
+        json!({ "notes": "deployed by the pipeline" }),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = graph(
+        reqwest::Method::PATCH,
+        &format!(
+            "/applications(uniqueName='{}')",
+            "llm-gateway-api-local-deploy"
+        ),
+        json!({ "notes": "not its own" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"], &body["error"]["message"]),
+        (
+            403,
+            &json!("Authorization_RequestDenied"),
+            &json!("Insufficient privileges to complete the operation.")
+        )
+    );
+    let (status, _) = graph(
+        reqwest::Method::POST,
+        &format!("/servicePrincipals/{principal}/appRoleAssignments"),
+        json!({ "principalId": principal, "resourceId": "5a4d0000-0000-4000-8000-00000000a9a0",
+                "appRoleId": "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9" }),
+    )
+    .await;
+    assert_eq!(status, 403, "it may not grant itself more");
 
     // A job from another environment: the exchange is refused, and the hint names its subject.
     let (url, request_token) = job(

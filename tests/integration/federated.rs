@@ -119,6 +119,22 @@ pub async fn job_token(url: &str, request_token: &str) -> String {
 }
 
 pub async fn exchange(sandbox: &Sandbox, client_id: &str, assertion: &str) -> (u16, Value) {
+    exchange_for(
+        sandbox,
+        client_id,
+        assertion,
+        "https://management.azure.com/.default",
+    )
+    .await
+}
+
+/// The exchange for another scope (Graph's `.default`…).
+pub async fn exchange_for(
+    sandbox: &Sandbox,
+    client_id: &str,
+    assertion: &str,
+    scope: &str,
+) -> (u16, Value) {
     send(
         client()
             .post(format!(
@@ -128,7 +144,7 @@ pub async fn exchange(sandbox: &Sandbox, client_id: &str, assertion: &str) -> (u
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", client_id),
-                ("scope", "https://management.azure.com/.default"),
+                ("scope", scope),
                 ("client_assertion_type", JWT_BEARER),
                 ("client_assertion", assertion),
             ]),
@@ -322,7 +338,9 @@ async fn a_github_job_gets_githubs_claims_signed_by_the_issuers_own_key() {
     .await;
     assert!(url.starts_with(&format!("{base}/github-actions/")), "{url}");
     assert!(url.contains('?'), "the runner appends &audience=: {url}");
+    let before = sandbox.now().as_second();
     let jwt = job_token(&url, &request_token).await;
+    let after = sandbox.now().as_second();
     let c = claims(&jwt);
     assert_eq!(c["iss"], json!(format!("{base}/github-actions")));
     assert_eq!(c["sub"], "repo:Contoso/gw:environment:prod");
@@ -331,7 +349,11 @@ async fn a_github_job_gets_githubs_claims_signed_by_the_issuers_own_key() {
     assert_eq!(c["environment"], "prod");
     assert_eq!(c["ref"], "refs/heads/main");
     assert_eq!(c["event_name"], "push");
-    assert_eq!(c["iat"], json!(sandbox.now().as_second()));
+    let iat = c["iat"].as_i64().unwrap();
+    assert!(
+        (before..=after).contains(&iat),
+        "iat {iat} is the sandbox's now"
+    );
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 300);
 
     let (status, discovery) = send(client().get(format!(
@@ -602,4 +624,95 @@ async fn application_owners_are_added_once_listed_and_removed() {
     )
     .await;
     assert_eq!(list["value"], json!([]));
+}
+
+#[tokio::test]
+async fn an_app_with_owned_by_writes_only_the_apps_it_owns() {
+    let sandbox = default_sandbox().await;
+    let (_, _, deployer) = app_with_principal(&sandbox, "deploy").await;
+    let (other, _, _) = app_with_principal(&sandbox, "someone-elses").await;
+    let as_deployer = crate::sandbox_support::token_with(
+        &sandbox,
+        0,
+        json!({ "aud": GRAPH, "oid": deployer, "idtyp": "app" }),
+    );
+    let deployer_graph = |method: Method, path: String, body: Value| {
+        let request = client()
+            .request(method, format!("{}/v1.0{path}", sandbox.base_url()))
+            .bearer_auth(&as_deployer)
+            .json(&body);
+        send(request)
+    };
+    let new_app = json!({ "displayName": "made by the pipeline" });
+    let (status, body) =
+        deployer_graph(Method::POST, "/applications".into(), new_app.clone()).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("Authorization_RequestDenied")),
+        "no permission yet"
+    );
+
+    let (status, graph_sp) = graph(
+        &sandbox,
+        Method::GET,
+        "/servicePrincipals(appId='00000003-0000-0000-c000-000000000000')",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let role = graph_sp["appRoles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["value"] == "Application.ReadWrite.OwnedBy")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(role, "18a4783c-866b-4cc7-a460-3d5e5662c884");
+    let grant = json!({ "principalId": deployer, "resourceId": graph_sp["id"], "appRoleId": role });
+    let path = format!("/servicePrincipals/{deployer}/appRoleAssignments");
+    let (status, body) = deployer_graph(Method::POST, path.clone(), grant.clone()).await;
+    assert_eq!(status, 403, "it may not consent for itself: {body}");
+    let (status, body) = graph(&sandbox, Method::POST, &path, Some(grant.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = graph(&sandbox, Method::POST, &path, Some(grant)).await;
+    assert_eq!(
+        (status, &body["error"]["message"]),
+        (
+            400,
+            &json!("Permission being assigned already exists on the object")
+        )
+    );
+
+    let (status, made) = deployer_graph(Method::POST, "/applications".into(), new_app).await;
+    assert_eq!(status, 201, "{made}");
+    let mine = made["id"].as_str().unwrap();
+    let (_, owners) = graph(
+        &sandbox,
+        Method::GET,
+        &format!("/applications/{mine}/owners"),
+        None,
+    )
+    .await;
+    assert_eq!(owners["value"][0]["id"], json!(deployer));
+    let (status, _) = deployer_graph(
+        Method::PATCH,
+        format!("/applications/{mine}"),
+        json!({ "notes": "mine" }),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = deployer_graph(
+        Method::PATCH,
+        format!("/applications/{other}"),
+        json!({ "notes": "not mine" }),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = deployer_graph(
+        Method::POST,
+        format!("/applications/{other}/federatedIdentityCredentials"),
+        credential("sneak", "https://issuer", "subject"),
+    )
+    .await;
+    assert_eq!(status, 403);
 }

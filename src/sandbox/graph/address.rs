@@ -48,6 +48,8 @@ pub(super) enum Target {
     Restore(String),
     /// `applications/{key}/federatedIdentityCredentials[/{id} | (name='…')]`.
     Federated(Key, Option<CredentialKey>),
+    /// `servicePrincipals/{key}/appRoleAssignments`: the app roles granted to a principal.
+    AppRoleAssignments(Key),
     /// `applications/{key}/owners` (the list), `…/owners/$ref` (add one) and
     /// `…/owners/{id}/$ref` (remove one).
     Owners(Key, OwnersPath),
@@ -208,6 +210,18 @@ pub(super) fn parse_target(path: &str) -> Result<Target, Failure> {
             (None, []) => Ok(Target::Collection(kind)),
             (None, [id]) => Ok(Target::Item(kind, Key::Id(id.clone()))),
             (Some(key), []) => Ok(Target::Item(kind, key)),
+            (None, [id, what])
+                if kind == ObjectKind::ServicePrincipal
+                    && what.eq_ignore_ascii_case("appRoleAssignments") =>
+            {
+                Ok(Target::AppRoleAssignments(Key::Id(id.clone())))
+            }
+            (Some(key), [what])
+                if kind == ObjectKind::ServicePrincipal
+                    && what.eq_ignore_ascii_case("appRoleAssignments") =>
+            {
+                Ok(Target::AppRoleAssignments(key))
+            }
             (None, [id, rest @ ..]) if kind == ObjectKind::Application => {
                 credential_target(Key::Id(id.clone()), rest)
             }

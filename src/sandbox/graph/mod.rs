@@ -14,6 +14,7 @@ mod address;
 mod answer;
 mod federated;
 mod filter;
+mod grants;
 mod objects;
 mod owners;
 mod rules;
@@ -172,16 +173,30 @@ fn serve(
             .map_or(caller.tenant, |t| t.id.clone())
     };
     let target = parse_target(uri.path())?;
-    let call = Call {
+    let access = grants::access(&shared.state(), &tenant, caller.object_id.as_deref());
+    let mut call = Call {
         shared,
         exchange,
         tenant,
         headers,
         body,
         options: Options::parse(uri)?,
+        creator: None,
     };
+    grants::authorize(&call, method.as_str(), &target, &access)?;
+    if let grants::Access::OwnedBy(owner) = &access {
+        call.creator = Some(owner.clone());
+    }
     use ObjectKind::{Application, ServicePrincipal};
     match (method.as_str(), target) {
+        ("GET", Target::Item(ServicePrincipal, Key::AppId(app_id)))
+            if app_id.eq_ignore_ascii_case(grants::GRAPH_APP_ID) =>
+        {
+            Ok(call.graph_service_principal())
+        }
+        (method, Target::AppRoleAssignments(principal)) => {
+            call.app_role_assignments(method, &principal, &access)
+        }
         ("GET", Target::Collection(kind)) => call.list(kind),
         ("POST", Target::Collection(Application)) => call.post_application(),
         ("POST", Target::Collection(ServicePrincipal)) => call.post_service_principal(),

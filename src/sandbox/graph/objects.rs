@@ -56,6 +56,9 @@ pub(super) struct Call<'a> {
     pub(super) headers: &'a HeaderMap,
     pub(super) body: &'a [u8],
     pub(super) options: Options,
+    /// The caller that becomes the owner of an application it creates (an app writing with
+    /// `Application.ReadWrite.OwnedBy`, `grants.rs`).
+    pub(super) creator: Option<String>,
 }
 
 impl Call<'_> {
@@ -221,6 +224,13 @@ impl Call<'_> {
         check_entitlements(&Map::new(), &app)?;
         let id = app["id"].as_str().unwrap_or_default().to_owned();
         check_unique(state, &self.tenant, &app, &id)?;
+        if let Some(owner) = &self.creator {
+            state.owners.push(crate::sandbox::state::Ownership {
+                tenant_id: self.tenant.clone(),
+                application_id: id.clone(),
+                owner_id: owner.clone(),
+            });
+        }
         state.objects.push(DirectoryObject {
             kind: ObjectKind::Application,
             tenant_id: self.tenant.clone(),

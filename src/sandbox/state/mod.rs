@@ -48,6 +48,10 @@ pub struct State {
     /// Owners of applications (Graph `owners`), by object ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<Ownership>,
+    /// App roles granted to service principals (Graph `appRoleAssignments`): how an app gets an
+    /// application permission such as Microsoft Graph's `Application.ReadWrite.OwnedBy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_role_assignments: Vec<Map<String, Value>>,
 }
 
 /// One owner of one application.
