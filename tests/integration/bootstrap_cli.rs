@@ -394,3 +394,37 @@ fn the_aadsts_helper_reads_the_first_line() {
         "AADSTS1: x"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_devops_on_azure_needs_the_organization_id_before_signing_in() {
+    let project = Project::new();
+    let args = [
+        "bootstrap",
+        "azure-devops",
+        "--env",
+        "dev",
+        "--org",
+        "Contoso",
+        "--project",
+        "LLM",
+        "--service-connection",
+        "prod",
+    ];
+    let (code, stdout, stderr) = run(&project, &args, &[]).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(
+        stderr,
+        "error: bootstrap azure-devops needs --org-id: Azure DevOps' token issuer names the \
+         organization by its id\nhint: the organization id is on the service connection's page \
+         in Azure DevOps (Project settings > Service connections > the connection > Edit: \
+         'Issuer' ends in it); pass it with --org-id\n"
+    );
+    let (code, _, stderr) = run(
+        &project,
+        &[&args[..], &["--org-id", "not-a-guid"]].concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("`not-a-guid` is not a GUID"), "{stderr}");
+}
