@@ -411,6 +411,17 @@ async fn a_github_job_gets_githubs_claims_signed_by_the_issuers_own_key() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    // The admin guard: another site's page cannot start a job or mint a token.
+    for path in ["github-actions/jobs", "azure-devops/oidc-token"] {
+        let (status, _) = send(
+            client()
+                .post(format!("{base}/_sandbox/{path}"))
+                .header("Origin", "https://evil.example")
+                .json(&json!({ "repository": "Contoso/gw" })),
+        )
+        .await;
+        assert_eq!(status, 403, "{path}");
+    }
 }
 
 #[tokio::test]
