@@ -106,6 +106,10 @@ pub enum Command {
     /// List the model versions an environment's location offers: lifecycle, retirement date,
     /// SKUs with default and maximum capacity, and the quota left.
     Models(ModelsArgs),
+    /// Create the identity a pipeline deploys an environment with: an app registration, a
+    /// federated credential for the CI's OIDC tokens and least-privilege roles; no secret.
+    #[command(subcommand)]
+    Bootstrap(BootstrapCommand),
     /// Run the local Azure emulator (Entra ID login, Microsoft Graph, Resource Manager).
     Sandbox(SandboxArgs),
     /// Print the JSON Schema of environment files (for editors).
@@ -315,6 +319,136 @@ pub struct VerifyArgs {
 }
 
 /// Names on the command line are short and printable: they end up in file names and messages.
+/// The pipelines `bootstrap` makes an identity for.
+#[derive(Debug, Subcommand)]
+pub enum BootstrapCommand {
+    /// For GitHub Actions (`azure/login` with OIDC, or `--auth github-oidc`).
+    Github(BootstrapGithubArgs),
+    /// For an Azure DevOps workload-identity-federation service connection.
+    #[command(name = "azure-devops")]
+    AzureDevops(BootstrapDevopsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("trigger").args(["environment", "pull_request", "branch"])))]
+pub struct BootstrapGithubArgs {
+    /// Environment the pipeline deploys.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// The repository whose workflows sign in, as OWNER/REPO (case-sensitive, as GitHub's
+    /// tokens carry it).
+    #[arg(long, value_name = "OWNER/REPO", value_parser = repository)]
+    pub repo: String,
+    /// Trust jobs that run in this GitHub environment (subject `repo:O/R:environment:NAME`).
+    #[arg(long, value_name = "NAME", value_parser = bounded_name)]
+    pub environment: Option<String>,
+    /// Trust pull-request jobs (subject `repo:O/R:pull_request`): for `plan` only.
+    #[arg(long)]
+    pub pull_request: bool,
+    /// Trust jobs on this branch (subject `repo:O/R:ref:refs/heads/BRANCH`; default `main`).
+    #[arg(long, value_name = "BRANCH", value_parser = branch)]
+    pub branch: Option<String>,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapDevopsArgs {
+    /// Environment the pipeline deploys.
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// The Azure DevOps organization.
+    #[arg(long, value_name = "ORG", value_parser = organization)]
+    pub org: String,
+    /// The organization's id (a GUID; needed on Azure: the token issuer names it).
+    #[arg(long, value_name = "GUID", value_parser = guid)]
+    pub org_id: Option<String>,
+    /// The project that holds the service connection.
+    #[arg(long, value_name = "PROJECT", value_parser = devops_name)]
+    pub project: String,
+    /// The service connection's name.
+    #[arg(long, value_name = "NAME", value_parser = devops_name)]
+    pub service_connection: String,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+}
+
+/// OWNER/REPO: GitHub's characters for both, at most 100 each.
+fn repository(text: &str) -> Result<String, String> {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match text.split_once('/') {
+        Some((owner, repo)) if part(owner) && part(repo) => Ok(text.to_owned()),
+        _ => Err(format!(
+            "`{}` is not OWNER/REPO: letters, digits, `-`, `_`, `.` on each side of one `/`",
+            text.chars().take(64).collect::<String>()
+        )),
+    }
+}
+
+/// A branch name as a subject carries it: letters, digits, `-`, `_`, `.`, `/`, no `..`.
+fn branch(text: &str) -> Result<String, String> {
+    let fits = !text.is_empty()
+        && text.len() <= 200
+        && !text.contains("..")
+        && !text.starts_with('/')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if fits {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a branch name: 1 to 200 of a-z, A-Z, 0-9, `-`, `_`, `.`, `/`",
+            text.chars().take(64).collect::<String>()
+        ))
+    }
+}
+
+/// An Azure DevOps organization name: letters, digits and `-`, at most 50.
+fn organization(text: &str) -> Result<String, String> {
+    if !text.is_empty()
+        && text.len() <= 50
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not an organization name: 1 to 50 of a-z, A-Z, 0-9, `-`",
+            text.chars().take(64).collect::<String>()
+        ))
+    }
+}
+
+fn guid(text: &str) -> Result<String, String> {
+    match uuid::Uuid::parse_str(text) {
+        Ok(id) if text.len() == 36 => Ok(id.to_string()),
+        _ => Err(format!(
+            "`{}` is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+            text.chars().take(64).collect::<String>()
+        )),
+    }
+}
+
+/// A project or service connection name: printable, no `/` (it separates them in the subject).
+fn devops_name(text: &str) -> Result<String, String> {
+    if !text.trim().is_empty()
+        && text.len() <= 128
+        && !text.chars().any(|c| c.is_control() || c == '/')
+    {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a name: 1 to 128 printable characters, no `/`",
+            text.chars().take(64).collect::<String>()
+        ))
+    }
+}
+
 fn bounded_name(text: &str) -> Result<String, String> {
     if text.is_empty()
         || text.len() > 128

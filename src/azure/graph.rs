@@ -139,6 +139,65 @@ impl GraphClient {
         .await
     }
 
+    /// Creates an object with a POST and returns it. Not repeated on a lost answer: a second
+    /// POST would make a second object or be refused as a duplicate.
+    pub async fn create(&self, path: &str, body: &Value) -> Result<Value, WireError> {
+        let request = WireRequest::new(Method::Post, self.url(path)).json(body);
+        let response = self
+            .session
+            .expect_success(
+                Service::Graph,
+                &self.scope,
+                &request,
+                Replay::ByMethod,
+                path,
+            )
+            .await?;
+        json_body(&request, &response)
+    }
+
+    /// The object ids of an application's owners.
+    pub async fn owners(&self, object_id: &str) -> Result<Vec<String>, WireError> {
+        let owners = self
+            .list(&format!("/applications/{}/owners", odata_key(object_id)))
+            .await?;
+        Ok(owners
+            .iter()
+            .filter_map(|o| o.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// Makes `owner` an owner of the application (`POST …/owners/$ref`). Graph refuses an owner
+    /// that is one already with 400; a repeated request is taken as done, so a retry after a
+    /// lost answer is harmless.
+    pub async fn add_owner(&self, object_id: &str, owner: &str) -> Result<(), WireError> {
+        let body = serde_json::json!({
+            "@odata.id": format!("{}/directoryObjects/{owner}", self.base),
+        });
+        let request = WireRequest::new(
+            Method::Post,
+            self.url(&format!(
+                "/applications/{}/owners/$ref",
+                odata_key(object_id)
+            )),
+        )
+        .json(&body);
+        match self
+            .session
+            .expect_success(
+                Service::Graph,
+                &self.scope,
+                &request,
+                Replay::Safe,
+                "an application owner to be added",
+            )
+            .await
+        {
+            Err(e) if e.to_string().contains("references already exist") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     /// The application with this client id, if a replica has it.
     pub async fn application_by_app_id(&self, app_id: &str) -> Result<Option<Value>, WireError> {
         self.get_optional(&format!("/applications(appId='{}')", odata_key(app_id)))

@@ -14,6 +14,7 @@
 pub mod arm;
 pub mod credential;
 pub mod error;
+pub mod federated;
 pub mod graph;
 pub mod lro;
 pub mod retry;

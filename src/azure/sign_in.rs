@@ -23,6 +23,7 @@ use azure_identity::{
 };
 
 use super::credential::{AccessToken, CredentialPlan, IssuedToken, Secret, TokenCache};
+use super::federated::{AssertionSource, SandboxAssertion};
 use super::retry::{self, Deadline, Replay, RetryPolicy};
 use super::transport::{Method, Transport, WireRequest};
 use crate::clock::{Clock, SystemClock, Timestamp};
@@ -42,6 +43,9 @@ pub struct SignInError {
 /// What to do, per credential.
 impl Remedy for SignInError {
     fn hint(&self) -> Option<Cow<'_, str>> {
+        if let Some(hint) = super::federated::refused_subject_hint(&self.reason) {
+            return Some(hint.into());
+        }
         let hint = match self.method {
             m if m.contains("Azure CLI") => {
                 "run `az login` (and `az account set --subscription <id>`), or choose another \
@@ -122,6 +126,11 @@ impl Credentials {
         let assertion_options = || ClientAssertionCredentialOptions {
             client_options: client_options(),
         };
+        if cloud == Cloud::Sandbox
+            && let Some(federated) = sandbox_federated(plan, endpoints, &transport)
+        {
+            return Ok(Credentials::new(method, Box::new(federated)));
+        }
         let credential: Arc<dyn TokenCredential> = match plan {
             CredentialPlan::Sandbox => {
                 return Ok(Credentials::new(
@@ -277,39 +286,79 @@ impl ClientAssertion for GithubOidcAssertion {
         &self,
         _options: Option<azure_core::http::ClientMethodOptions<'_>>,
     ) -> azure_core::Result<String> {
-        let separator = if self.request_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        let url = format!(
-            "{}{separator}audience=api://AzureADTokenExchange",
-            self.request_url
-        );
-        let request = WireRequest::new(Method::Get, url).header(
-            "authorization",
-            format!("Bearer {}", self.request_token.expose()),
-        );
-        let failed = |reason: String| {
+        super::federated::github_oidc_token(
+            &*self.transport,
+            &self.request_url,
+            &self.request_token,
+        )
+        .await
+        .map_err(|reason| {
             azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, reason)
-        };
-        let response = self
-            .transport
-            .send(&request)
-            .await
-            .map_err(|e| failed(format!("requesting the GitHub Actions OIDC token: {e}")))?;
-        if !response.is_success() {
-            return Err(failed(format!(
-                "GitHub answered HTTP {} to the OIDC token request (does the job have \
-                 `permissions: id-token: write`?)",
-                response.status
-            )));
-        }
-        response
-            .body_json()
-            .ok()
-            .and_then(|b| b.get("value").and_then(|v| v.as_str()).map(str::to_owned))
-            .ok_or_else(|| failed("the GitHub OIDC token response has no `value`".to_owned()))
+        })
+    }
+}
+
+/// A pipeline's federated sign-in against the sandbox (`federated.rs`), for the plans that
+/// carry a CI token; `None` for the others.
+fn sandbox_federated(
+    plan: &CredentialPlan,
+    endpoints: &CloudEndpoints,
+    transport: &Arc<dyn Transport>,
+) -> Option<SandboxFederated> {
+    let (tenant_id, client_id, source) = match plan {
+        CredentialPlan::GithubOidc {
+            tenant_id,
+            client_id,
+            request_url,
+            request_token,
+        } => (
+            tenant_id,
+            client_id,
+            AssertionSource::Github {
+                request_url: request_url.clone(),
+                request_token: request_token.clone(),
+            },
+        ),
+        CredentialPlan::WorkloadIdentity {
+            tenant_id,
+            client_id,
+            token_file,
+        } => (
+            tenant_id,
+            client_id,
+            AssertionSource::File(token_file.clone()),
+        ),
+        _ => return None,
+    };
+    Some(SandboxFederated {
+        method: plan.describe(),
+        exchange: SandboxAssertion {
+            transport: transport.clone(),
+            login: endpoints.login.trim_end_matches('/').to_owned(),
+            tenant_id: tenant_id.clone(),
+            client_id: client_id.clone(),
+            source,
+        },
+    })
+}
+
+struct SandboxFederated {
+    method: &'static str,
+    exchange: SandboxAssertion,
+}
+
+impl SignIn for SandboxFederated {
+    fn fetch<'a>(&'a self, scope: &'a str, clock: &'a dyn Clock) -> TokenFuture<'a> {
+        Box::pin(async move {
+            self.exchange
+                .fetch(scope, clock)
+                .await
+                .map_err(|reason| SignInError {
+                    method: self.method,
+                    scope: scope.to_owned(),
+                    reason,
+                })
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! One file per subcommand: the glue between the CLI, the pure core and the printer.
 
+mod bootstrap;
 mod call;
 mod completions;
 mod doctor;
@@ -60,6 +61,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Call(args) => call::run(&cli.global, args, printer),
         Command::Verify(args) => verify::run(&cli.global, args, printer),
         Command::Models(args) => models::run(&cli.global, args, printer),
+        Command::Bootstrap(command) => bootstrap::run(&cli.global, command, printer),
         Command::Sandbox(args) => sandbox::run(args, printer),
         Command::Schema(args) => schema::run(&cli.global, args, printer),
         Command::Completions(args) => completions::run(args, printer),

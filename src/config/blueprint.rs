@@ -388,6 +388,9 @@ pub fn auth_fits_cloud(auth: AuthChoice, cloud: Cloud) -> Result<(), (String, &'
             ),
             "use `auto` (or leave `auth:` out), or one of cli, workload-identity, managed-identity, client-secret, github-oidc",
         )),
+        // A pipeline signs in to the sandbox as it would to Azure: with its CI's token, which
+        // the sandbox's own GitHub Actions and Azure DevOps issuers hand out.
+        (AuthChoice::GithubOidc | AuthChoice::WorkloadIdentity, Cloud::Sandbox) => Ok(()),
         (other, Cloud::Sandbox) => Err((
             format!("`{other}` can not sign in to the sandbox (`cloud: sandbox`)"),
             "leave `auth:` out, or use `auth: sandbox`: the sandbox issues tokens to its own operator",

@@ -3,6 +3,7 @@
 //! No state file: what exists is read from Azure and Entra every time.
 
 mod apply;
+mod bootstrap;
 pub mod call;
 mod catalog;
 mod connect;
@@ -18,6 +19,7 @@ pub mod verify;
 mod whoami;
 
 pub use apply::{Applied, Event, apply};
+pub use bootstrap::{Bootstrapped, bootstrap};
 pub use catalog::{Offer, location_models_path, offer, read_catalog};
 pub use connect::{Checked, Connected, check, clock_for, connect, credential_plan, sign_in};
 pub use live::{LivePolicy, live_policy};

@@ -257,6 +257,24 @@ pub enum JsonLine {
         app_id: Option<String>,
         subscription: Subscription,
     },
+    /// `bootstrap`: the deployment identity a pipeline signs in as, and the variables to set in
+    /// the CI (`AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_SUBSCRIPTION_ID`). Never a secret:
+    /// the pipeline signs in with its CI's OIDC token.
+    Bootstrap {
+        env: String,
+        client_id: String,
+        tenant_id: String,
+        subscription_id: String,
+        /// The service principal's object id (what role assignments name).
+        principal_id: String,
+        /// The federated credential's issuer and subject: what the CI's tokens must carry.
+        issuer: String,
+        subject: String,
+        /// What this run changed; empty when everything was in place.
+        changes: Vec<String>,
+        /// What bootstrap did not do, and who must do it.
+        notes: Vec<String>,
+    },
     /// `models`: one model version the environment's location offers.
     Model {
         env: String,

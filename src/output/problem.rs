@@ -19,6 +19,7 @@ use crate::oauth::cache::CacheError;
 use crate::oauth::device::OAuthError;
 use crate::policy::ParseError;
 use crate::render::RenderError;
+use crate::resources::federation::TrustError;
 use crate::sandbox::StateDirError;
 
 /// One problem: what is wrong (with where), the source line it points into, what to do.
@@ -94,6 +95,7 @@ fn remedy(error: &(dyn Error + 'static)) -> Option<String> {
         of::<CacheError>,
         of::<PlanFileError>,
         of::<StalePlan>,
+        of::<TrustError>,
     ];
     REMEDIES.iter().find_map(|remedy| remedy(error))
 }

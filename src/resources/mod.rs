@@ -11,6 +11,7 @@
 pub mod apim;
 pub mod diff;
 pub mod entra;
+pub mod federation;
 pub mod fingerprint;
 pub mod foundry;
 pub mod models;

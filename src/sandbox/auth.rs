@@ -104,6 +104,9 @@ pub(crate) struct Caller {
     /// The token's `groups` claim (object ids): a role assigned to one of them is the caller's
     /// too. The sandbox's directory has no groups, so the claim is where membership comes from.
     pub groups: Vec<String>,
+    /// Who the caller is in ARM's refusals ("The client '…' with object id '…'"): the user's
+    /// name, else the application's id.
+    pub client: Option<String>,
 }
 
 /// Verifies `Authorization: Bearer …` against the sandbox's own keys and the given audiences.
@@ -179,10 +182,15 @@ pub(crate) fn verify_bearer(
             .collect(),
         _ => Vec::new(),
     };
+    let client = ["upn", "unique_name", "appid", "azp"]
+        .iter()
+        .find_map(|name| jwt.claim_str(name))
+        .map(str::to_owned);
     Ok(Caller {
         tenant,
         object_id,
         groups,
+        client,
     })
 }
 

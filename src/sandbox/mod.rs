@@ -248,6 +248,34 @@ impl Shared {
         records.iter().filter_map(|r| self.signer_for(r)).collect()
     }
 
+    /// The signing key of a CI issuer (`github-actions`, `azure-devops`), made and kept on first
+    /// use: only tests that sign in from a pipeline pay for the RSA key.
+    pub(crate) fn issuer_signer(&self, issuer: &str) -> Option<Arc<TokenSigner>> {
+        let mut state = self.state();
+        if let Some(found) = state.issuer_keys.iter().find(|k| k.issuer == issuer) {
+            let record = found.key.clone();
+            drop(state);
+            return self.signer_for(&record);
+        }
+        let signer = new_key()?;
+        let record = KeyRecord {
+            kid: signer.kid.clone(),
+            pkcs8: STANDARD.encode(signer.to_pkcs8_der()),
+        };
+        state.issuer_keys.push(state::IssuerKey {
+            issuer: issuer.to_owned(),
+            key: record.clone(),
+        });
+        self.persist(&state);
+        drop(state);
+        let signer = Arc::new(signer);
+        self.signers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.kid, signer.clone());
+        Some(signer)
+    }
+
     /// Adds a new signing key to a tenant; tokens are signed with it from now on.
     pub fn rotate_key(&self, tenant: &str) -> Option<String> {
         let signer = new_key()?;
@@ -352,6 +380,11 @@ fn initial_state() -> anyhow::Result<State> {
         refresh_tokens: Vec::new(),
         arm: state::ArmState::default(),
         clock_offset_ms: 0,
+        federated_credentials: Vec::new(),
+        issuer_keys: Vec::new(),
+        ci_jobs: Vec::new(),
+        owners: Vec::new(),
+        app_role_assignments: Vec::new(),
     })
 }
 

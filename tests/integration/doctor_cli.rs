@@ -193,8 +193,10 @@ async fn a_principal_that_may_not_write_role_assignments_fails_and_a_granted_one
         "{stdout}"
     );
 
-    // The other side: a role assignment for the caller adds the right.
+    // The other side: a role assignment for the caller adds the right. An Owner grants it: the
+    // sandbox authorizes role assignment writes, so the Contributor cannot grant it to itself.
     let arm = Arm::new(&world.sandbox);
+    world.sandbox.state().arm.operator_role = None;
     let assignment = format!(
         "{SUB}/providers/Microsoft.Authorization/roleAssignments/\
          0d0c0000-0000-4000-8000-000000000001?api-version=2022-04-01"
@@ -204,6 +206,7 @@ async fn a_principal_that_may_not_write_role_assignments_fails_and_a_granted_one
         "principalId": world.operator(),
         "principalType": "ServicePrincipal"}});
     assert_eq!(arm.put(&assignment, &body).await.status, 201);
+    world.sandbox.state().arm.operator_role = Some("Contributor".to_owned());
     let (code, stdout, _) = world.doctor().await;
     assert_eq!(code, Some(0), "{stdout}");
     assert_eq!(
@@ -479,8 +482,14 @@ async fn the_sandbox_answers_providers_permissions_and_unknown_types_as_arm() {
         (404, "InvalidResourceNamespace")
     );
 
-    // The test's token is no operator and holds no role: no permissions.
-    let none = arm
+    // A token of another principal, which holds no role: no permissions.
+    let mut stranger = Arm::new(&world.sandbox);
+    stranger.token = Some(crate::sandbox_support::token_with(
+        &world.sandbox,
+        0,
+        json!({"aud": "https://management.azure.com/", "oid": "0c1d0000-0000-4000-8000-000000000001"}),
+    ));
+    let none = stranger
         .get(&format!(
             "{SUB}/providers/Microsoft.Authorization/permissions?api-version=2022-04-01"
         ))

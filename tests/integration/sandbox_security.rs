@@ -331,17 +331,21 @@ fn now() -> i64 {
 
 /// A v1 app-only token of the default tenant valid from `nbf` to `exp`.
 fn token_valid(sandbox: &Sandbox, audience: &str, nbf: i64, exp: i64) -> String {
-    let (der, kid) = {
+    let (der, kid, operator) = {
         let state = sandbox.state();
         let key = &state.tenants[0].keys[0];
-        (STANDARD.decode(&key.pkcs8).unwrap(), key.kid.clone())
+        (
+            STANDARD.decode(&key.pkcs8).unwrap(),
+            key.kid.clone(),
+            state.operator.object_id.clone(),
+        )
     };
     let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
     signer.sign(&json!({
         "aud": audience,
         "iss": format!("{}/{DEFAULT_TENANT}/", sandbox.base_url()),
         "tid": DEFAULT_TENANT,
-        "oid": "0c1d0000-0000-4000-8000-000000000001",
+        "oid": operator,
         "appid": "0c1d0000-0000-4000-8000-000000000002",
         "ver": "1.0",
         "iat": nbf,

@@ -68,7 +68,7 @@ pub fn token_for(
     audience: &str,
     lifetime_s: i64,
 ) -> String {
-    let (tenant, der, kid) = {
+    let (tenant, der, kid, operator) = {
         let state = sandbox.state();
         let tenant = &state.tenants[tenant_index];
         let key = &tenant.keys[0];
@@ -76,17 +76,20 @@ pub fn token_for(
             tenant.id.clone(),
             STANDARD.decode(&key.pkcs8).unwrap(),
             key.kid.clone(),
+            state.operator.clone(),
         )
     };
     let signer = TokenSigner::from_pkcs8_der(&der, &kid).unwrap();
     // The sandbox's clock, not the system's: a test may have moved it.
     let now = sandbox.now().as_second();
+    // The operator's identity: the principal that holds its role (Owner) on the subscription,
+    // since ARM authorizes every write (src/sandbox/arm/rbac.rs).
     signer.sign(&json!({
         "aud": audience,
         "iss": format!("{}/{tenant}/", sandbox.base_url()),
         "tid": tenant,
-        "oid": "0c1d0000-0000-4000-8000-000000000001",
-        "appid": "0c1d0000-0000-4000-8000-000000000002",
+        "oid": operator.object_id,
+        "appid": operator.client_id,
         "ver": "1.0",
         "iat": now - 60,
         "nbf": now - 60,

@@ -221,15 +221,23 @@ fn put(call: &mut Call<'_>, scope: &str, id: &str, name: &str) -> Result<Reply, 
         properties.insert("principalType".into(), json!(t));
     }
     properties.insert("scope".into(), json!(scope));
-    for key in ["description", "condition", "conditionVersion"] {
-        if let Some(v) = props.get(key).filter(|v| !v.is_null()) {
-            properties.insert(key.into(), v.clone());
-        }
+    if let Some(v) = props.get("description").filter(|v| !v.is_null()) {
+        properties.insert("description".into(), v.clone());
+    }
+    if let Some(condition) = checked_condition(&props)? {
+        properties.insert("condition".into(), json!(condition));
+        properties.insert("conditionVersion".into(), json!("2.0"));
     }
     properties.insert("createdOn".into(), json!(now));
     properties.insert("updatedOn".into(), json!(now));
-    properties.insert("createdBy".into(), json!(call.state.operator.object_id));
-    properties.insert("updatedBy".into(), json!(call.state.operator.object_id));
+    let by = call
+        .request
+        .caller
+        .object_id
+        .clone()
+        .unwrap_or_else(|| call.state.operator.object_id.clone());
+    properties.insert("createdBy".into(), json!(by));
+    properties.insert("updatedBy".into(), json!(by));
     let mut stored = Map::new();
     stored.insert("properties".into(), Value::Object(properties));
     stored.insert("id".into(), json!(id));
@@ -243,6 +251,33 @@ fn put(call: &mut Call<'_>, scope: &str, id: &str, name: &str) -> Result<Reply, 
         call.now_ms,
     ));
     Ok(Reply::new(StatusCode::CREATED, Some(Value::Object(stored))))
+}
+
+/// The assignment's condition, when it has one the sandbox can evaluate (`condition.rs`); one it
+/// cannot is refused rather than stored and ignored, which would grant more than Azure does.
+/// Azure takes conditions of `conditionVersion` 2.0 only ("1.0" was the preview's).
+fn checked_condition(props: &Map<String, Value>) -> Result<Option<String>, ArmError> {
+    let Some(text) = props.get("condition").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let text = text.as_str().unwrap_or_default();
+    let version = props.get("conditionVersion").and_then(Value::as_str);
+    if version.is_some_and(|v| v != "2.0") {
+        return Err(ArmError::bad_request(
+            "InvalidConditionVersion",
+            "The conditionVersion of a role assignment condition must be '2.0'.",
+        ));
+    }
+    super::condition::parse(text)
+        .map(|_| Some(text.to_owned()))
+        .map_err(|why| {
+            ArmError::bad_request(
+                "InvalidRoleAssignmentCondition",
+                format!(
+                    "The sandbox does not evaluate this role assignment condition ({why}): it evaluates ActionMatches, and @Request/@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals, combined with !, AND, OR and parentheses."
+                ),
+            )
+        })
 }
 
 /// Assignments that apply at `scope`: at it, above it and below it, optionally for one principal

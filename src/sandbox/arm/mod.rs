@@ -1,6 +1,6 @@
 //! Azure Resource Manager, the part `provision` drives: subscriptions, resource groups, API
-//! Management, Cognitive Services (Foundry) and role assignments, with ARM's async-operation
-//! protocol, entity tags, soft delete and the error codes users trip over (foundry-arm.md §1–§2,
+//! Management, Cognitive Services (Foundry) and role assignments, with RBAC on every write
+//! (`rbac.rs`), ARM's async-operation protocol, entity tags, soft delete and the error codes users trip over (foundry-arm.md §1–§2,
 //! apim.md §3).
 //!
 //! One catch-all route parses the path itself: ARM matches path segments case-insensitively
@@ -12,10 +12,12 @@ mod apim;
 mod authorization;
 mod call;
 mod cognitive;
+mod condition;
 mod listing;
 mod operations;
 mod protocol;
 mod providers;
+mod rbac;
 mod resources;
 mod roles;
 mod settle;
@@ -426,6 +428,8 @@ fn dispatch(call: &mut Call<'_>) -> Result<Reply, ArmError> {
             ),
         ));
     }
+    // Azure authorizes before it looks: a caller without the right learns nothing of the target.
+    rbac::authorize(call)?;
     if let Some(at) = segments.windows(3).position(|w| {
         w[0].eq_ignore_ascii_case("providers")
             && w[1].eq_ignore_ascii_case("Microsoft.Authorization")

@@ -76,7 +76,7 @@ const ROLES: [Role; 6] = [
     ),
     (
         "User Access Administrator",
-        "18d7d88d-d35e-4fb5-a5c3-7773c4a72d9d",
+        "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
         &["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
         &[],
     ),
@@ -102,6 +102,17 @@ const ROLES: [Role; 6] = [
         &[],
     ),
 ];
+
+/// The `actions` and `notActions` of a built-in role, by name or GUID (`rbac.rs` judges writes
+/// with them). A role the sandbox does not know grants nothing.
+pub(super) fn role_actions(
+    role: &str,
+) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    ROLES
+        .iter()
+        .find(|r| r.0.eq_ignore_ascii_case(role) || r.1.eq_ignore_ascii_case(role))
+        .map(|r| (r.2, r.3))
+}
 
 /// `Some` when the path is the provider registration API.
 pub(super) fn handle(call: &mut Call<'_>) -> Option<Result<Reply, ArmError>> {

@@ -46,6 +46,75 @@ pub(super) enum Target {
     Deleted(ObjectKind),
     DeletedItem(String),
     Restore(String),
+    /// `applications/{key}/federatedIdentityCredentials[/{id} | (name='…')]`.
+    Federated(Key, Option<CredentialKey>),
+    /// `servicePrincipals/{key}/appRoleAssignments`: the app roles granted to a principal.
+    AppRoleAssignments(Key),
+    /// `applications/{key}/owners` (the list), `…/owners/$ref` (add one) and
+    /// `…/owners/{id}/$ref` (remove one).
+    Owners(Key, OwnersPath),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum OwnersPath {
+    List,
+    Add,
+    Remove(String),
+}
+
+/// How a request names one federated identity credential: by id, or by its `name`, the
+/// alternate key Graph gives it (federatedidentitycredential-get: "`{federatedIdentityCredentialId}`
+/// or `(name='{name}')`").
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum CredentialKey {
+    Id(String),
+    Name(String),
+}
+
+const FEDERATED: &str = "federatedIdentityCredentials";
+
+/// The credential segment after the app: `federatedIdentityCredentials`, `…/{id}`, or
+/// `federatedIdentityCredentials(name='x')`.
+fn credential_target(app: Key, rest: &[String]) -> Result<Target, Failure> {
+    let Some((head, tail)) = rest.split_first() else {
+        return Err(Failure::method_not_allowed());
+    };
+    if head.eq_ignore_ascii_case("owners") {
+        return match tail {
+            [] => Ok(Target::Owners(app, OwnersPath::List)),
+            [r] if r == "$ref" => Ok(Target::Owners(app, OwnersPath::Add)),
+            [id, r] if r == "$ref" => Ok(Target::Owners(app, OwnersPath::Remove(id.clone()))),
+            [.., last] => Err(Failure::unknown_segment(last)),
+        };
+    }
+    let (name, key) = match head.find('(') {
+        Some(open) => {
+            let inner = head[open + 1..]
+                .strip_suffix(')')
+                .ok_or_else(|| Failure::unknown_segment(head))?;
+            let value = match inner.split_once('=') {
+                Some((p, v)) if p.trim().eq_ignore_ascii_case("name") => v,
+                Some(_) => return Err(Failure::unknown_segment(head)),
+                None => inner,
+            };
+            let value = literal(value).ok_or_else(|| Failure::unknown_segment(head))?;
+            let key = if inner.contains('=') {
+                CredentialKey::Name(value)
+            } else {
+                CredentialKey::Id(value)
+            };
+            (&head[..open], Some(key))
+        }
+        None => (head.as_str(), None),
+    };
+    if !name.eq_ignore_ascii_case(FEDERATED) {
+        return Err(Failure::unknown_segment(head));
+    }
+    match (key, tail) {
+        (key, []) => Ok(Target::Federated(app, key)),
+        (None, [id]) => Ok(Target::Federated(app, Some(CredentialKey::Id(id.clone())))),
+        (_, [.., last]) => Err(Failure::unknown_segment(last)),
+    }
 }
 
 pub(super) fn percent_decode(segment: &str) -> String {
@@ -141,6 +210,22 @@ pub(super) fn parse_target(path: &str) -> Result<Target, Failure> {
             (None, []) => Ok(Target::Collection(kind)),
             (None, [id]) => Ok(Target::Item(kind, Key::Id(id.clone()))),
             (Some(key), []) => Ok(Target::Item(kind, key)),
+            (None, [id, what])
+                if kind == ObjectKind::ServicePrincipal
+                    && what.eq_ignore_ascii_case("appRoleAssignments") =>
+            {
+                Ok(Target::AppRoleAssignments(Key::Id(id.clone())))
+            }
+            (Some(key), [what])
+                if kind == ObjectKind::ServicePrincipal
+                    && what.eq_ignore_ascii_case("appRoleAssignments") =>
+            {
+                Ok(Target::AppRoleAssignments(key))
+            }
+            (None, [id, rest @ ..]) if kind == ObjectKind::Application => {
+                credential_target(Key::Id(id.clone()), rest)
+            }
+            (Some(key), rest) if kind == ObjectKind::Application => credential_target(key, rest),
             (_, [.., last]) => Err(Failure::unknown_segment(last)),
         };
     }
@@ -291,6 +376,38 @@ mod tests {
             ))
         );
         assert!(t("/v1.0/servicePrincipals(uniqueName='x')").is_err());
+        assert_eq!(
+            t("/v1.0/applications/a/federatedIdentityCredentials"),
+            Ok(Target::Federated(Key::Id("a".into()), None))
+        );
+        assert_eq!(
+            t("/v1.0/applications(appId='b')/federatedIdentityCredentials/c"),
+            Ok(Target::Federated(
+                Key::AppId("b".into()),
+                Some(CredentialKey::Id("c".into()))
+            ))
+        );
+        assert_eq!(
+            t("/v1.0/applications/a/federatedIdentityCredentials(name='gh-prod')"),
+            Ok(Target::Federated(
+                Key::Id("a".into()),
+                Some(CredentialKey::Name("gh-prod".into()))
+            ))
+        );
+        assert_eq!(
+            t("/v1.0/applications/a/owners/$ref"),
+            Ok(Target::Owners(Key::Id("a".into()), OwnersPath::Add))
+        );
+        assert_eq!(
+            t("/v1.0/applications/a/owners/b/$ref"),
+            Ok(Target::Owners(
+                Key::Id("a".into()),
+                OwnersPath::Remove("b".into())
+            ))
+        );
+        assert!(t("/v1.0/applications/a/owners/b").is_err());
+        assert!(t("/v1.0/applications/a/members").is_err());
+        assert!(t("/v1.0/servicePrincipals/a/federatedIdentityCredentials").is_err());
         assert!(t("/v1.0/applications(appId='x)").is_err());
     }
 }

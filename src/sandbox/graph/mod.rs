@@ -1,5 +1,5 @@
-//! Microsoft Graph v1.0, the part `provision` drives: applications (with the `uniqueName` upsert),
-//! service principals and the deleted-items bin, each scoped to the caller's tenant.
+//! Microsoft Graph v1.0, the part `provision` drives: applications (with the `uniqueName` upsert
+//! and their federated identity credentials), service principals and the deleted-items bin, each scoped to the caller's tenant.
 //!
 //! What makes the real Graph awkward to script against is reproduced on purpose, so a client's
 //! retries and the order of its writes are tested rather than assumed (entra.md §1, §2.2):
@@ -12,10 +12,14 @@
 
 mod address;
 mod answer;
+mod federated;
 mod filter;
+mod grants;
 mod objects;
+mod owners;
 mod rules;
 
+pub(crate) use federated::credentials_of as federated_credentials_of;
 pub(crate) use objects::purge_expired;
 
 use std::sync::Arc;
@@ -169,16 +173,30 @@ fn serve(
             .map_or(caller.tenant, |t| t.id.clone())
     };
     let target = parse_target(uri.path())?;
-    let call = Call {
+    let access = grants::access(&shared.state(), &tenant, caller.object_id.as_deref());
+    let mut call = Call {
         shared,
         exchange,
         tenant,
         headers,
         body,
         options: Options::parse(uri)?,
+        creator: None,
     };
+    grants::authorize(&call, method.as_str(), &target, &access)?;
+    if let grants::Access::OwnedBy(owner) = &access {
+        call.creator = Some(owner.clone());
+    }
     use ObjectKind::{Application, ServicePrincipal};
     match (method.as_str(), target) {
+        ("GET", Target::Item(ServicePrincipal, Key::AppId(app_id)))
+            if app_id.eq_ignore_ascii_case(grants::GRAPH_APP_ID) =>
+        {
+            Ok(call.graph_service_principal())
+        }
+        (method, Target::AppRoleAssignments(principal)) => {
+            call.app_role_assignments(method, &principal, &access)
+        }
         ("GET", Target::Collection(kind)) => call.list(kind),
         ("POST", Target::Collection(Application)) => call.post_application(),
         ("POST", Target::Collection(ServicePrincipal)) => call.post_service_principal(),
@@ -190,6 +208,8 @@ fn serve(
         ("GET", Target::DeletedItem(id)) => call.get_deleted(&id),
         ("DELETE", Target::DeletedItem(id)) => call.purge(&id),
         ("POST", Target::Restore(id)) => call.restore(&id),
+        (method, Target::Federated(app, item)) => call.federated(method, &app, item.as_ref()),
+        (method, Target::Owners(app, path)) => call.owners(method, &app, &path),
         _ => Err(Failure::method_not_allowed()),
     }
 }

@@ -26,7 +26,26 @@ pub(crate) fn purge_expired(state: &mut State, now_ms: u64) -> bool {
         o.deleted_ms
             .is_none_or(|deleted| now_ms < deleted.saturating_add(DELETED_RETENTION_MS))
     });
-    state.objects.len() != before
+    let purged = state.objects.len() != before;
+    if purged {
+        forget_orphaned_credentials(state);
+    }
+    purged
+}
+
+/// A purged application's federated credentials go with it; a soft-deleted one keeps them, to
+/// have them back when it is restored.
+fn forget_orphaned_credentials(state: &mut State) {
+    let State {
+        objects,
+        federated_credentials,
+        ..
+    } = state;
+    federated_credentials.retain(|c| {
+        objects
+            .iter()
+            .any(|o| o.tenant_id == c.tenant_id && o.id() == c.application_id)
+    });
 }
 
 /// One authenticated request.
@@ -37,6 +56,9 @@ pub(super) struct Call<'a> {
     pub(super) headers: &'a HeaderMap,
     pub(super) body: &'a [u8],
     pub(super) options: Options,
+    /// The caller that becomes the owner of an application it creates (an app writing with
+    /// `Application.ReadWrite.OwnedBy`, `grants.rs`).
+    pub(super) creator: Option<String>,
 }
 
 impl Call<'_> {
@@ -202,6 +224,13 @@ impl Call<'_> {
         check_entitlements(&Map::new(), &app)?;
         let id = app["id"].as_str().unwrap_or_default().to_owned();
         check_unique(state, &self.tenant, &app, &id)?;
+        if let Some(owner) = &self.creator {
+            state.owners.push(crate::sandbox::state::Ownership {
+                tenant_id: self.tenant.clone(),
+                application_id: id.clone(),
+                owner_id: owner.clone(),
+            });
+        }
         state.objects.push(DirectoryObject {
             kind: ObjectKind::Application,
             tenant_id: self.tenant.clone(),
@@ -480,6 +509,7 @@ impl Call<'_> {
         let mut state = self.shared.state();
         let index = self.deleted_index(&state, id)?;
         state.objects.remove(index);
+        forget_orphaned_credentials(&mut state);
         self.shared.persist(&state);
         Ok(self.exchange.answer(StatusCode::NO_CONTENT, None))
     }

@@ -1,9 +1,12 @@
 //! Entra ID sign-in as `provision` and the people it serves meet it: OpenID metadata and signing
-//! keys, client credentials for the operator, and the device code flow with its browser page.
+//! keys, client credentials for the operator (and for apps, with a CI's token: `assertion.rs`,
+//! from the sandbox's CI issuers in `ci.rs`), and the device code flow with its browser page.
 //!
 //! Errors carry Entra's full body (`error_codes`, `trace_id`, `timestamp`…) because clients branch
 //! on those fields, not only on `error`.
 
+mod assertion;
+mod ci;
 mod device;
 mod devicelogin;
 mod flows;
@@ -61,13 +64,14 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             "/{tenant}/oauth2/v2.0/token",
-            get(post_only).post(|s, p, f| token(s, p, f, true)),
+            get(post_only).post(|s, p, f| token(s, p, f, true, assertion::exchange)),
         )
         .route(
             "/{tenant}/oauth2/token",
-            get(post_only).post(|s, p, f| token(s, p, f, false)),
+            get(post_only).post(|s, p, f| token(s, p, f, false, assertion::exchange)),
         )
         .route("/_sandbox/tokens", axum::routing::post(mint::mint_handler))
+        .merge(ci::routes())
         .route(
             "/devicelogin",
             get(devicelogin_page).post(devicelogin_submit),

@@ -1,4 +1,5 @@
-//! The token endpoint: client credentials for the operator and apps, the refresh-token grant, the device code grant as a
+//! The token endpoint: client credentials for the operator and apps (a secret, or a CI's token
+//! as `client_assertion`: `assertion.rs`), the refresh-token grant, the device code grant as a
 //! client polls it (`authorization_pending`, `slow_down`, `expired_token`…), and the tokens
 //! minted for a signed-in user.
 
@@ -35,6 +36,9 @@ pub(super) struct TokenForm {
     /// The v1 endpoint's names for `device_code` and for the resource of `scope`.
     pub(super) code: Option<String>,
     pub(super) resource: Option<String>,
+    /// A federated credential's token in place of a secret (`assertion.rs`).
+    pub(super) client_assertion_type: Option<String>,
+    pub(super) client_assertion: Option<String>,
 }
 
 impl TokenForm {
@@ -51,16 +55,21 @@ impl TokenForm {
     }
 }
 
+/// The token endpoint. `client_credentials` takes a secret (`client_credentials`) or a CI's
+/// token (`assertion`), told apart by the form.
 pub(super) async fn token(
     AxumState(shared): AxumState<Arc<Shared>>,
     Path(tenant): Path<String>,
     form: Result<Form<TokenForm>, FormRejection>,
     v2: bool,
+    assertion: fn(&Shared, &str, &TokenForm) -> Result<Response, Failure>,
 ) -> Response {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let form = if v2 { form } else { form.into_v2() };
+    let federated = form.client_assertion_type.is_some() || form.client_assertion.is_some();
     let result = tenant_id(&shared, &tenant).and_then(|tid| match form.grant_type.as_deref() {
         None => Err(missing("grant_type")),
+        Some("client_credentials") if federated => assertion(&shared, &tid, &form),
         Some("client_credentials") => client_credentials(&shared, &tid, &form),
         Some(DEVICE_CODE_GRANT) => redeem_device_code(&shared, &tid, &form),
         Some("refresh_token") => redeem_refresh_token(&shared, &tid, &form),
@@ -189,40 +198,66 @@ pub(super) fn client_credentials(
             }
             Some(_) => {}
         }
-        let scope = form
-            .scope
-            .as_deref()
-            .ok_or_else(|| missing("scope"))?
-            .trim();
-        let resource = scope
-            .strip_suffix("/.default")
-            .filter(|r| !r.is_empty() && !r.contains(char::is_whitespace))
-            .ok_or_else(|| {
-                Failure::new(
-                    "invalid_scope",
-                    1_002_012,
-                    format!(
-                        "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
-                    ),
-                )
-            })?;
-        let (audience, v2) = app_only_audience(shared, &state, tid, resource)?;
+        let (audience, v2) = scope_audience(shared, &state, tid, form)?;
         (operator.clone(), audience, v2)
     };
-    let mut claims = auth::app_only_claims(
+    app_only_token(
         shared,
         tid,
-        &audience,
+        (&audience, v2),
         &operator.client_id,
         &operator.object_id,
-    );
+        "1",
+    )
+}
+
+/// The audience a client-credentials `scope` (`{resource}/.default`) asks for, and whether it
+/// takes v2 tokens.
+pub(super) fn scope_audience(
+    shared: &Shared,
+    state: &State,
+    tid: &str,
+    form: &TokenForm,
+) -> Result<(String, bool), Failure> {
+    let scope = form
+        .scope
+        .as_deref()
+        .ok_or_else(|| missing("scope"))?
+        .trim();
+    let resource = scope
+        .strip_suffix("/.default")
+        .filter(|r| !r.is_empty() && !r.contains(char::is_whitespace))
+        .ok_or_else(|| {
+            Failure::new(
+                "invalid_scope",
+                1_002_012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            )
+        })?;
+    app_only_audience(shared, state, tid, resource)
+}
+
+/// An app-only token for `(audience, v2)`; `credential` is `appidacr`/`azpacr`: "1" for a
+/// secret, "2" for a certificate or a client assertion (Entra's access-token claims reference).
+pub(super) fn app_only_token(
+    shared: &Shared,
+    tid: &str,
+    (audience, v2): (&str, bool),
+    client_id: &str,
+    object_id: &str,
+    credential: &str,
+) -> Result<Response, Failure> {
+    let mut claims = auth::app_only_claims(shared, tid, audience, client_id, object_id);
+    claims.insert("appidacr".into(), json!(credential));
     if v2 {
         for v1_only in ["appid", "appidacr"] {
             claims.remove(v1_only);
         }
         claims.insert("iss".into(), json!(auth::issuer_v2(shared, tid)));
-        claims.insert("azp".into(), json!(operator.client_id));
-        claims.insert("azpacr".into(), json!("1"));
+        claims.insert("azp".into(), json!(client_id));
+        claims.insert("azpacr".into(), json!(credential));
         claims.insert("ver".into(), json!("2.0"));
     }
     let (access_token, lifetime) = auth::mint(shared, tid, claims).ok_or_else(server_error)?;

@@ -34,6 +34,61 @@ pub struct State {
     /// kept here so a served sandbox and a later run from the same state agree on the time.
     #[serde(default)]
     pub clock_offset_ms: i64,
+    /// Graph `federatedIdentityCredentials` of applications (absent from older state files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// Signing keys of the sandbox's CI token issuers (GitHub Actions, Azure DevOps), made on
+    /// first use: keys of their own, as a CI's issuer is not Entra.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuer_keys: Vec<IssuerKey>,
+    /// GitHub Actions jobs started through `/_sandbox/github-actions/jobs`, by the SHA-256 of
+    /// their request token (the token itself is never stored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ci_jobs: Vec<CiJob>,
+    /// Owners of applications (Graph `owners`), by object ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<Ownership>,
+    /// App roles granted to service principals (Graph `appRoleAssignments`): how an app gets an
+    /// application permission such as Microsoft Graph's `Application.ReadWrite.OwnedBy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_role_assignments: Vec<Map<String, Value>>,
+}
+
+/// One owner of one application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    pub tenant_id: String,
+    pub application_id: String,
+    pub owner_id: String,
+}
+
+/// One federated identity credential: its Graph JSON and the application it belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FederatedCredential {
+    pub tenant_id: String,
+    /// The application's object id.
+    pub application_id: String,
+    pub body: Map<String, Value>,
+}
+
+/// The signing key of one CI issuer (`github-actions`, `azure-devops`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuerKey {
+    pub issuer: String,
+    pub key: KeyRecord,
+}
+
+/// A GitHub Actions job whose OIDC token may be requested.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CiJob {
+    pub id: String,
+    pub token_hash: String,
+    pub repository: String,
+    pub environment: Option<String>,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub event_name: String,
+    pub created_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
