@@ -59,7 +59,11 @@ pub fn run(global: &GlobalArgs, args: DownArgs, printer: &Printer) -> anyhow::Re
             )
         })?;
         show::summary(printer, &env, &torn, started.elapsed());
-        Ok(ExitStatus::Success)
+        // `--purge` was asked for and not all of it could be done: say so in the exit code.
+        Ok(match torn.refused.is_empty() {
+            true => ExitStatus::Success,
+            false => ExitStatus::Failure,
+        })
     })
 }
 

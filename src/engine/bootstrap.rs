@@ -17,8 +17,9 @@ use crate::azure::graph::Upserted;
 use crate::azure::retry::Deadline;
 use crate::cloud::Cloud;
 use crate::config::Blueprint;
-use crate::hint::Hinted;
 use crate::resources::federation::{self, Issuers, Pipeline, Trust};
+use crate::resources::foundry::ResourceGroup;
+use crate::resources::{Managed, Outputs};
 
 /// What bootstrap made or found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,22 +56,24 @@ pub async fn bootstrap(
         "/subscriptions/{}/resourceGroups/{}",
         blueprint.subscription_id, blueprint.resource_group
     );
+    // The roles are granted on the group, so a first bootstrap makes it, exactly as `up` would
+    // (with the environment's marks): the pipeline's first `up` then finds it its own.
     if azure.arm.get(&group).await?.is_none() {
-        return Err(Hinted::error(
-            format!(
-                "resource group {} does not exist yet: the deployment identity's roles are \
-                 granted on it",
-                blueprint.resource_group
-            ),
-            format!(
-                "run `provision up --env {}` once (it creates the group), then bootstrap again",
-                blueprint.env
-            ),
-        ));
+        let made = ResourceGroup::new(blueprint);
+        azure
+            .arm
+            .put(&group, &made.desired(&Outputs::default()))
+            .await?;
+        changes.push(format!("resource group {}", blueprint.resource_group));
     }
 
-    let unique_name = federation::deploy_app_name(&blueprint.entra.api.unique_name);
-    let display_name = format!("{} deployments", blueprint.entra.api.display_name);
+    let plans_only = pipeline.plans_only();
+    let unique_name = federation::deploy_app_name(&blueprint.entra.api.unique_name, plans_only);
+    let display_name = format!(
+        "{} {}",
+        blueprint.entra.api.display_name,
+        if plans_only { "plans" } else { "deployments" }
+    );
     let app = match azure.graph.application_by_unique_name(&unique_name).await? {
         Some(app) if app.get("displayName").and_then(Value::as_str) == Some(&display_name) => app,
         _ => {
@@ -156,7 +159,7 @@ pub async fn bootstrap(
             "{group}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId eq '{principal_id}'"
         ))
         .await?;
-    for grant in federation::grants() {
+    for grant in federation::grants(plans_only) {
         let held = assignments.iter().any(|a| {
             let p = |k: &str| {
                 a.pointer(&format!("/properties/{k}"))
@@ -199,10 +202,12 @@ pub async fn bootstrap(
     }
 
     // Owner of the environment's apps, so that with Application.ReadWrite.OwnedBy it may update
-    // them and nothing else in the directory.
+    // them and nothing else in the directory; an identity that only plans reads them with
+    // Application.Read.All and owns nothing.
     let mut notes = Vec::new();
     let named = std::iter::once(&blueprint.entra.api.unique_name)
-        .chain(blueprint.entra.clients.iter().map(|c| &c.unique_name));
+        .chain(blueprint.entra.clients.iter().map(|c| &c.unique_name))
+        .filter(|_| !plans_only);
     for name in named {
         let Some(owned) = azure.graph.application_by_unique_name(name).await? else {
             notes.push(format!(
@@ -224,12 +229,21 @@ pub async fn bootstrap(
             azure.graph.add_owner(&id, &principal_id).await?;
         }
     }
-    if let Some(note) = grant_owned_by(&azure, &principal_id, &mut changes).await? {
+    let permission = if plans_only {
+        "Application.Read.All"
+    } else {
+        "Application.ReadWrite.OwnedBy"
+    };
+    if let Some(note) = grant_graph(&azure, &principal_id, permission, &mut changes).await? {
+        let until = if plans_only {
+            "the pipeline cannot read the environment's Entra apps to plan them"
+        } else {
+            "the pipeline can plan but not change Entra apps"
+        };
         notes.push(format!(
             "{note}: until an administrator grants it (Entra admin center > App registrations > \
              {unique_name} > API permissions > Add > Microsoft Graph > Application permissions \
-             > Application.ReadWrite.OwnedBy > Grant admin consent), the pipeline can plan but \
-             not change Entra apps"
+             > {permission} > Grant admin consent), {until}"
         ));
     }
     Ok(Bootstrapped {
@@ -243,16 +257,15 @@ pub async fn bootstrap(
     })
 }
 
-/// The Graph application permission `Application.ReadWrite.OwnedBy` for the deployment
-/// identity (an app role assignment on Microsoft Graph's service principal: admin consent).
-/// `Some(why)` when it could not be granted: the signed-in identity may not grant app roles
-/// (403), which is for an administrator to do.
-async fn grant_owned_by(
+/// A Graph application permission for the pipeline identity (an app role assignment on Microsoft
+/// Graph's service principal: admin consent). `Some(why)` when it could not be granted: the
+/// signed-in identity may not grant app roles (403), which is for an administrator to do.
+async fn grant_graph(
     azure: &crate::azure::Azure,
     principal_id: &str,
+    permission: &str,
     changes: &mut Vec<String>,
 ) -> anyhow::Result<Option<String>> {
-    const PERMISSION: &str = "Application.ReadWrite.OwnedBy";
     let graph = azure
         .graph
         .service_principal_by_app_id("00000003-0000-0000-c000-000000000000")
@@ -261,14 +274,14 @@ async fn grant_owned_by(
         sp.get("appRoles")?
             .as_array()?
             .iter()
-            .find(|r| r.get("value").and_then(Value::as_str) == Some(PERMISSION))?
+            .find(|r| r.get("value").and_then(Value::as_str) == Some(permission))?
             .get("id")?
             .as_str()
             .map(str::to_owned)
     });
     let (Some(graph), Some(role)) = (graph, role) else {
         return Ok(Some(format!(
-            "Microsoft Graph's service principal or its {PERMISSION} role is not visible, so \
+            "Microsoft Graph's service principal or its {permission} role is not visible, so \
              the permission is not granted"
         )));
     };
@@ -290,11 +303,11 @@ async fn grant_owned_by(
     let body = json!({ "principalId": principal_id, "resourceId": resource, "appRoleId": role });
     match azure.graph.create(&path, &body).await {
         Ok(_) => {
-            changes.push(format!("Microsoft Graph {PERMISSION} (admin consent)"));
+            changes.push(format!("Microsoft Graph {permission} (admin consent)"));
             Ok(None)
         }
         Err(e) if e.status() == Some(403) => Ok(Some(format!(
-            "the signed-in identity may not grant Microsoft Graph's {PERMISSION}"
+            "the signed-in identity may not grant Microsoft Graph's {permission}"
         ))),
         Err(e) => Err(e.into()),
     }

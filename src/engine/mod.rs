@@ -54,12 +54,22 @@ pub enum EngineError {
     /// what it is sent).
     #[error("{address}: still differs from the desired state after {writes} writes")]
     NotConverging { address: Address, writes: usize },
+    /// Purging a soft-deleted copy was refused (403): the purge APIs live at the subscription
+    /// (ARM) or the directory (Graph), beyond a least-privilege pipeline identity's reach.
+    #[error("{address}: the purge of its soft-deleted copy was refused: {error}")]
+    PurgeRefused {
+        address: Address,
+        #[source]
+        error: WireError,
+    },
 }
 
 impl Remedy for EngineError {
     fn hint(&self) -> Option<Cow<'_, str>> {
         match self {
-            EngineError::Wire { error, .. } => error.hint(),
+            EngineError::Wire { error, .. } | EngineError::PurgeRefused { error, .. } => {
+                error.hint()
+            }
             EngineError::Blocked { hint, .. } => Some(hint.into()),
             EngineError::NotConverging { .. } => Some(
                 "run `provision plan` to see the remaining difference; it may be a field Azure \
@@ -83,7 +93,7 @@ impl Stopped {
             EngineError::Wire { error, .. } => error
                 .status()
                 .is_some_and(|s| (400..500).contains(&s) && s != 409 && s != 429),
-            EngineError::Blocked { .. } => true,
+            EngineError::Blocked { .. } | EngineError::PurgeRefused { .. } => true,
             EngineError::NotConverging { .. } => false,
         }
     }

@@ -81,6 +81,17 @@ impl Existing {
 }
 
 fn unreadable(check: &'static str, what: &str, e: &WireError) -> Check {
+    // A least-privilege identity (a pipeline's, with roles on the resource group only) may not
+    // make the subscription-wide reads and name checks: that leaves the check undecided, not
+    // failed, and `up` goes on to find out by doing.
+    if e.status() == Some(403) {
+        return Check::warn(
+            check,
+            format!("{what} could not be checked: the identity may not read it (403)"),
+            "run `provision doctor` as an identity with Reader on the subscription (and, for the \
+             name checks, the providers' checkNameAvailability actions) to check it",
+        );
+    }
     Check::fail(
         check,
         format!("{what} could not be read: {e}"),

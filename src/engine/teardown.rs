@@ -563,6 +563,8 @@ pub struct TornDown {
     pub purged: usize,
     /// Soft-deleted copies left (without `--purge`): what, where, and until when.
     pub left: Vec<(Address, Purge, Option<String>)>,
+    /// Purges the identity was not allowed to make (they are in `left` too), with the reason.
+    pub refused: Vec<String>,
     pub writes: usize,
 }
 
@@ -652,6 +654,20 @@ where
                 events(Event::Done {
                     address: d.address,
                     writes,
+                    elapsed,
+                });
+            }
+            // The removal is done; only the purge was refused: the copy stays soft-deleted, said
+            // in the summary, and the rest of the teardown goes on.
+            Err(error @ EngineError::PurgeRefused { .. }) => {
+                if let Some(p) = &d.purge {
+                    done.left
+                        .push((d.address.clone(), p.clone(), d.held_until.clone()));
+                }
+                done.refused.push(error.to_string());
+                events(Event::Done {
+                    address: d.address,
+                    writes: 0,
                     elapsed,
                 });
             }
@@ -747,14 +763,21 @@ async fn remove(
         // Purged as a step of its own, queued when this one ends.
         return Ok((writes, None));
     }
+    let refused = |error: WireError| match error.status() {
+        Some(403) => EngineError::PurgeRefused {
+            address: d.address.clone(),
+            error,
+        },
+        _ => fail(error),
+    };
     match what {
         Purge::Arm(id) => {
             say("purge");
-            azure.arm.delete(id).await.map_err(&fail)?;
+            azure.arm.delete(id).await.map_err(refused)?;
         }
         Purge::Directory(id) => {
             say("purge");
-            azure.graph.purge_deleted(id).await.map_err(&fail)?;
+            azure.graph.purge_deleted(id).await.map_err(refused)?;
         }
     }
     Ok((writes + 1, None))

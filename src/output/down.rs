@@ -158,6 +158,13 @@ pub fn summary(printer: &Printer, env: &str, torn: &TornDown, elapsed: Duration)
         out.push_str(&format!("\nto free the names now: {command}"));
     }
     printer.out(&out);
+    for reason in &torn.refused {
+        printer.note(&format!(
+            "warning: {reason}\n  hint: purging needs rights at the subscription (API Management \
+             Service Contributor, Cognitive Services Contributor) or in the directory; run the \
+             command above as such an identity, or let the names free themselves"
+        ));
+    }
 }
 
 impl SoftDeleted {

@@ -26,6 +26,7 @@ pub const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 pub const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
 pub const RBAC_ADMINISTRATOR: &str = "f58310d9-a9f6-439a-9e8d-f62e7b41a168";
 pub const OPENAI_USER: &str = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd";
+pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 
 /// What a GitHub Actions job's subject names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,19 @@ pub fn organization_id(org: &str) -> String {
 }
 
 impl Pipeline {
+    /// A pull request's job only plans: its workflow file comes from the branch under review, so
+    /// its identity must not be able to change anything (Terraform and Atlantis users keep the
+    /// plan and apply identities apart for the same reason).
+    pub fn plans_only(&self) -> bool {
+        matches!(
+            self,
+            Pipeline::Github {
+                trigger: GithubTrigger::PullRequest,
+                ..
+            }
+        )
+    }
+
     pub fn subject(&self) -> String {
         match self {
             Pipeline::Github { repo, trigger } => match trigger {
@@ -157,9 +171,11 @@ fn credential_name(subject: &str) -> String {
     format!("{}-{short}", name.trim_matches('-'))
 }
 
-/// The deployment app's `uniqueName`: the API app's, with `-deploy`.
-pub fn deploy_app_name(api_unique_name: &str) -> String {
-    format!("{api_unique_name}-deploy")
+/// The pipeline app's `uniqueName`: the API app's, with `-deploy`, or `-plan` for the read-only
+/// identity of pull requests.
+pub fn deploy_app_name(api_unique_name: &str, plans_only: bool) -> String {
+    let role = if plans_only { "plan" } else { "deploy" };
+    format!("{api_unique_name}-{role}")
 }
 
 /// The condition that lets a role-assignment administrator assign and remove only Cognitive
@@ -178,7 +194,16 @@ pub struct Grant {
     pub condition: Option<String>,
 }
 
-pub fn grants() -> Vec<Grant> {
+/// The roles on the resource group: Reader for an identity that only plans; Contributor and the
+/// condition-limited role-assignment administrator for one that deploys.
+pub fn grants(plans_only: bool) -> Vec<Grant> {
+    if plans_only {
+        return vec![Grant {
+            role: READER,
+            role_name: "Reader",
+            condition: None,
+        }];
+    }
     vec![
         Grant {
             role: CONTRIBUTOR,

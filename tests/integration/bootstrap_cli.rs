@@ -428,3 +428,168 @@ async fn azure_devops_on_azure_needs_the_organization_id_before_signing_in() {
     assert_eq!(code, 1);
     assert!(stderr.contains("`not-a-guid` is not a GUID"), "{stderr}");
 }
+
+/// A pull request's identity only plans: its workflow comes from the branch under review. It is
+/// an app of its own (`-plan`), with Reader on the group and Graph's Application.Read.All, and
+/// owns no app; `plan` works with it, `up` is refused at its first write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_identity_plans_and_cannot_write() {
+    let sandbox = default_sandbox().await;
+    let project = project_at(&sandbox.addr().to_string());
+    let bootstrap = [
+        "bootstrap",
+        "github",
+        "--env",
+        "local",
+        "--repo",
+        "Contoso/gw",
+        "--pull-request",
+        "--output",
+        "json",
+    ];
+    // Before any `up`: bootstrap makes the group the roles are granted on, with the marks.
+    let (code, stdout, stderr) = run(&project, &bootstrap, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let made = json_line(&stdout);
+    assert_eq!(made["subject"], "repo:Contoso/gw:pull_request");
+    assert_eq!(
+        made["changes"],
+        json!([
+            format!("resource group {GROUP}"),
+            "application llm-gateway-api-local-plan",
+            "service principal of llm-gateway-api-local-plan",
+            "federated credential for repo:Contoso/gw:pull_request",
+            format!("Reader on {GROUP}"),
+            "Microsoft Graph Application.Read.All (admin consent)",
+        ]),
+        "{made}"
+    );
+    let client_id = made["client_id"].as_str().unwrap().to_owned();
+    {
+        let state = sandbox.state();
+        assert!(state.owners.is_empty(), "a plan identity owns no app");
+        let group = format!("/subscriptions/{SUBSCRIPTION}/resourcegroups/{GROUP}");
+        let tags = &state.arm.resources[&group].body["tags"];
+        assert_eq!(tags["provision-env"], "local", "{tags}");
+    }
+
+    let (url, request_token) = job(
+        &sandbox,
+        json!({ "repository": "Contoso/gw", "event_name": "pull_request" }),
+    )
+    .await;
+    let vars = [
+        ("AZURE_CLIENT_ID", client_id.as_str()),
+        ("AZURE_TENANT_ID", provision::sandbox::DEFAULT_TENANT),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", url.as_str()),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.as_str()),
+    ];
+    let plan = [
+        "plan",
+        "--env",
+        "local",
+        "--auth",
+        "github-oidc",
+        "--detailed-exitcode",
+    ];
+    let (code, stdout, stderr) = run(&project, &plan, &vars).await;
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+
+    let before = last_seq(&sandbox);
+    let up = [
+        "up",
+        "--env",
+        "local",
+        "--yes",
+        "--auth",
+        "github-oidc",
+        "--skip-preflight",
+    ];
+    let (code, _, stderr) = run(&project, &up, &vars).await;
+    assert_eq!(code, 1, "{stderr}");
+    // Writes run concurrently, so which refusal stops the run first varies; each is a 403.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("error: ") && l.contains(" (HTTP 403): ")),
+        "{stderr}"
+    );
+    // Every write it tried was refused: nothing it sent changed the sandbox.
+    let refused_only = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.seq > before && r.method != "GET" && !r.path.contains("/oauth2/"))
+        .all(|r| r.status == 403);
+    assert!(refused_only, "{:#?}", writes_since(&sandbox, before));
+}
+
+/// A deployment identity may delete what is in its group but not purge the soft-deleted copies
+/// (the purge APIs are at the subscription): `down --purge` removes everything, says which
+/// copies stay and why, and exits 1 because the purge asked for did not all happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_the_identity_may_not_make_is_left_and_said() {
+    let sandbox = default_sandbox().await;
+    let project = project_at(&sandbox.addr().to_string());
+    let (code, _, stderr) = run(&project, &["up", "--env", "local", "--yes"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let bootstrap = [
+        "bootstrap",
+        "github",
+        "--env",
+        "local",
+        "--repo",
+        "Contoso/gw",
+        "--environment",
+        "prod",
+        "--output",
+        "json",
+    ];
+    let (code, stdout, stderr) = run(&project, &bootstrap, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let client_id = json_line(&stdout)["client_id"].as_str().unwrap().to_owned();
+    let (url, request_token) = job(
+        &sandbox,
+        json!({ "repository": "Contoso/gw", "environment": "prod", "event_name": "push" }),
+    )
+    .await;
+    let vars = [
+        ("AZURE_CLIENT_ID", client_id.as_str()),
+        ("AZURE_TENANT_ID", provision::sandbox::DEFAULT_TENANT),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", url.as_str()),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.as_str()),
+    ];
+    let down = [
+        "down",
+        "--env",
+        "local",
+        "--purge",
+        "--yes",
+        "--auth",
+        "github-oidc",
+    ];
+    let (code, stdout, stderr) = run(&project, &down, &vars).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("left soft-deleted, holding their names:\n"),
+        "{stdout}"
+    );
+    for copy in [
+        "apim service apim-llmgw-local",
+        "foundry account llmgw-foundry-local",
+    ] {
+        assert!(stdout.contains(&format!("\n  {copy}\n")), "{stdout}");
+    }
+    assert!(
+        stderr.contains(
+            "warning: apim service apim-llmgw-local: the purge of its soft-deleted copy was \
+             refused: DELETE /subscriptions/"
+        ),
+        "{stderr}"
+    );
+    // The live resources are gone all the same.
+    let state = sandbox.state();
+    let service = format!(
+        "/subscriptions/{SUBSCRIPTION}/resourcegroups/{GROUP}/providers/microsoft.apimanagement/service/apim-llmgw-local"
+    );
+    assert!(!state.arm.resources.contains_key(&service));
+}

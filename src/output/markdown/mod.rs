@@ -27,6 +27,9 @@ pub struct Context {
     /// The sandbox's `host:port`, replaced by `{sandbox.address}` wherever it appears (`None`
     /// for Azure's clouds, whose addresses are the same everywhere).
     pub sandbox_address: Option<String>,
+    /// The expiry a `lifetime:` gives what the plan creates, and what to show instead: it is
+    /// computed from the moment of planning, so shown as is it would change every comment.
+    pub expires: Option<(String, String)>,
 }
 
 impl Context {
@@ -36,6 +39,16 @@ impl Context {
             env: blueprint.env.clone(),
             sandbox_address: (blueprint.cloud == crate::cloud::Cloud::Sandbox)
                 .then(|| blueprint.sandbox_address.clone()),
+            expires: blueprint.expires.clone().map(|at| {
+                let shown = match blueprint.lifetime {
+                    Some(lifetime) => format!(
+                        "(time of planning + {})",
+                        crate::clock::format_duration(lifetime)
+                    ),
+                    None => "(set at planning)".to_owned(),
+                };
+                (at, shown)
+            }),
         }
     }
 }
@@ -73,9 +86,15 @@ impl Comment {
 
     /// The text, within `limit` characters.
     fn finish(self, ctx: &Context, limit: usize) -> String {
-        let hide = |block: &str| match &ctx.sandbox_address {
-            Some(address) if !address.is_empty() => block.replace(address, "{sandbox.address}"),
-            _ => block.to_owned(),
+        let hide = |block: &str| {
+            let block = match &ctx.sandbox_address {
+                Some(address) if !address.is_empty() => block.replace(address, "{sandbox.address}"),
+                _ => block.to_owned(),
+            };
+            match &ctx.expires {
+                Some((at, shown)) if !at.is_empty() => block.replace(at, shown),
+                _ => block,
+            }
         };
         // A hidden first line a pipeline can find the previous comment by, to update it in
         // place rather than add another (as sticky-comment actions do with a header).
@@ -237,6 +256,7 @@ mod tests {
         let ctx = Context {
             env: "dev".to_owned(),
             sandbox_address: None,
+            expires: None,
         };
         let build = || {
             let mut doc = Comment::new("plan", "provision plan --env dev".to_owned());
@@ -268,6 +288,7 @@ mod tests {
         let ctx = Context {
             env: "local".to_owned(),
             sandbox_address: Some("127.0.0.1:41234".to_owned()),
+            expires: None,
         };
         let mut doc = Comment::new("plan", String::new());
         doc.head("http://127.0.0.1:41234/tenant\n".to_owned());

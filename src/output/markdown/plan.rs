@@ -265,6 +265,7 @@ mod tests {
         Context {
             env: "dev".to_owned(),
             sandbox_address: None,
+            expires: None,
         }
     }
 

@@ -33,6 +33,8 @@ pub(crate) const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub(crate) const GRAPH_PRINCIPAL_ID: &str = "5a4d0000-0000-4000-8000-00000000a9a0";
 pub(crate) const OWNED_BY: &str = "18a4783c-866b-4cc7-a460-3d5e5662c884";
 pub(crate) const READ_WRITE_ALL: &str = "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9";
+/// Reads every application, writes none: what a pull request's plan-only identity holds.
+pub(crate) const READ_ALL: &str = "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30";
 
 /// What a caller may write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +65,7 @@ pub(super) fn graph_principal() -> Map<String, Value> {
         "appRoles": [
             role(READ_WRITE_ALL, "Application.ReadWrite.All", "Read and write all applications"),
             role(OWNED_BY, "Application.ReadWrite.OwnedBy", "Manage apps that this app creates or owns"),
+            role(READ_ALL, "Application.Read.All", "Read all applications"),
         ],
         "servicePrincipalNames": [GRAPH_APP_ID, "https://graph.microsoft.com"],
         "signInAudience": "AzureADMultipleOrgs",
@@ -243,10 +246,10 @@ impl Call<'_> {
                     ));
                 }
                 if text("resourceId") != GRAPH_PRINCIPAL_ID
-                    || ![OWNED_BY, READ_WRITE_ALL].contains(&text("appRoleId"))
+                    || ![OWNED_BY, READ_WRITE_ALL, READ_ALL].contains(&text("appRoleId"))
                 {
                     return Err(Failure::bad_request(
-                        "Permission entry does not exist: the sandbox grants Microsoft Graph's Application.ReadWrite.OwnedBy and Application.ReadWrite.All only.",
+                        "Permission entry does not exist: the sandbox grants Microsoft Graph's Application.ReadWrite.OwnedBy, Application.ReadWrite.All and Application.Read.All only.",
                     ));
                 }
                 if state
