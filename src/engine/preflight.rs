@@ -15,7 +15,7 @@ use crate::clock::Timestamp;
 use crate::config::Blueprint;
 use crate::resources::models::{Catalog, parse_usages};
 use crate::resources::preflight::{self as judge, Check, Held, Outcome};
-use crate::resources::{Kind, apim, entra, foundry};
+use crate::resources::{Kind, apim, foundry};
 
 use super::{Identity, Observation};
 
@@ -282,14 +282,24 @@ pub async fn doctor(
     let existing = Existing::read(&azure, blueprint).await?;
     let now = super::connect::clock_for(blueprint).await?.now();
     checks.extend(preflight(&azure, blueprint, catalog.as_ref(), &existing, now).await);
-    // Graph tells no caller what it may write without a write: the check reads the API app the
-    // way `up` will, so a token Graph refuses (403, a missing consent) shows here.
-    let api = &blueprint.entra.api;
-    let path = entra::app_path(&api.unique_name, api.app_id.as_ref().map(|g| g.as_str()));
-    checks.push(match azure.graph.get(&path).await {
-        Ok(_) => Check::pass("graph", "Microsoft Graph answers reads of the apps; writing them is checked by `up`'s first write"),
-        Err(e) => Check::fail("graph", format!("Microsoft Graph refused to read the API app: {e}"), "the identity needs Application.ReadWrite.OwnedBy (an app) or the Application Developer role (a user)"),
-    });
+    // What the identity may do in the directory is in its Graph token: `roles` for an app,
+    // `scp` for a user.
+    let scope = blueprint
+        .cloud
+        .endpoints(&blueprint.sandbox_address)
+        .graph_scope();
+    let token = azure.session.credentials().token(&scope).await?;
+    let claims = crate::policy::token::Jwt::parse(token.expose()).ok();
+    let roles: Vec<String> = claims
+        .as_ref()
+        .and_then(|c| c.claims.get("roles"))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    let scopes = claims.as_ref().and_then(|c| c.claim_str("scp"));
+    checks.push(judge::graph(&blueprint.env, &roles, scopes));
     Ok((identity, checks))
 }
 

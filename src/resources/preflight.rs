@@ -159,6 +159,79 @@ fn allows(entry: &Value, action: &str) -> bool {
 
 /// The answer of `GET {scope}/providers/Microsoft.Authorization/permissions`: every action `up`
 /// needs must be allowed by one of the entries (ARM grants the union of the roles).
+/// What the identity's Graph token says it may do with app registrations, which `up` creates and
+/// updates. Entra lists an app's application permissions in `roles` and a user's delegated ones
+/// in `scp` (learn.microsoft.com/entra/identity-platform/access-token-claims-reference); for a
+/// user, the directory role then decides, which no token tells without a write.
+pub fn graph(env: &str, roles: &[String], scopes: Option<&str>) -> Check {
+    const USER_WRITES: [&str; 3] = [
+        "Application.ReadWrite.All",
+        "Directory.AccessAsUser.All",
+        "Directory.ReadWrite.All",
+    ];
+    if let Some(scopes) = scopes {
+        let writing: Vec<&str> = scopes
+            .split_whitespace()
+            .filter(|s| USER_WRITES.iter().any(|w| s.eq_ignore_ascii_case(w)))
+            .collect();
+        if writing.is_empty() {
+            return Check::fail(
+                "graph",
+                format!(
+                    "the signed-in user's Graph token has no scope that writes app registrations \
+                     (it has: {scopes})"
+                ),
+                "sign in with the Azure CLI (`az login`: its Graph token carries \
+                 Directory.AccessAsUser.All), or consent Application.ReadWrite.All for the app you \
+                 sign in through",
+            );
+        }
+        return Check::pass(
+            "graph",
+            format!(
+                "the signed-in user may write app registrations through Graph ({}); the user's \
+                 directory role decides which",
+                writing.join(", ")
+            ),
+        );
+    }
+    let has = |r: &str| roles.iter().any(|x| x.eq_ignore_ascii_case(r));
+    if has("Application.ReadWrite.All") {
+        return Check::pass(
+            "graph",
+            "the identity may create and change every app registration (Graph \
+             Application.ReadWrite.All)",
+        );
+    }
+    if has("Application.ReadWrite.OwnedBy") {
+        return Check::pass(
+            "graph",
+            "the identity may create app registrations and change those it owns (Graph \
+             Application.ReadWrite.OwnedBy)",
+        );
+    }
+    let bootstrap = format!(
+        "run `up` as a deployment identity: `provision bootstrap github --env {env} --repo \
+         OWNER/REPO --environment NAME` makes one, with Graph's Application.ReadWrite.OwnedBy"
+    );
+    if has("Application.Read.All") {
+        return Check::fail(
+            "graph",
+            "the identity may read app registrations but not write them (Graph \
+             Application.Read.All only): it can plan, not apply",
+            bootstrap,
+        );
+    }
+    Check::fail(
+        "graph",
+        "the identity holds no Graph application permission on app registrations (its token has \
+         no `roles`)",
+        format!(
+            "grant it Microsoft Graph's Application.ReadWrite.OwnedBy with admin consent, or {bootstrap}"
+        ),
+    )
+}
+
 pub fn permissions(scope: &str, body: &Value) -> Check {
     let entries: Vec<&Value> = body
         .get("value")
@@ -391,6 +464,45 @@ pub fn apim_name(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn graph_rights_are_read_from_the_tokens_roles_or_scopes() {
+        let owned = vec!["Application.ReadWrite.OwnedBy".to_owned()];
+        assert_eq!(graph("dev", &owned, None).outcome, Outcome::Pass);
+        let none = graph("dev", &[], None);
+        assert_eq!(
+            (none.outcome, none.message.as_str()),
+            (
+                Outcome::Fail,
+                "the identity holds no Graph application permission on app registrations (its \
+                 token has no `roles`)"
+            )
+        );
+        assert!(none.hint.unwrap().starts_with(
+            "grant it Microsoft Graph's Application.ReadWrite.OwnedBy with admin consent, or run"
+        ));
+        // A user: the delegated scopes, as the Azure CLI's Graph token carries them.
+        let cli = graph(
+            "dev",
+            &[],
+            Some("AuditLog.Read.All Directory.AccessAsUser.All email"),
+        );
+        assert_eq!(
+            (cli.outcome, cli.message.as_str()),
+            (
+                Outcome::Pass,
+                "the signed-in user may write app registrations through Graph \
+                 (Directory.AccessAsUser.All); the user's directory role decides which"
+            )
+        );
+        let reader = graph("dev", &[], Some("User.Read"));
+        assert_eq!(reader.outcome, Outcome::Fail);
+        assert_eq!(
+            reader.message,
+            "the signed-in user's Graph token has no scope that writes app registrations (it has: \
+             User.Read)"
+        );
+    }
 
     fn local() -> Blueprint {
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));

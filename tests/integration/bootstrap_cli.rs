@@ -174,6 +174,15 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
     ];
     let (code, stdout, stderr) = run(&project, &plan, &vars).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let doctor = ["doctor", "--env", "local", "--auth", "github-oidc"];
+    let (_, stdout, _) = run(&project, &doctor, &vars).await;
+    assert!(
+        stdout.contains(
+            "ok      graph: the identity may create app registrations and change those it owns \
+             (Graph Application.ReadWrite.OwnedBy)\n"
+        ),
+        "{stdout}"
+    );
 
     // What its roles allow, and what they do not.
     let token = job_token(&url, &request_token).await;
@@ -494,6 +503,19 @@ async fn a_pull_request_identity_plans_and_cannot_write() {
     ];
     let (code, stdout, stderr) = run(&project, &plan, &vars).await;
     assert_eq!(code, 2, "{stdout}\n{stderr}");
+    // doctor reads what it may do in the directory from its Graph token's `roles`.
+    let doctor = ["doctor", "--env", "local", "--auth", "github-oidc"];
+    let (code, stdout, stderr) = run(&project, &doctor, &vars).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "error   graph: the identity may read app registrations but not write them (Graph \
+             Application.Read.All only): it can plan, not apply\n        hint: run `up` as a \
+             deployment identity: `provision bootstrap github --env local --repo OWNER/REPO \
+             --environment NAME` makes one, with Graph's Application.ReadWrite.OwnedBy\n"
+        ),
+        "{stdout}"
+    );
 
     let before = last_seq(&sandbox);
     let up = [

@@ -119,8 +119,8 @@ async fn a_clean_sandbox_passes_every_check_reading_only() {
              swedencentral: limit 1000, 0 in use, 1000 free; 10 asked\n\
              ok      foundry-name: subdomain {ACCOUNT} is available\n\
              ok      apim-name: API Management name apim-llmgw-local is available\n\
-             ok      graph: Microsoft Graph answers reads of the apps; writing them is checked by \
-             `up`'s first write\n\
+             ok      graph: the identity may create and change every app registration (Graph \
+             Application.ReadWrite.All)\n\
              local: 9 passed, 0 warning(s), 0 failed\n"
         )
     );

@@ -82,6 +82,33 @@ fn denied() -> Failure {
     )
 }
 
+/// The `roles` claim of an app-only Graph token for `oid`: the values of the Graph application
+/// permissions granted to it (admin consent), as Entra puts them in the token. The operator is
+/// the tenant's all-powerful automation identity: `Application.ReadWrite.All`.
+pub(crate) fn granted_roles(state: &State, tenant: &str, oid: &str) -> Vec<&'static str> {
+    if oid.eq_ignore_ascii_case(&state.operator.object_id) {
+        return vec!["Application.ReadWrite.All"];
+    }
+    let values = [
+        (READ_WRITE_ALL, "Application.ReadWrite.All"),
+        (OWNED_BY, "Application.ReadWrite.OwnedBy"),
+        (READ_ALL, "Application.Read.All"),
+    ];
+    values
+        .into_iter()
+        .filter(|(id, _)| {
+            state.app_role_assignments.iter().any(|a| {
+                let field = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default();
+                field("principalId").eq_ignore_ascii_case(oid)
+                    && field("resourceId") == GRAPH_PRINCIPAL_ID
+                    && field("appRoleId") == *id
+                    && a.get("_tenant").and_then(Value::as_str) == Some(tenant)
+            })
+        })
+        .map(|(_, value)| value)
+        .collect()
+}
+
 /// The caller's write access, from its object id.
 pub(super) fn access(state: &State, tenant: &str, caller: Option<&str>) -> Access {
     let Some(oid) = caller else {

@@ -15,6 +15,8 @@ mod answer;
 mod federated;
 mod filter;
 mod grants;
+
+pub(crate) use grants::granted_roles;
 mod objects;
 mod owners;
 mod rules;

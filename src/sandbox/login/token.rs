@@ -251,6 +251,14 @@ pub(super) fn app_only_token(
 ) -> Result<Response, Failure> {
     let mut claims = auth::app_only_claims(shared, tid, audience, client_id, object_id);
     claims.insert("appidacr".into(), json!(credential));
+    // Entra lists the application permissions granted to the app in `roles`; Graph's decide what
+    // it may do in the directory, and `provision doctor` reads them from the token.
+    if auth::GRAPH_AUDIENCES.contains(&audience) {
+        let roles = crate::sandbox::graph::granted_roles(&shared.state(), tid, object_id);
+        if !roles.is_empty() {
+            claims.insert("roles".into(), json!(roles));
+        }
+    }
     if v2 {
         for v1_only in ["appid", "appidacr"] {
             claims.remove(v1_only);
