@@ -49,6 +49,20 @@ async fn run(project: &Project, args: &[&str], vars: &[(&str, &str)]) -> (i32, S
     )
 }
 
+/// The variables a GitHub Actions job with `id-token: write` has, signing in as `client_id`.
+fn github_job<'a>(
+    client_id: &'a str,
+    url: &'a str,
+    request_token: &'a str,
+) -> [(&'a str, &'a str); 4] {
+    [
+        ("AZURE_CLIENT_ID", client_id),
+        ("AZURE_TENANT_ID", provision::sandbox::DEFAULT_TENANT),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", url),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token),
+    ]
+}
+
 fn json_line(stdout: &str) -> Value {
     crate::output_contract::lines(stdout).remove(0)
 }
@@ -158,12 +172,7 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
         json!({ "repository": "Contoso/gw", "environment": "prod", "event_name": "push" }),
     )
     .await;
-    let vars = [
-        ("AZURE_CLIENT_ID", client_id.as_str()),
-        ("AZURE_TENANT_ID", provision::sandbox::DEFAULT_TENANT),
-        ("ACTIONS_ID_TOKEN_REQUEST_URL", url.as_str()),
-        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.as_str()),
-    ];
+    let vars = github_job(&client_id, &url, &request_token);
     let plan = [
         "plan",
         "--env",
@@ -299,12 +308,7 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
         json!({ "repository": "Contoso/gw", "environment": "staging", "event_name": "push" }),
     )
     .await;
-    let vars = [
-        ("AZURE_CLIENT_ID", client_id.as_str()),
-        ("AZURE_TENANT_ID", provision::sandbox::DEFAULT_TENANT),
-        ("ACTIONS_ID_TOKEN_REQUEST_URL", url.as_str()),
-        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.as_str()),
-    ];
+    let vars = github_job(&client_id, &url, &request_token);
     let (code, _, stderr) = run(&project, &plan, &vars).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(
@@ -487,12 +491,7 @@ async fn a_pull_request_identity_plans_and_cannot_write() {
         json!({ "repository": "Contoso/gw", "event_name": "pull_request" }),
     )
     .await;
-    let vars = [
-        ("AZURE_CLIENT_ID", client_id.as_str()),
-        ("AZURE_TENANT_ID", provision::sandbox::DEFAULT_TENANT),
-        ("ACTIONS_ID_TOKEN_REQUEST_URL", url.as_str()),
-        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.as_str()),
-    ];
+    let vars = github_job(&client_id, &url, &request_token);
     let plan = [
         "plan",
         "--env",
@@ -574,12 +573,7 @@ async fn a_purge_the_identity_may_not_make_is_left_and_said() {
         json!({ "repository": "Contoso/gw", "environment": "prod", "event_name": "push" }),
     )
     .await;
-    let vars = [
-        ("AZURE_CLIENT_ID", client_id.as_str()),
-        ("AZURE_TENANT_ID", provision::sandbox::DEFAULT_TENANT),
-        ("ACTIONS_ID_TOKEN_REQUEST_URL", url.as_str()),
-        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token.as_str()),
-    ];
+    let vars = github_job(&client_id, &url, &request_token);
     let down = [
         "down",
         "--env",
