@@ -342,7 +342,8 @@ pub struct BootstrapGithubArgs {
     /// Trust jobs that run in this GitHub environment (subject `repo:O/R:environment:NAME`).
     #[arg(long, value_name = "NAME", value_parser = bounded_name)]
     pub environment: Option<String>,
-    /// Trust pull-request jobs (subject `repo:O/R:pull_request`): for `plan` only.
+    /// Trust pull-request jobs (subject `repo:O/R:pull_request`) with a separate, read-only
+    /// identity (`…-plan`: Reader, Graph Application.Read.All) that can plan, not apply.
     #[arg(long)]
     pub pull_request: bool,
     /// Trust jobs on this branch (subject `repo:O/R:ref:refs/heads/BRANCH`; default `main`).
