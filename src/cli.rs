@@ -318,7 +318,6 @@ pub struct VerifyArgs {
     pub cases: Vec<PathBuf>,
 }
 
-/// Names on the command line are short and printable: they end up in file names and messages.
 /// The pipelines `bootstrap` makes an identity for.
 #[derive(Debug, Subcommand)]
 pub enum BootstrapCommand {
@@ -450,6 +449,7 @@ fn devops_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// Names on the command line are short and printable: they end up in file names and messages.
 fn bounded_name(text: &str) -> Result<String, String> {
     if text.is_empty()
         || text.len() > 128

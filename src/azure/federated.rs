@@ -78,6 +78,28 @@ pub struct SandboxAssertion {
     pub source: AssertionSource,
 }
 
+/// The largest federated token file read: CI tokens are a few KB, and the file is read again
+/// for every exchange.
+const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("reading the federated token file {shown}: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("reading the federated token file {shown}: {e}"))?;
+    if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(format!(
+            "the federated token file {shown} is larger than {MAX_TOKEN_FILE_BYTES} bytes, which \
+             no token is: point AZURE_FEDERATED_TOKEN_FILE at the file holding just the token"
+        ));
+    }
+    Ok(text.trim().to_owned())
+}
+
 impl SandboxAssertion {
     async fn assertion(&self) -> Result<String, String> {
         match &self.source {
@@ -85,9 +107,7 @@ impl SandboxAssertion {
                 request_url,
                 request_token,
             } => github_oidc_token(&*self.transport, request_url, request_token).await,
-            AssertionSource::File(path) => std::fs::read_to_string(path)
-                .map(|t| t.trim().to_owned())
-                .map_err(|e| format!("reading the federated token file {}: {e}", path.display())),
+            AssertionSource::File(path) => read_token_file(path),
         }
     }
 

@@ -59,11 +59,16 @@ pub fn run(global: &GlobalArgs, args: DownArgs, printer: &Printer) -> anyhow::Re
             )
         })?;
         show::summary(printer, &env, &torn, started.elapsed());
-        // `--purge` was asked for and not all of it could be done: say so in the exit code.
-        Ok(match torn.refused.is_empty() {
-            true => ExitStatus::Success,
-            false => ExitStatus::Failure,
-        })
+        // `--purge` was asked for and not all of it could be done: an error, in every format.
+        match torn.refused.len() {
+            0 => Ok(ExitStatus::Success),
+            n => Err(Hinted::error(
+                format!("{n} purge(s) refused; everything else was torn down"),
+                "purging needs rights at the subscription (API Management Service Contributor, \
+                 Cognitive Services Contributor) or in the directory: run `down --purge` again \
+                 as such an identity, or let the names free themselves",
+            )),
+        }
     })
 }
 

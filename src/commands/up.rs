@@ -35,6 +35,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Resu
             None => super::with_lifetime(checked, args.ttl).await?,
         };
         let connected = engine::connect(checked, timeout).await?;
+        if let Some(saved) = &saved {
+            saved.refuse_expired(connected.clock.now())?;
+        }
         let (observation, plan) = connected.plan().await?;
         if let Some(saved) = &saved {
             let stale = saved.stale_now(&plan, &observation);

@@ -250,8 +250,8 @@ impl SavedPlan {
                 Some(n) if n.sha256 != saved.sha256 => lines.push(format!(
                     "{} changed since the plan (SHA-256 {}… → {}…)",
                     saved.file,
-                    &saved.sha256[..saved.sha256.len().min(12)],
-                    &n.sha256[..n.sha256.len().min(12)]
+                    saved.sha256.chars().take(12).collect::<String>(),
+                    n.sha256.chars().take(12).collect::<String>()
                 )),
                 Some(_) => {}
             }
@@ -322,6 +322,24 @@ impl SavedPlan {
             lines: stale.iter().map(Stale::line).collect(),
             again: self.again(),
         })
+    }
+
+    /// A plan whose expiry mark (from `lifetime:`) has passed by `now` would create what the next
+    /// `down --expired` tears down at once: stale too.
+    pub fn refuse_expired(&self, now: jiff::Timestamp) -> Result<(), StalePlan> {
+        let Some(expires) = &self.expires else {
+            return Ok(());
+        };
+        match expires.parse::<jiff::Timestamp>() {
+            Ok(at) if at > now => Ok(()),
+            _ => Err(StalePlan {
+                lines: vec![format!(
+                    "stale plan: its expiry mark {expires} has passed, so what it creates would \
+                     be torn down by the next `down --expired`"
+                )],
+                again: self.again(),
+            }),
+        }
     }
 
     /// The command that makes this plan again.

@@ -664,12 +664,11 @@ where
                     done.left
                         .push((d.address.clone(), p.clone(), d.held_until.clone()));
                 }
-                done.refused.push(error.to_string());
-                events(Event::Done {
+                events(Event::Failed {
                     address: d.address,
-                    writes: 0,
-                    elapsed,
+                    error: error.to_string(),
                 });
+                done.refused.push(error.to_string());
             }
             Err(error) => {
                 events(Event::Failed {

@@ -137,6 +137,7 @@ pub fn summary(printer: &Printer, env: &str, torn: &TornDown, elapsed: Duration)
             elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             soft_deleted: left,
             purge_command: command,
+            purge_refused: torn.refused.clone(),
         });
         return;
     }

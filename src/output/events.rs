@@ -241,9 +241,12 @@ pub enum JsonLine {
         purged: usize,
         writes: usize,
         elapsed_ms: u64,
-        /// What stays soft-deleted (without `--purge`); `purge_command` frees the names.
+        /// What stays soft-deleted (without `--purge`, or when a purge was refused);
+        /// `purge_command` frees the names.
         soft_deleted: Vec<SoftDeleted>,
         purge_command: Option<String>,
+        /// Purges the identity was not allowed to make (403), each with ARM's or Graph's reason.
+        purge_refused: Vec<String>,
     },
     /// `whoami`: who the tool signs in as. From the ARM token's claims; the token itself is never
     /// printed.

@@ -142,10 +142,12 @@ impl Pipeline {
                 })?;
                 format!("https://vstoken.dev.azure.com/{id}")
             }
-            (Pipeline::AzureDevops { org, org_id, .. }, Issuers::Sandbox { origin }) => format!(
+            // The sandbox's issuer names the organization by the id it derives from its name,
+            // whatever `--org-id` says: a credential for another id would match none of its tokens.
+            (Pipeline::AzureDevops { org, .. }, Issuers::Sandbox { origin }) => format!(
                 "{}/azure-devops/{}",
                 origin.trim_end_matches('/'),
-                org_id.clone().unwrap_or_else(|| organization_id(org))
+                organization_id(org)
             ),
         };
         let subject = self.subject();

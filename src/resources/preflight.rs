@@ -157,8 +157,6 @@ fn allows(entry: &Value, action: &str) -> bool {
         && !list("notActions").iter().any(|p| covers(p, action))
 }
 
-/// The answer of `GET {scope}/providers/Microsoft.Authorization/permissions`: every action `up`
-/// needs must be allowed by one of the entries (ARM grants the union of the roles).
 /// What the identity's Graph token says it may do with app registrations, which `up` creates and
 /// updates. Entra lists an app's application permissions in `roles` and a user's delegated ones
 /// in `scp` (learn.microsoft.com/entra/identity-platform/access-token-claims-reference); for a
@@ -232,6 +230,8 @@ pub fn graph(env: &str, roles: &[String], scopes: Option<&str>) -> Check {
     )
 }
 
+/// The answer of `GET {scope}/providers/Microsoft.Authorization/permissions`: every action `up`
+/// needs must be allowed by one of the entries (ARM grants the union of the roles).
 pub fn permissions(scope: &str, body: &Value) -> Check {
     let entries: Vec<&Value> = body
         .get("value")

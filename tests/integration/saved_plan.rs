@@ -535,6 +535,35 @@ async fn a_protected_environment_applies_a_saved_plan_without_asking() {
     assert_exit(&out, 0);
 }
 
+/// A plan carries the expiry its `lifetime:` gave at planning; applied after that instant, it
+/// would create what the next `down --expired` removes at once: stale, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_applied_after_its_own_expiry_is_stale() {
+    let world = World::new().await;
+    let local = world.project.read("environments/local.yaml");
+    world
+        .project
+        .write("environments/local.yaml", &format!("{local}lifetime: 1h\n"));
+    world.plan_out(2).await;
+    let expires = world.saved()["expires"].as_str().unwrap().to_owned();
+    world
+        .sandbox
+        .advance(SignedDuration::from_mins(61))
+        .unwrap();
+    let from = world.sandbox.requests().len();
+    let out = world.run(&["up", "--plan", "plan.json"]).await;
+    assert_exit(&out, 1);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: stale plan: its expiry mark {expires} has passed, so what it creates would be \
+             torn down by the next `down --expired`\nhint: nothing was written; run `provision \
+             plan --env local --out plan.json` again and review it\n"
+        )
+    );
+    assert_eq!(world.writes_since(from), Vec::<String>::new());
+}
+
 /// An orphan (a renamed client's old registration) is in the plan as a delete, fingerprinted as
 /// `listed`: gone behind the plan's back, the plan is stale; still there, `up --plan` removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

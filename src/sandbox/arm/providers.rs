@@ -230,7 +230,12 @@ pub(super) fn permissions(call: &Call<'_>, scope: &str) -> Result<Reply, ArmErro
     }
     let scope_lower = format!("{}/", scope.to_ascii_lowercase());
     for r in call.state.arm.resources.values() {
-        let Some(p) = r.properties() else { continue };
+        // Only role assignments grant (other resources may carry look-alike properties).
+        let assignment = r.body.get("type").and_then(Value::as_str)
+            == Some("Microsoft.Authorization/roleAssignments");
+        let Some(p) = r.properties().filter(|_| assignment) else {
+            continue;
+        };
         let field = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default();
         let assigned = format!("{}/", field("scope").to_ascii_lowercase());
         let mine = principals

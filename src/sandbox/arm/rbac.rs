@@ -133,7 +133,14 @@ pub(super) fn authorize(call: &Call<'_>) -> Result<(), ArmError> {
     }
     let target = format!("{}/", wanted.scope.to_ascii_lowercase());
     let granted = call.state.arm.resources.values().any(|r| {
-        let Some(p) = r.properties() else {
+        // Only a role assignment grants: other resources may carry look-alike properties
+        // (an APIM policy keeps what it is sent).
+        let is_assignment = r
+            .body
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case(ROLE_ASSIGNMENTS));
+        let Some(p) = r.properties().filter(|_| is_assignment) else {
             return false;
         };
         let field = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default();

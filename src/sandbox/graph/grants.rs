@@ -1,8 +1,9 @@
 //! Who may write to the directory, and the application permissions that decide it.
 //!
 //! - Microsoft Graph's own service principal (`servicePrincipals(appId='00000003-0000-0000-c000-
-//!   000000000000')`) is answered for every tenant with the two app roles the sandbox knows
-//!   (`Application.ReadWrite.All`, `Application.ReadWrite.OwnedBy`, with Graph's role ids), so a
+//!   000000000000')`) is answered for every tenant with the three app roles the sandbox knows
+//!   (`Application.ReadWrite.All`, `Application.ReadWrite.OwnedBy`, `Application.Read.All`, with
+//!   Graph's role ids), so a
 //!   client resolves the permission as it would on Azure. It is not stored: lists do not show it.
 //! - `POST /servicePrincipals/{id}/appRoleAssignments` grants an app role (admin consent) and
 //!   `GET` lists them (learn.microsoft.com/graph/api/serviceprincipal-post-approleassignments);
@@ -39,6 +40,10 @@ pub(crate) const READ_ALL: &str = "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30";
 /// What a caller may write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Access {
+    /// The tenant's operator: everything, granting app roles included (AppRoleAssignment.
+    /// ReadWrite.All, which no app gets through the sandbox).
+    Operator,
+    /// `Application.ReadWrite.All`: every application, but not app role grants.
     All,
     /// `Application.ReadWrite.OwnedBy`, as this service principal.
     OwnedBy(String),
@@ -115,7 +120,7 @@ pub(super) fn access(state: &State, tenant: &str, caller: Option<&str>) -> Acces
         return Access::None;
     };
     if oid.eq_ignore_ascii_case(&state.operator.object_id) {
-        return Access::All;
+        return Access::Operator;
     }
     let holds = |role: &str| {
         state.app_role_assignments.iter().any(|a| {
@@ -154,7 +159,7 @@ pub(super) fn authorize(
         return Ok(());
     }
     let owner = match access {
-        Access::All => return Ok(()),
+        Access::Operator | Access::All => return Ok(()),
         Access::None => return Err(denied()),
         Access::OwnedBy(owner) => owner,
     };
@@ -262,7 +267,9 @@ impl Call<'_> {
                 ))
             }
             "POST" => {
-                if *access != Access::All {
+                // Granting app roles needs AppRoleAssignment.ReadWrite.All, not an
+                // application permission on apps: only the operator holds it here.
+                if *access != Access::Operator {
                     return Err(denied());
                 }
                 let body = self.json_body()?;
