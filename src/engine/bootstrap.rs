@@ -56,17 +56,6 @@ pub async fn bootstrap(
         "/subscriptions/{}/resourceGroups/{}",
         blueprint.subscription_id, blueprint.resource_group
     );
-    // The roles are granted on the group, so a first bootstrap makes it, exactly as `up` would
-    // (with the environment's marks): the pipeline's first `up` then finds it its own.
-    if azure.arm.get(&group).await?.is_none() {
-        let made = ResourceGroup::new(blueprint);
-        azure
-            .arm
-            .put(&group, &made.desired(&Outputs::default()))
-            .await?;
-        changes.push(format!("resource group {}", blueprint.resource_group));
-    }
-
     let plans_only = pipeline.plans_only();
     let unique_name = federation::deploy_app_name(&blueprint.entra.api.unique_name, plans_only);
     let display_name = format!(
@@ -95,6 +84,24 @@ pub async fn bootstrap(
             .unwrap_or_default()
             .to_owned()
     };
+    // bootstrap never gives its app a secret or a certificate: one that has them was made or
+    // changed by someone else, who could sign in as it with the rights granted below.
+    let has_credentials = ["passwordCredentials", "keyCredentials"].iter().any(|k| {
+        app.get(*k)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    });
+    if has_credentials {
+        return Err(crate::hint::Hinted::error(
+            format!(
+                "application {unique_name} already exists with a client secret or certificate, \
+                 which bootstrap never adds: whoever holds it could sign in with the rights \
+                 bootstrap grants"
+            ),
+            "remove its secrets and certificates (or delete the app) after checking who made \
+             them, then run bootstrap again",
+        ));
+    }
     let (object_id, client_id) = (text(&app, "id"), text(&app, "appId"));
 
     let principal = match azure.graph.service_principal_by_app_id(&client_id).await? {
@@ -151,6 +158,17 @@ pub async fn bootstrap(
                 }),
             )
             .await?;
+    }
+
+    // The roles are granted on the group, so a first bootstrap makes it, exactly as `up` would
+    // (with the environment's marks): the pipeline's first `up` then finds it its own.
+    if azure.arm.get(&group).await?.is_none() {
+        let made = ResourceGroup::new(blueprint);
+        azure
+            .arm
+            .put(&group, &made.desired(&Outputs::default()))
+            .await?;
+        changes.push(format!("resource group {}", blueprint.resource_group));
     }
 
     let assignments = azure

@@ -468,10 +468,10 @@ async fn a_pull_request_identity_plans_and_cannot_write() {
     assert_eq!(
         made["changes"],
         json!([
-            format!("resource group {GROUP}"),
             "application llm-gateway-api-local-plan",
             "service principal of llm-gateway-api-local-plan",
             "federated credential for repo:Contoso/gw:pull_request",
+            format!("resource group {GROUP}"),
             format!("Reader on {GROUP}"),
             "Microsoft Graph Application.Read.All (admin consent)",
         ]),
@@ -608,4 +608,53 @@ async fn a_purge_the_identity_may_not_make_is_left_and_said() {
         "/subscriptions/{SUBSCRIPTION}/resourcegroups/{GROUP}/providers/microsoft.apimanagement/service/apim-llmgw-local"
     );
     assert!(!state.arm.resources.contains_key(&service));
+}
+
+/// An app that already holds the deployment app's name but has a certificate (which bootstrap
+/// never adds) may be someone else's: bootstrap refuses to give it rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_app_with_credentials_is_not_adopted() {
+    let sandbox = default_sandbox().await;
+    let project = project_at(&sandbox.addr().to_string());
+    let graph = crate::sandbox_support::token(&sandbox, 0, "https://graph.microsoft.com");
+    let (status, body) = send(
+        client()
+            .patch(format!(
+                "{}/v1.0/applications(uniqueName='llm-gateway-api-local-deploy')",
+                sandbox.base_url()
+            ))
+            .bearer_auth(graph)
+            .header("prefer", "create-if-missing")
+            .json(&json!({
+                "displayName": "LLM Gateway API (local) deployments",
+                "keyCredentials": [{
+                    "type": "AsymmetricX509Cert", "usage": "Verify",
+                    "key": "TUlJQ3lqQ0NBYktnQXdJQkFnSVFF", "displayName": "CN=someone"
+                }],
+            })),
+    )
+    .await;
+    assert!(status < 300, "{status} {body}");
+    let before = last_seq(&sandbox);
+    let bootstrap = [
+        "bootstrap",
+        "github",
+        "--env",
+        "local",
+        "--repo",
+        "Contoso/gw",
+        "--environment",
+        "prod",
+    ];
+    let (code, _, stderr) = run(&project, &bootstrap, &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: application llm-gateway-api-local-deploy already exists with a client secret \
+             or certificate, which bootstrap never adds"
+        ),
+        "{stderr}"
+    );
+    // Refused before anything was written: no group, credential, role or permission.
+    assert_eq!(writes_since(&sandbox, before), Vec::<String>::new());
 }
