@@ -250,27 +250,25 @@ mod tests {
                 .unwrap()
                 .contains("--repo Contoso/gw --pull-request")
         );
-        let branch = "No matching federated identity record found for presented assertion. \
-             Assertion Issuer: 'i'. Assertion Subject: 'repo:o/r:ref:refs/heads/main'.";
-        assert!(
-            refused_subject_hint(branch)
-                .unwrap()
-                .contains("--branch main")
-        );
-        let ado = "No matching federated identity record found for presented assertion. \
-             Assertion Issuer: 'i'. Assertion Subject: 'sc://Contoso/LLM Gateway/prod'.";
-        assert!(
-            refused_subject_hint(ado)
-                .unwrap()
-                .contains("--org Contoso --project 'LLM Gateway' --service-connection 'prod'")
-        );
-        let tag = "No matching federated identity record found for presented assertion. \
-             Assertion Issuer: 'i'. Assertion Subject: 'repo:o/r:ref:refs/tags/v1'.";
-        assert!(
-            refused_subject_hint(tag)
-                .unwrap()
-                .contains("az ad app federated-credential")
-        );
+        // Entra's older words, each with a subject and what the hint must name for it.
+        for (subject, names) in [
+            ("repo:o/r:ref:refs/heads/main", "--branch main"),
+            (
+                "sc://Contoso/LLM Gateway/prod",
+                "--org Contoso --project 'LLM Gateway' --service-connection 'prod'",
+            ),
+            (
+                "repo:o/r:ref:refs/tags/v1",
+                "az ad app federated-credential",
+            ),
+        ] {
+            let refused = format!(
+                "No matching federated identity record found for presented assertion. \
+                 Assertion Issuer: 'i'. Assertion Subject: '{subject}'."
+            );
+            let hint = refused_subject_hint(&refused).unwrap();
+            assert!(hint.contains(names), "{subject}: {hint}");
+        }
         assert_eq!(
             refused_subject_hint("AADSTS7000215: Invalid client secret"),
             None

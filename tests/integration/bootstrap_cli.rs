@@ -49,6 +49,21 @@ async fn run(project: &Project, args: &[&str], vars: &[(&str, &str)]) -> (i32, S
     )
 }
 
+/// `bootstrap github` for `local` and the repository Contoso/gw, with `rest` (the trigger and
+/// output flags).
+fn github_bootstrap(rest: &[&'static str]) -> Vec<&'static str> {
+    let mut args = vec![
+        "bootstrap",
+        "github",
+        "--env",
+        "local",
+        "--repo",
+        "Contoso/gw",
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 /// The variables a GitHub Actions job with `id-token: write` has, signing in as `client_id`.
 fn github_job<'a>(
     client_id: &'a str,
@@ -88,18 +103,7 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
     let (code, _, stderr) = run(&project, &["up", "--env", "local", "--yes"], &[]).await;
     assert_eq!(code, 0, "{stderr}");
 
-    let bootstrap = [
-        "bootstrap",
-        "github",
-        "--env",
-        "local",
-        "--repo",
-        "Contoso/gw",
-        "--environment",
-        "prod",
-        "--output",
-        "json",
-    ];
+    let bootstrap = github_bootstrap(&["--environment", "prod", "--output", "json"]);
     let (code, stdout, stderr) = run(&project, &bootstrap, &[]).await;
     assert_eq!(code, 0, "{stderr}");
     let made = json_line(&stdout);
@@ -120,21 +124,8 @@ async fn a_github_deployment_identity_is_made_once_and_plans_within_its_roles() 
 
     // Again: everything is in place, nothing is written.
     let before = last_seq(&sandbox);
-    let (code, stdout, stderr) = run(
-        &project,
-        &[
-            "bootstrap",
-            "github",
-            "--env",
-            "local",
-            "--repo",
-            "Contoso/gw",
-            "--environment",
-            "prod",
-        ],
-        &[],
-    )
-    .await;
+    let (code, stdout, stderr) =
+        run(&project, &github_bootstrap(&["--environment", "prod"]), &[]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout,
@@ -449,17 +440,7 @@ async fn azure_devops_on_azure_needs_the_organization_id_before_signing_in() {
 async fn a_pull_request_identity_plans_and_cannot_write() {
     let sandbox = default_sandbox().await;
     let project = project_at(&sandbox.addr().to_string());
-    let bootstrap = [
-        "bootstrap",
-        "github",
-        "--env",
-        "local",
-        "--repo",
-        "Contoso/gw",
-        "--pull-request",
-        "--output",
-        "json",
-    ];
+    let bootstrap = github_bootstrap(&["--pull-request", "--output", "json"]);
     // Before any `up`: bootstrap makes the group the roles are granted on, with the marks.
     let (code, stdout, stderr) = run(&project, &bootstrap, &[]).await;
     assert_eq!(code, 0, "{stderr}");
@@ -553,18 +534,7 @@ async fn a_purge_the_identity_may_not_make_is_left_and_said() {
     let project = project_at(&sandbox.addr().to_string());
     let (code, _, stderr) = run(&project, &["up", "--env", "local", "--yes"], &[]).await;
     assert_eq!(code, 0, "{stderr}");
-    let bootstrap = [
-        "bootstrap",
-        "github",
-        "--env",
-        "local",
-        "--repo",
-        "Contoso/gw",
-        "--environment",
-        "prod",
-        "--output",
-        "json",
-    ];
+    let bootstrap = github_bootstrap(&["--environment", "prod", "--output", "json"]);
     let (code, stdout, stderr) = run(&project, &bootstrap, &[]).await;
     assert_eq!(code, 0, "{stderr}");
     let client_id = json_line(&stdout)["client_id"].as_str().unwrap().to_owned();
@@ -636,16 +606,7 @@ async fn an_existing_app_with_credentials_is_not_adopted() {
     .await;
     assert!(status < 300, "{status} {body}");
     let before = last_seq(&sandbox);
-    let bootstrap = [
-        "bootstrap",
-        "github",
-        "--env",
-        "local",
-        "--repo",
-        "Contoso/gw",
-        "--environment",
-        "prod",
-    ];
+    let bootstrap = github_bootstrap(&["--environment", "prod"]);
     let (code, _, stderr) = run(&project, &bootstrap, &[]).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(
