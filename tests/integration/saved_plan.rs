@@ -78,6 +78,18 @@ impl World {
         self.replicated();
     }
 
+    /// `up --plan plan.json` applies, and a fresh `plan --detailed-exitcode` then finds nothing
+    /// left to do.
+    pub(crate) async fn applies_the_plan_and_converges(&self) {
+        let out = self.run(&["up", "--plan", "plan.json"]).await;
+        assert_exit(&out, 0);
+        self.replicated();
+        let out = self
+            .run(&["plan", "--env", "local", "--detailed-exitcode"])
+            .await;
+        assert_exit(&out, 0);
+    }
+
     pub(crate) async fn plan_out(&self, expected: i32) -> Output {
         let out = self
             .run(&[
@@ -318,13 +330,7 @@ async fn a_saved_plan_of_nothing_builds_everything_then_plans_clean() {
         "{inputs:?}"
     );
 
-    let out = world.run(&["up", "--plan", "plan.json"]).await;
-    assert_exit(&out, 0);
-    world.replicated();
-    let out = world
-        .run(&["plan", "--env", "local", "--detailed-exitcode"])
-        .await;
-    assert_exit(&out, 0);
+    world.applies_the_plan_and_converges().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,13 +532,7 @@ async fn a_protected_environment_applies_a_saved_plan_without_asking() {
         stderr(&out)
     );
     world.plan_out(2).await;
-    let out = world.run(&["up", "--plan", "plan.json"]).await;
-    assert_exit(&out, 0);
-    world.replicated();
-    let out = world
-        .run(&["plan", "--env", "local", "--detailed-exitcode"])
-        .await;
-    assert_exit(&out, 0);
+    world.applies_the_plan_and_converges().await;
 }
 
 /// A plan carries the expiry its `lifetime:` gave at planning; applied after that instant, it
